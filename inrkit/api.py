@@ -1,0 +1,197 @@
+"""The Python API: ``fit``, ``load``, ``load_run``, ``render_image``. The CLI is a thin shell over it.
+
+Example:
+    >>> import inrkit
+    >>> run = inrkit.fit("photo.png", model="spder", steps=2000)   # doctest: +SKIP
+    >>> run.metrics["psnr"]                                          # doctest: +SKIP
+    >>> field = inrkit.load(run.dir)                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inrkit import __version__
+from inrkit.devices import resolve_device, seed_everything
+from inrkit.errors import InrkitError
+from inrkit.fields import Field, ModelOptions, get_preset, preset_config
+from inrkit.files import read_json, write_json
+from inrkit.signals import ImageOptions, Signal, open_signal, signal_from_config
+from inrkit.signals.image import denormalise, render
+from inrkit.signals.image_files import write_image
+from inrkit.train import Trainer, TrainOptions
+from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
+
+RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, "metrics.jsonl", "checkpoint.json")
+
+
+@dataclass
+class Run:
+    """A finished (or resumable) fit: its directory, field, signal and final metrics."""
+
+    dir: Path
+    field: Field
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    signal: Signal | None = None
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Every evaluation record of ``metrics.jsonl``."""
+        return read_metrics(self.dir)
+
+    def save(self, path: str | Path) -> Path:
+        """Copy the run directory to ``path`` (which must not exist yet); returns the new path."""
+        target = Path(path)
+        if target.resolve() == self.dir.resolve():
+            return target
+        if target.exists():
+            raise InrkitError(f"cannot save run to {target}: it already exists")
+        shutil.copytree(self.dir, target)
+        self.dir = target
+        return target
+
+
+def _split_options(options: dict[str, Any]) -> tuple[ModelOptions, TrainOptions, ImageOptions]:
+    groups: list[type] = [ModelOptions, TrainOptions, ImageOptions]
+    values: list[dict[str, Any]] = [{}, {}, {}]
+    for key, value in options.items():
+        for index, group in enumerate(groups):
+            if key in {f.name for f in fields(group)}:
+                values[index][key] = value
+                break
+        else:
+            raise InrkitError(f"unknown option {key!r}")
+    return ModelOptions(**values[0]), TrainOptions(**values[1]), ImageOptions(**values[2])
+
+
+def _prepare_run_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InrkitError(f"output {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InrkitError(f"output directory {out} is not empty; pass --overwrite to replace it or --resume to continue")
+        if not (out / CONFIG_FILE).is_file():
+            raise InrkitError(f"refusing to overwrite {out}: it is not an inrkit run directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def fit(
+    signal: str | Path | Signal | None = None,
+    model: str = "siren",
+    *,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    **options: Any,
+) -> Run:
+    """Fit a field to a signal and return the :class:`Run`.
+
+    ``signal`` is a file path or a :class:`Signal`; ``options`` are fields of :class:`ModelOptions`
+    (``width``, ``depth``, ``omega0``, ...), :class:`TrainOptions` (``steps``, ``seconds``, ``lr``,
+    ``schedule``, ``batch_size``, ``device``, ``quiet``, ...) and :class:`ImageOptions`.
+    ``out`` is the run directory (a temporary one when None). ``resume=True`` continues the run
+    in ``out`` from its checkpoint (``steps``/``seconds`` then give the new total budget).
+    """
+    model_options, train_options, image_options = _split_options({"model": model, **options})
+    train_options.validate()
+    if resume:
+        return _resume(out, train_options, signal)
+    if signal is None:
+        raise InrkitError("nothing to fit: give a signal path")
+    opened = signal if isinstance(signal, Signal) else open_signal(signal, image_options)
+    field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis)
+    lr = train_options.lr if train_options.lr is not None else get_preset(model_options.model).lr
+    device = resolve_device(train_options.device)
+    run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
+    _prepare_run_dir(run_dir, overwrite)
+    config = {
+        "inrkit_version": __version__,
+        "field": field_config,
+        "signal": opened.config(),
+        "model": asdict(model_options),
+        "train": {**asdict(train_options), "lr": lr},
+    }
+    write_json(run_dir / CONFIG_FILE, config)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
+    seed_everything(train_options.seed)
+    field = Field(field_config).to(device)
+    trainer = Trainer(field, opened.to(device), train_options, run_dir, lr, device)
+    metrics = trainer.fit()
+    opened.write_outputs(field, run_dir)
+    return Run(run_dir, field, config, metrics, opened)
+
+
+def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | Path | Signal | None) -> Run:
+    if out is None:
+        raise InrkitError("--resume needs the run directory (--out RUN)")
+    run_dir = Path(out)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise InrkitError(f"cannot resume: {run_dir} is not an inrkit run directory")
+    config = read_json(run_dir / CONFIG_FILE)
+    opened = signal if isinstance(signal, Signal) else signal_from_config(config["signal"])
+    saved = TrainOptions(**config["train"])
+    for key in ("steps", "seconds", "device", "quiet", "eval_every"):
+        if getattr(train_options, key) != getattr(TrainOptions(), key):
+            setattr(saved, key, getattr(train_options, key))
+    saved.validate()
+    config["train"] = asdict(saved)
+    write_json(run_dir / CONFIG_FILE, config)
+    device = resolve_device(saved.device)
+    if device.type == "cpu":
+        torch.set_flush_denormal(True)
+    field = Field(config["field"]).to(device)
+    trainer = Trainer(field, opened.to(device), saved, run_dir, float(saved.lr), device)
+    trainer.resume()
+    metrics = trainer.fit()
+    opened.write_outputs(field, run_dir)
+    return Run(run_dir, field, config, metrics, opened)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run directory (config, weights, metrics) without reopening its signal."""
+    run_dir = Path(path)
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise InrkitError(f"cannot load {run_dir}: not an inrkit run directory (no {CONFIG_FILE})")
+    try:
+        config = read_json(run_dir / CONFIG_FILE)
+        field = Field(config["field"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} ({err})") from None
+    load_weights(field, run_dir / WEIGHTS_FILE)
+    field.eval()
+    history = read_metrics(run_dir)
+    return Run(run_dir, field, config, history[-1] if history else {})
+
+
+def load(path: str | Path) -> Field:
+    """The field of a run directory, ready to query: ``field(coords)`` with coords in [-1, 1]."""
+    return load_run(path).field
+
+
+def render_image(run: str | Path | Run, out: str | Path, height: int | None = None, width: int | None = None,
+                 device: str = "auto") -> Path:
+    """Render an image run at any size (default: the original) and write it in the source's units."""
+    opened = run if isinstance(run, Run) else load_run(run)
+    signal_config = opened.config["signal"]
+    if signal_config.get("kind") != "image":
+        raise InrkitError(f"render: run {opened.dir} is a {signal_config.get('kind')} run, not an image run")
+    height = height or int(signal_config["height"])
+    width = width or int(signal_config["width"])
+    field = opened.field.to(resolve_device(device))
+    pixels: np.ndarray = render(field, height, width)
+    normalisation = signal_config["normalisation"]
+    if Path(out).suffix.lower() == ".exr":
+        normalisation = {**normalisation, "dtype": "float32"}
+    elif normalisation["dtype"].startswith("float"):
+        normalisation = {"dtype": "float32", "low": 0.0, "high": 1.0}  # HDR to an 8/16-bit file: normalised
+    return write_image(out, denormalise(pixels, normalisation))

@@ -1,0 +1,9 @@
+"""inrkit's own error type: everything a user can cause ends up here, with one clear line."""
+
+
+class InrkitError(Exception):
+    """A problem with the user's input or configuration.
+
+    The CLI prints ``str(err)`` on one line and exits with status 2; the Python API lets it
+    propagate so callers can catch it.
+    """

@@ -1,0 +1,29 @@
+"""Fields: coordinate networks built from JSON-able configs, and the named presets."""
+
+from __future__ import annotations
+
+from inrkit.fields.field import NETWORK_OTYPES, Field, build_network
+from inrkit.fields.presets import PRESETS, ModelOptions, Preset, get_preset, preset_config
+
+
+def build_field(model: str = "siren", n_input_dims: int = 2, n_output_dims: int = 3, **overrides) -> Field:
+    """Build a field from a preset name and :class:`ModelOptions` overrides.
+
+    Example:
+        >>> build_field("siren", 2, 3).n_params
+        198915
+    """
+    return Field(preset_config(ModelOptions(model=model, **overrides), n_input_dims, n_output_dims))
+
+
+__all__ = [
+    "NETWORK_OTYPES",
+    "PRESETS",
+    "Field",
+    "ModelOptions",
+    "Preset",
+    "build_field",
+    "build_network",
+    "get_preset",
+    "preset_config",
+]

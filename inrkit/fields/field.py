@@ -1,0 +1,87 @@
+"""The Field: an encoding followed by a network, rebuilt from a JSON-able config alone.
+
+Config (tiny-cuda-nn's schema, extended)::
+
+    {
+      "n_input_dims": 2, "n_output_dims": 3,
+      "encoding": {"otype": "Identity"},
+      "network":  {"otype": "Siren", "n_neurons": 256, "n_hidden_layers": 4, ...},
+      "output":   {"range": [-1, 1], "activation": "None"}
+    }
+
+``field(coords)`` maps ``(N, n_input_dims)`` coordinates to ``(N, n_output_dims)`` values in the
+signal's normalised space ``[0, 1]``: the network's raw output ``r`` (after the optional sigmoid) is
+mapped from ``output.range = [lo, hi]`` by ``(r − lo)/(hi − lo)``. A network trained on targets in
+``[−1, 1]`` (SIREN, FINER) thus sees exactly its paper's target range, while every field speaks
+``[0, 1]`` to the rest of inrkit.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from inrkit.encodings import build_encoding
+from inrkit.fields.mlp import MLP_OTYPES, CoordinateMLP
+from inrkit.fields.sl2a import SL2ANet
+
+NETWORK_OTYPES = (*MLP_OTYPES, "SL2A")
+OUTPUT_ACTIVATIONS = ("None", "Sigmoid")
+
+
+def build_network(n_input_dims: int, n_output_dims: int, config: dict[str, Any]) -> nn.Module:
+    """Build a network from its config dict."""
+    if config["otype"] == "SL2A":
+        return SL2ANet(n_input_dims, n_output_dims, config)
+    if config["otype"] in MLP_OTYPES:
+        return CoordinateMLP(n_input_dims, n_output_dims, config)
+    raise ValueError(f"unknown network otype {config['otype']!r}; choose one of {', '.join(NETWORK_OTYPES)}")
+
+
+class Field(nn.Module):
+    """A coordinate network ``(N, n_input_dims) -> (N, n_output_dims)``; see the module docstring.
+
+    Example:
+        >>> from inrkit.fields import build_field
+        >>> field = build_field("siren", n_input_dims=2, n_output_dims=3)
+        >>> field(torch.zeros(5, 2)).shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = copy.deepcopy(config)
+        self.n_input_dims = int(config["n_input_dims"])
+        self.n_output_dims = int(config["n_output_dims"])
+        self.encoding = build_encoding(self.n_input_dims, config.get("encoding", {"otype": "Identity"}))
+        self.network = build_network(self.encoding.n_output_dims, self.n_output_dims, config["network"])
+        output = config.get("output", {})
+        low, high = output.get("range", [0.0, 1.0])
+        self.output_activation = output.get("activation", "None")
+        if self.output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"unknown output activation {self.output_activation!r}")
+        self._out_low = float(low)
+        self._out_span = float(high) - float(low)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        raw = self.network(self.encoding(coords))
+        if self.output_activation == "Sigmoid":
+            raw = torch.sigmoid(raw)
+        if self._out_low == 0.0 and self._out_span == 1.0:
+            return raw
+        return (raw - self._out_low) / self._out_span
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameter count (a complex entry counts once, as ``numel`` does)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    @torch.no_grad()
+    def query(self, coords: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        """Evaluate at ``(N, n_input_dims)`` coordinates in chunks of ``chunk`` rows, without gradients."""
+        device = next(self.parameters()).device
+        outputs = [self(coords[i : i + chunk].to(device)).float().cpu() for i in range(0, coords.shape[0], chunk)]
+        return torch.cat(outputs) if outputs else torch.empty(0, self.n_output_dims)

@@ -1,0 +1,88 @@
+"""Coordinate MLPs: a stack of activation layers of one kind followed by a linear output layer.
+
+Config keys (tcnn-style, ``n_hidden_layers`` counts hidden *activations*, as tcnn does; the
+official SIREN ``hidden_layers=3`` is ``n_hidden_layers=4``):
+
+===========  =========================================================================
+otype        extra keys
+===========  =========================================================================
+``Siren``    ``first_omega_0`` (30), ``hidden_omega_0`` (30), ``omega_on_bias`` (true)
+``Spder``    as Siren, plus ``damping`` (``"sqrt"`` | ``"arctan"``)
+``Finer``    ``first_omega_0``, ``hidden_omega_0``, ``first_bias_scale`` (null)
+``Gauss``    ``scale`` (30)
+``Wire``     ``first_omega_0`` (20), ``hidden_omega_0`` (20), ``scale`` (10); width ⌊n/√2⌋
+``ReLU``     none (PyTorch default initialisation)
+===========  =========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from inrkit.fields.layers import GaborLayer, GaussLayer, PeriodicLayer, siren_uniform_
+
+PERIODIC_OTYPES = {"Siren": "sine", "Spder": "spder", "Finer": "finer"}
+MLP_OTYPES = (*PERIODIC_OTYPES, "Gauss", "Wire", "ReLU")
+
+
+def wire_width(n_neurons: int) -> int:
+    """WIRE keeps the parameter budget of a real network of width ``n``: ``⌊n/√2⌋`` complex units."""
+    return int(n_neurons / math.sqrt(2))
+
+
+class CoordinateMLP(nn.Module):
+    """``(N, n_input_dims) -> (N, n_output_dims)``: ``n_hidden_layers`` activation layers + linear output."""
+
+    def __init__(self, n_input_dims: int, n_output_dims: int, config: dict[str, Any]) -> None:
+        super().__init__()
+        otype = config["otype"]
+        depth = int(config["n_hidden_layers"])
+        width = int(config["n_neurons"])
+        self.is_complex = otype == "Wire"
+        layers: list[nn.Module] = []
+        if otype in PERIODIC_OTYPES:
+            first_omega = float(config.get("first_omega_0", 30.0))
+            hidden_omega = float(config.get("hidden_omega_0", 30.0))
+            for i in range(depth):
+                layers.append(
+                    PeriodicLayer(
+                        n_input_dims if i == 0 else width,
+                        width,
+                        omega_0=first_omega if i == 0 else hidden_omega,
+                        is_first=i == 0,
+                        activation=PERIODIC_OTYPES[otype],
+                        omega_on_bias=bool(config.get("omega_on_bias", True)),
+                        damping=str(config.get("damping", "sqrt")),
+                        first_bias_scale=config.get("first_bias_scale"),
+                    )
+                )
+            self.output = nn.Linear(width, n_output_dims)
+            siren_uniform_(self.output.weight, width, hidden_omega, is_first=False)
+        elif otype == "Gauss":
+            scale = float(config.get("scale", 30.0))
+            layers = [GaussLayer(n_input_dims if i == 0 else width, width, scale) for i in range(depth)]
+            self.output = nn.Linear(width, n_output_dims)
+        elif otype == "Wire":
+            width = wire_width(width)
+            omegas = (float(config.get("first_omega_0", 20.0)), float(config.get("hidden_omega_0", 20.0)))
+            scale = float(config.get("scale", 10.0))
+            layers = [
+                GaborLayer(n_input_dims if i == 0 else width, width, omegas[i > 0], scale, is_first=i == 0)
+                for i in range(depth)
+            ]
+            self.output = nn.Linear(width, n_output_dims, dtype=torch.complex64)
+        elif otype == "ReLU":
+            for i in range(depth):
+                layers += [nn.Linear(n_input_dims if i == 0 else width, width), nn.ReLU()]
+            self.output = nn.Linear(width, n_output_dims)
+        else:
+            raise ValueError(f"unknown network otype {otype!r}")
+        self.hidden = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.output(self.hidden(x))
+        return y.real if self.is_complex else y

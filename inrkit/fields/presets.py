@@ -1,0 +1,163 @@
+"""Named presets: a backbone with its paper's defaults, and :class:`ModelOptions` to override them.
+
+Defaults follow each official implementation (REFERENCE.md §1); learning rates are those of the
+FINER image protocol (full batch, ×0.1 exponential decay), which is also inrkit's default schedule.
+``depth`` counts hidden layers of width ``width`` (tcnn's ``n_hidden_layers``): the official SIREN
+``hidden_layers=3`` network ("3×256", 198,915 parameters for RGB) is ``depth=4``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from inrkit.encodings import nyquist_frequencies
+from inrkit.errors import InrkitError
+from inrkit.fields.activations import SPDER_DAMPINGS
+
+
+@dataclass
+class ModelOptions:
+    """Which backbone to build and what to override. ``None`` keeps the preset's default."""
+
+    model: str = field(default="siren", metadata={"help": "backbone preset (see `inrkit models`)"})
+    width: int | None = field(default=None, metadata={"help": "hidden width (WIRE uses floor(width/sqrt 2) complex units)"})
+    depth: int | None = field(default=None, metadata={"help": "hidden layers of that width (SIREN 3x256 is depth 4)"})
+    omega0: float | None = field(default=None, metadata={"help": "first-layer omega_0 (SIREN/SPDER/FINER/WIRE)"})
+    hidden_omega0: float | None = field(default=None, metadata={"help": "hidden-layer omega_0"})
+    scale: float | None = field(default=None, metadata={"help": "Gauss s / WIRE s0"})
+    damping: str | None = field(default=None, metadata={"help": "SPDER damping: sqrt | arctan"})
+    first_bias_scale: float | None = field(default=None, metadata={"help": "FINER first-layer bias U(-k, k)"})
+    rank: int | None = field(default=None, metadata={"help": "SL2A low-rank fusion rank"})
+    degree: int | None = field(default=None, metadata={"help": "SL2A Chebyshev degree K"})
+    n_frequencies: int | None = field(default=None, metadata={"help": "relu-pe octaves (default: Nyquist rule)"})
+    sigma: float | None = field(default=None, metadata={"help": "ffn Gaussian Fourier feature scale"})
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named backbone: network otype and defaults, encoding, output range, default lr."""
+
+    description: str
+    network: dict[str, Any]
+    encoding: dict[str, Any]
+    output: dict[str, Any]
+    lr: float
+    options: tuple[str, ...]  # which ModelOptions keys apply (besides width/depth)
+
+
+_SIGNED = {"range": [-1.0, 1.0], "activation": "None"}
+_UNIT = {"range": [0.0, 1.0], "activation": "None"}
+_IDENTITY = {"otype": "Identity"}
+
+PRESETS: dict[str, Preset] = {
+    "siren": Preset(
+        "SIREN: sin(w0(Wx+b)), w0=30, official init",
+        {"otype": "Siren", "n_neurons": 256, "n_hidden_layers": 4, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
+         "omega_on_bias": True},
+        _IDENTITY, _SIGNED, 5e-4, ("omega0", "hidden_omega0"),
+    ),
+    "spder": Preset(
+        "SPDER: sin(z)*sqrt|z|, z=w0(Wx+b), 5 hidden layers as the paper",
+        {"otype": "Spder", "n_neurons": 256, "n_hidden_layers": 6, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
+         "omega_on_bias": True, "damping": "sqrt"},
+        _IDENTITY, _SIGNED, 1e-4, ("omega0", "hidden_omega0", "damping"),
+    ),
+    "finer": Preset(
+        "FINER: sin(w0(|z|+1)z), variable-periodic, SIREN init",
+        {"otype": "Finer", "n_neurons": 256, "n_hidden_layers": 4, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
+         "first_bias_scale": None},
+        _IDENTITY, _SIGNED, 5e-4, ("omega0", "hidden_omega0", "first_bias_scale"),
+    ),
+    "gauss": Preset(
+        "Gaussian activation exp(-(s z)^2), s=30",
+        {"otype": "Gauss", "n_neurons": 256, "n_hidden_layers": 4, "scale": 30.0},
+        _IDENTITY, _SIGNED, 5e-3, ("scale",),
+    ),
+    "wire": Preset(
+        "WIRE: complex Gabor wavelet, w0=20, s0=10, width/sqrt 2",
+        {"otype": "Wire", "n_neurons": 256, "n_hidden_layers": 4, "first_omega_0": 20.0, "hidden_omega_0": 20.0,
+         "scale": 10.0},
+        _IDENTITY, _SIGNED, 5e-3, ("omega0", "hidden_omega0", "scale"),
+    ),
+    "relu-pe": Preset(
+        "ReLU MLP on NeRF positional encoding (octaves by the Nyquist rule)",
+        {"otype": "ReLU", "n_neurons": 256, "n_hidden_layers": 4},
+        {"otype": "PositionalEncoding", "n_frequencies": None, "include_input": True, "include_pi": True},
+        _UNIT, 1e-3, ("n_frequencies",),
+    ),
+    "ffn": Preset(
+        "ReLU MLP on Gaussian Fourier features (256, sigma=10), sigmoid output",
+        {"otype": "ReLU", "n_neurons": 256, "n_hidden_layers": 3},
+        {"otype": "GaussianFourier", "n_features": 256, "sigma": 10.0, "seed": 0},
+        {"range": [0.0, 1.0], "activation": "Sigmoid"}, 1e-3, ("sigma",),
+    ),
+    "relu": Preset(
+        "plain ReLU MLP on raw coordinates (baseline)",
+        {"otype": "ReLU", "n_neurons": 256, "n_hidden_layers": 4},
+        _IDENTITY, _UNIT, 1e-3, (),
+    ),
+    "sl2a": Preset(
+        "SL2A-INR: Chebyshev first layer (K=256) + low-rank (r=128) ReLU fusion",
+        {"otype": "SL2A", "n_neurons": 256, "n_hidden_layers": 4, "degree": 256, "rank": 128},
+        _IDENTITY, _UNIT, 1e-3, ("rank", "degree"),
+    ),
+}
+
+_OPTION_KEYS = {
+    "omega0": ("network", "first_omega_0"),
+    "hidden_omega0": ("network", "hidden_omega_0"),
+    "scale": ("network", "scale"),
+    "damping": ("network", "damping"),
+    "first_bias_scale": ("network", "first_bias_scale"),
+    "rank": ("network", "rank"),
+    "degree": ("network", "degree"),
+    "n_frequencies": ("encoding", "n_frequencies"),
+    "sigma": ("encoding", "sigma"),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """Look up a preset by name; an unknown name lists the valid ones."""
+    if name not in PRESETS:
+        raise InrkitError(f"unknown model {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def preset_config(
+    options: ModelOptions, n_input_dims: int, n_output_dims: int, samples_per_axis: int = 512
+) -> dict[str, Any]:
+    """Field config for ``options.model`` with the overrides applied.
+
+    ``samples_per_axis`` (the signal's largest side) sets relu-pe's octave count by SL²A's rule,
+    ``nyquist_frequencies(samples_per_axis // 3)``, when ``n_frequencies`` is not given.
+    """
+    preset = get_preset(options.model)
+    config: dict[str, Any] = {
+        "n_input_dims": n_input_dims,
+        "n_output_dims": n_output_dims,
+        "encoding": dict(preset.encoding),
+        "network": dict(preset.network),
+        "output": dict(preset.output),
+    }
+    for name, value in (("width", options.width), ("depth", options.depth)):
+        if value is not None and value < 1:
+            raise InrkitError(f"--{name} must be a positive integer, got {value}")
+    if options.width is not None:
+        config["network"]["n_neurons"] = options.width
+    if options.depth is not None:
+        if options.model == "sl2a" and options.depth < 2:
+            raise InrkitError("--depth must be at least 2 for sl2a (the Chebyshev layer plus one fusion layer)")
+        config["network"]["n_hidden_layers"] = options.depth
+    for key, (section, config_key) in _OPTION_KEYS.items():
+        value = getattr(options, key)
+        if value is None:
+            continue
+        if key not in preset.options:
+            raise InrkitError(f"--{key.replace('_', '-')} does not apply to model {options.model!r}")
+        config[section][config_key] = value
+    if config["network"].get("damping", "sqrt") not in SPDER_DAMPINGS:
+        raise InrkitError(f"--damping must be one of {', '.join(SPDER_DAMPINGS)}")
+    if config["encoding"].get("otype") == "PositionalEncoding" and config["encoding"]["n_frequencies"] is None:
+        config["encoding"]["n_frequencies"] = nyquist_frequencies(samples_per_axis // 3)
+    return config

@@ -1,0 +1,60 @@
+"""The Signal interface: data, sampling, loss given a field, evaluation and outputs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+@dataclass
+class Batch:
+    """Training samples: ``coords (N, n_input_dims)`` and target ``values (N, n_output_dims)`` in [0, 1]."""
+
+    coords: torch.Tensor
+    values: torch.Tensor
+
+
+class Signal(ABC):
+    """A signal a field is fitted to. Signals know nothing about how a field is built."""
+
+    kind: str
+    n_input_dims: int
+    n_output_dims: int
+
+    @property
+    @abstractmethod
+    def samples_per_axis(self) -> int:
+        """The largest number of samples along one axis (sets frequency-encoding defaults)."""
+
+    @property
+    @abstractmethod
+    def n_samples(self) -> int:
+        """Number of training samples (pixels, audio samples, ...)."""
+
+    @abstractmethod
+    def to(self, device: torch.device) -> Signal:
+        """Move the training data to ``device``; returns ``self``."""
+
+    @abstractmethod
+    def sample(self, batch_size: int | None, generator: torch.Generator | None = None) -> Batch:
+        """A training batch: all samples when ``batch_size`` is None, else ``batch_size`` random ones."""
+
+    def loss(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        """Training loss of ``field`` on ``batch``: the MSE in normalised units by default."""
+        return torch.mean((field(batch.coords).float() - batch.values) ** 2)
+
+    @abstractmethod
+    def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
+        """Quality metrics of ``field`` against the whole signal."""
+
+    @abstractmethod
+    def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
+        """Write reconstructions (and error maps) into ``out_dir``; returns the paths."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-able description sufficient to reopen the signal and decode the field's outputs."""

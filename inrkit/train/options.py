@@ -1,0 +1,50 @@
+"""Training options shared by the Python API and the CLI (flags are generated from these fields)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from inrkit.devices import DEVICE_CHOICES
+from inrkit.errors import InrkitError
+from inrkit.train.schedules import SCHEDULES
+
+DEFAULT_STEPS = 2000
+
+
+@dataclass
+class TrainOptions:
+    """Optimisation budget, schedule and bookkeeping. ``None`` means "use the default"."""
+
+    steps: int | None = field(default=None, metadata={"help": f"optimizer steps (default {DEFAULT_STEPS} unless --seconds)"})
+    seconds: float | None = field(default=None, metadata={"help": "wall-clock budget in seconds"})
+    lr: float | None = field(default=None, metadata={"help": "learning rate (default: the model preset's)"})
+    schedule: str = field(default="exp", metadata={"help": "lr schedule: exp (x0.1 over the run) | constant | cosine"})
+    batch_size: int | None = field(default=None, metadata={"help": "samples per step (default: full batch)"})
+    eval_every: int = field(default=500, metadata={"help": "evaluate and checkpoint every N steps (0: only at the end)"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": f"{' | '.join(DEVICE_CHOICES)} | cuda:N"})
+    amp: bool = field(default=False, metadata={"help": "mixed precision (bfloat16 autocast) on CUDA"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+
+    def validate(self) -> None:
+        """Raise :class:`InrkitError` for impossible settings."""
+        if self.steps is not None and self.steps <= 0:
+            raise InrkitError(f"--steps must be positive, got {self.steps}")
+        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
+            raise InrkitError(f"--seconds must be positive, got {self.seconds}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InrkitError(f"--lr must be positive, got {self.lr}")
+        if self.batch_size is not None and self.batch_size <= 0:
+            raise InrkitError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.eval_every < 0:
+            raise InrkitError(f"--eval-every must be >= 0, got {self.eval_every}")
+        if self.schedule not in SCHEDULES:
+            raise InrkitError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+
+    @property
+    def step_budget(self) -> int | None:
+        """Steps to run: ``steps``, or the default when no time budget is given either."""
+        if self.steps is not None:
+            return self.steps
+        return None if self.seconds is not None else DEFAULT_STEPS

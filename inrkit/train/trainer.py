@@ -1,0 +1,199 @@
+"""The generic training loop: Adam, lr schedule, budget, evaluation, checkpoints, Ctrl-C, NaN guard.
+
+The trainer knows nothing about pixels or rays: it asks the signal for batches and for the loss
+given the field, and the signal for metrics and outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import signal as os_signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inrkit.errors import InrkitError
+from inrkit.metrics import psnr_from_mse
+from inrkit.signals.base import Signal
+from inrkit.train import checkpoint
+from inrkit.train.options import TrainOptions
+from inrkit.train.progress import ProgressBar
+from inrkit.train.schedules import lr_factor
+
+
+class TrainingDiverged(InrkitError):
+    """The loss became NaN or infinite; the run keeps its last good checkpoint."""
+
+
+class TrainingInterrupted(InrkitError):
+    """Ctrl-C: a resumable checkpoint was written before stopping."""
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory so far: CUDA allocator peak on a GPU, else the process's peak resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class Trainer:
+    """Fit ``field`` to ``signal`` into ``run_dir``.
+
+    Example:
+        >>> trainer = Trainer(field, signal, TrainOptions(steps=500), run_dir, lr=5e-4)  # doctest: +SKIP
+        >>> final_metrics = trainer.fit()                                                # doctest: +SKIP
+    """
+
+    def __init__(self, field: torch.nn.Module, signal: Signal, options: TrainOptions, run_dir: Path, lr: float,
+                 device: torch.device) -> None:
+        self.field = field
+        self.signal = signal
+        self.options = options
+        self.run_dir = Path(run_dir)
+        self.base_lr = lr
+        self.device = device
+        self.optimizer = torch.optim.Adam(field.parameters(), lr=lr)
+        self.generator = torch.Generator(device=device).manual_seed(options.seed)
+        self.step = 0
+        self.elapsed = 0.0
+        self.step_seconds = 0.0
+        self.checkpoint_step = -1
+        self._stop_requested = False
+        self.progress = ProgressBar(options.step_budget, options.seconds, quiet=options.quiet)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        return {"torch": torch.get_rng_state(), "sampler": self.generator.get_state().cpu()}
+
+    def save_checkpoint(self) -> None:
+        """Write a resumable checkpoint at the current step."""
+        state = {"step": self.step, "elapsed": self.elapsed, "step_seconds": self.step_seconds}
+        checkpoint.save_checkpoint(self.run_dir, self.field, self.optimizer, self._rng_states(), state)
+        self.checkpoint_step = self.step
+
+    def resume(self) -> None:
+        """Continue from the run directory's current checkpoint."""
+        state, tensors = checkpoint.load_checkpoint(self.run_dir)
+        field_state = {k[len("field."):]: v for k, v in tensors.items() if k.startswith("field.")}
+        self.field.load_state_dict(field_state, strict=True)
+        checkpoint.restore_optimizer(self.optimizer, tensors, state["param_groups"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.generator.set_state(tensors["rng.sampler"].to(self.generator.get_state().device))
+        self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
+        self.step_seconds = float(state.get("step_seconds", 0.0))
+        self.checkpoint_step = self.step
+        checkpoint.truncate_metrics(self.run_dir, self.step)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _progress(self) -> float:
+        fractions = []
+        if self.options.step_budget:
+            fractions.append(self.step / self.options.step_budget)
+        if self.options.seconds:
+            fractions.append(self.elapsed / self.options.seconds)
+        return max(fractions)
+
+    @contextlib.contextmanager
+    def _graceful_interrupt(self) -> Iterator[None]:
+        """First Ctrl-C asks the loop to stop after the current step; a second one aborts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        previous = os_signal.signal(os_signal.SIGINT, request_stop)
+        try:
+            yield
+        finally:
+            os_signal.signal(os_signal.SIGINT, previous)
+
+    def _evaluate(self, train_loss: float, final: bool = False) -> dict[str, Any]:
+        self.field.eval()
+        with torch.no_grad():
+            quality = self.signal.evaluate(self.field)
+        self.field.train()
+        record = {
+            "step": self.step,
+            "elapsed": round(self.elapsed, 3),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "loss": train_loss,
+            **quality,
+        }
+        if final:
+            record.update({
+                "final": True,
+                "ms_per_step": 1000.0 * self.step_seconds / max(self.step, 1),
+                "peak_memory_mb": round(peak_memory_mb(self.device), 1),
+            })
+        checkpoint.append_metrics(self.run_dir, record)
+        return record
+
+    def fit(self) -> dict[str, Any]:
+        """Train until the budget is spent; returns the final metrics record."""
+        options = self.options
+        if self.checkpoint_step < 0:
+            self.save_checkpoint()  # step 0: a good state to fall back on
+        use_amp = options.amp and self.device.type == "cuda"
+        check_every = 1 if self.device.type == "cpu" else 16
+        loss_sum = torch.zeros((), device=self.device)
+        loss_count = 0
+        last_loss = math.nan
+        start = time.perf_counter() - self.elapsed
+        with self._graceful_interrupt():
+            while self._progress() < 1.0 and not self._stop_requested:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.base_lr * lr_factor(options.schedule, self._progress())
+                step_start = time.perf_counter()
+                batch = self.signal.sample(options.batch_size, self.generator)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = self.signal.loss(self.field, batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss_sum += loss.detach()
+                loss_count += 1
+                self.step += 1
+                if self.step % check_every == 0 or self._progress() >= 1.0:
+                    last_loss = float(loss_sum) / loss_count
+                    if not math.isfinite(last_loss):
+                        self.progress.close()
+                        raise TrainingDiverged(
+                            f"loss became {last_loss} near step {self.step}; training stopped. The last good "
+                            f"checkpoint (step {self.checkpoint_step}) is kept in {self.run_dir}; try a lower --lr"
+                        )
+                now = time.perf_counter()
+                self.step_seconds += now - step_start
+                self.elapsed = now - start
+                if options.eval_every and self.step % options.eval_every == 0 and self._progress() < 1.0:
+                    record = self._evaluate(last_loss)
+                    self.save_checkpoint()
+                    self.progress.update(self.step, self.elapsed, last_loss, record["psnr"], self.step / self.elapsed, force=True)
+                    loss_sum.zero_()
+                    loss_count = 0
+                else:
+                    self.progress.update(self.step, self.elapsed, last_loss, psnr_from_mse(last_loss),
+                                         self.step / max(self.elapsed, 1e-9))
+        if self._stop_requested:
+            self.save_checkpoint()
+            self.progress.close()
+            raise TrainingInterrupted(
+                f"interrupted at step {self.step}; checkpoint saved in {self.run_dir} (continue with --resume)"
+            )
+        if loss_count:
+            last_loss = float(loss_sum) / loss_count
+        record = self._evaluate(last_loss, final=True)
+        self.save_checkpoint()
+        self.progress.update(self.step, self.elapsed, last_loss, record["psnr"], self.step / max(self.elapsed, 1e-9),
+                             force=True)
+        self.progress.close()
+        return record
