@@ -25,7 +25,7 @@ def nyquist_frequencies(samples: int) -> int:
     The SIREN repository's rule; SL²A's ReLU+PE baseline calls it with ``samples = max(H, W)/3``
     (5 octaves at 512 px, giving the published 204,035 parameters).
     """
-    return max(1, int(math.floor(math.log2(max(samples, 8) / 4.0))))
+    return max(1, math.floor(math.log2(max(samples, 8) / 4.0)))
 
 
 class Identity(nn.Module):
