@@ -20,20 +20,21 @@ from inrkit.errors import InrkitError
 
 
 def _flag_type(annotation: Any) -> type:
-    if isinstance(annotation, str):
-        annotation = eval(annotation, {"int": int, "float": float, "str": str, "bool": bool, "None": None})
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] if isinstance(annotation, types.UnionType) else []
-    return args[0] if args else annotation
+    """``int | None`` -> ``int``; plain types pass through."""
+    if isinstance(annotation, types.UnionType):
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
 
 
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
     """Add one ``--flag`` per field of dataclass ``cls`` (help text from the field's metadata)."""
     group = parser.add_argument_group(cls.__name__)
+    hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
         flag = "--" + field.name.replace("_", "-")
-        kind = _flag_type(field.type)
+        kind = _flag_type(hints[field.name])
         help_text = field.metadata.get("help", "")
         if kind is bool:
             group.add_argument(flag, dest=field.name, action="store_true", help=help_text)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import platform
 import re
 import sys
@@ -159,8 +160,9 @@ def main() -> None:
         "| model | params | PSNR (dB) | SSIM | ms/step | bare ms/step | peak MB |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {m} | {p:,} | {ps:.2f} | {ss:.3f} | {ms:.1f} | {bare:.1f} | {mem:.0f} |" for m, p, ps, ss, ms, bare, mem in rows]
-    lines += ["", f"![PSNR vs step]({Path(args.plot).relative_to(ROOT)})"]
+    lines += [f"| {m} | {p:,} | {ps:.2f} | {ss:.3f} | {ms:.1f} | {bare:.1f} | {mem:.0f} |"
+              for m, p, ps, ss, ms, bare, mem in rows]
+    lines += ["", f"![PSNR vs step]({os.path.relpath(args.plot, ROOT)})"]
     write_section("\n".join(lines))
     print("\n".join(lines))
 

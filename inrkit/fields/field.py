@@ -78,10 +78,3 @@ class Field(nn.Module):
     def n_params(self) -> int:
         """Trainable parameter count (a complex entry counts once, as ``numel`` does)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    @torch.no_grad()
-    def query(self, coords: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-        """Evaluate at ``(N, n_input_dims)`` coordinates in chunks of ``chunk`` rows, without gradients."""
-        device = next(self.parameters()).device
-        outputs = [self(coords[i : i + chunk].to(device)).float().cpu() for i in range(0, coords.shape[0], chunk)]
-        return torch.cat(outputs) if outputs else torch.empty(0, self.n_output_dims)
