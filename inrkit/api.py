@@ -100,6 +100,8 @@ def fit(
     ``schedule``, ``batch_size``, ``device``, ``quiet``, ...) and :class:`ImageOptions`.
     ``out`` is the run directory (a temporary one when None). ``resume=True`` continues the run
     in ``out`` from its checkpoint (``steps``/``seconds`` then give the new total budget).
+    On the CPU this turns on flush-to-zero for denormal floats in the process (torch has no
+    way to read the previous setting back).
     """
     model_options, train_options, image_options = _split_options({"model": model, **options})
     train_options.validate()
@@ -111,6 +113,8 @@ def fit(
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis)
     lr = train_options.lr if train_options.lr is not None else get_preset(model_options.model).lr
     device = resolve_device(train_options.device)
+    seed_everything(train_options.seed)
+    field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
     _prepare_run_dir(run_dir, overwrite)
     config = {
@@ -123,8 +127,6 @@ def fit(
     write_json(run_dir / CONFIG_FILE, config)
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
-    seed_everything(train_options.seed)
-    field = Field(field_config).to(device)
     trainer = Trainer(field, opened.to(device), train_options, run_dir, lr, device)
     metrics = trainer.fit()
     opened.write_outputs(field, run_dir)

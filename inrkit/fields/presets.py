@@ -8,6 +8,7 @@ FINER image protocol (full batch, ×0.1 exponential decay), which is also inrkit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,22 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+def _check_positive(config: dict[str, Any]) -> None:
+    """Every size and scale must be positive (a zero ω0 or rank would divide by zero later)."""
+    checks = {
+        "omega0": config["network"].get("first_omega_0"),
+        "hidden_omega0": config["network"].get("hidden_omega_0"),
+        "scale": config["network"].get("scale"),
+        "rank": config["network"].get("rank"),
+        "degree": config["network"].get("degree"),
+        "n_frequencies": config["encoding"].get("n_frequencies"),
+        "sigma": config["encoding"].get("sigma"),
+    }
+    for key, value in checks.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InrkitError(f"--{key.replace('_', '-')} must be positive, got {value}")
+
+
 def preset_config(
     options: ModelOptions, n_input_dims: int, n_output_dims: int, samples_per_axis: int = 512
 ) -> dict[str, Any]:
@@ -156,6 +173,7 @@ def preset_config(
         if key not in preset.options:
             raise InrkitError(f"--{key.replace('_', '-')} does not apply to model {options.model!r}")
         config[section][config_key] = value
+    _check_positive(config)
     if config["network"].get("damping", "sqrt") not in SPDER_DAMPINGS:
         raise InrkitError(f"--damping must be one of {', '.join(SPDER_DAMPINGS)}")
     if config["encoding"].get("otype") == "PositionalEncoding" and config["encoding"]["n_frequencies"] is None:

@@ -72,9 +72,24 @@ def render(field: torch.nn.Module, height: int, width: int, max_points: int = 1 
     return out
 
 
+def _affine(normalisation: dict[str, Any], channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(low, high)``; a float image's alpha channel keeps ``(0, 1)``."""
+    low = np.full(channels, normalisation["low"], dtype=np.float32)
+    high = np.full(channels, normalisation["high"], dtype=np.float32)
+    if normalisation.get("alpha") and normalisation["dtype"].startswith("float"):
+        low[-1], high[-1] = 0.0, 1.0
+    return low, high
+
+
+def normalise(raw: np.ndarray, normalisation: dict[str, Any]) -> np.ndarray:
+    """File units to [0, 1]: ``(raw − low)/(high − low)`` per channel, as float32."""
+    low, high = _affine(normalisation, raw.shape[2])
+    return ((raw.astype(np.float32) - low) / (high - low)).astype(np.float32)
+
+
 def denormalise(values: np.ndarray, normalisation: dict[str, Any]) -> np.ndarray:
-    """Map [0, 1] values to a file's units: ``clip(v, 0, 1)·(high − low) + low``, rounded for integer dtypes."""
-    low, high = normalisation["low"], normalisation["high"]
+    """[0, 1] values to file units: ``clip(v, 0, 1)·(high − low) + low``, rounded for integer dtypes."""
+    low, high = _affine(normalisation, values.shape[2])
     dtype = np.dtype(normalisation["dtype"])
     raw = np.clip(values, 0.0, 1.0) * (high - low) + low
     return np.round(raw).astype(dtype) if np.issubdtype(dtype, np.integer) else raw.astype(np.float32)
@@ -120,18 +135,21 @@ class ImageSignal(Signal):
                 f"{options.max_megapixels:g}; raise that limit to fit it anyway"
             )
         raw = read_image(path)
+        has_alpha = raw.shape[2] in (2, 4)
         if raw.dtype == np.float32:
             if not np.isfinite(raw).all():
                 raise InrkitError(f"cannot fit {path}: the image contains NaN or infinite values")
-            low, high = float(raw.min()), float(raw.max())
+            colour = raw[:, :, :-1] if has_alpha else raw  # alpha is coverage in [0, 1]: never rescaled
+            low, high = float(colour.min()), float(colour.max())
             high = high if high > low else low + 1.0
         else:
             low, high = 0.0, float(np.iinfo(raw.dtype).max)
-        pixels = (raw.astype(np.float32) - low) / (high - low)
-        if options.alpha == "composite" and pixels.shape[2] in (2, 4):
+        normalisation = {"dtype": str(raw.dtype), "low": low, "high": high, "alpha": has_alpha}
+        pixels = normalise(raw, normalisation)
+        if options.alpha == "composite" and has_alpha:
             alpha = pixels[:, :, -1:]
             pixels = pixels[:, :, :-1] * alpha + options.background * (1.0 - alpha)
-        normalisation = {"dtype": str(raw.dtype), "low": low, "high": high}
+            normalisation["alpha"] = False
         return cls(pixels, normalisation, source=str(path.resolve()), options=options)
 
     @classmethod

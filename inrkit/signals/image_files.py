@@ -36,6 +36,12 @@ def image_size(path: str | Path) -> tuple[int, int]:
             with OpenEXR.File(str(path), header_only=True) as exr:
                 (x0, y0), (x1, y1) = exr.header()["dataWindow"]
             return int(y1) - int(y0) + 1, int(x1) - int(x0) + 1
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tiff:
+                page = tiff.pages[0]
+                return int(page.imagelength), int(page.imagewidth)
         from PIL import Image
 
         with Image.open(path) as image:
@@ -89,7 +95,9 @@ def _read_exr(path: Path) -> np.ndarray:
             return np.asarray(channels["RGBA"].pixels, dtype=np.float32)
         if "RGB" in channels:
             return np.asarray(channels["RGB"].pixels, dtype=np.float32)
-        planes = [np.asarray(channels[name].pixels, dtype=np.float32) for name in sorted(channels)]
+        # colour first (Y, or R G B), alpha last, whatever the alphabetical order of the names
+        names = sorted(channels, key=lambda name: ({"Y": 0, "R": 1, "G": 2, "B": 3, "A": 5}.get(name, 4), name))
+        planes = [np.asarray(channels[name].pixels, dtype=np.float32) for name in names]
     planes = [p[:, :, None] if p.ndim == 2 else p for p in planes]
     return np.concatenate(planes[:4], axis=2)
 
@@ -142,6 +150,15 @@ def encode_image(array: np.ndarray, suffix: str) -> bytes:
         buffer = io.BytesIO()
         writer = png.Writer(width=width, height=height, bitdepth=16, greyscale=channels <= 2, alpha=channels in (2, 4))
         writer.write(buffer, array.reshape(height, width * channels).tolist())
+        return buffer.getvalue()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        channels = array.shape[2]
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, array[:, :, 0] if channels == 1 else array,
+                         photometric="rgb" if channels >= 3 else "minisblack",
+                         extrasamples=["unassalpha"] if channels in (2, 4) else None)
         return buffer.getvalue()
     import imageio.v3 as iio
 

@@ -1,0 +1,134 @@
+"""The ``inrkit`` command end to end on generated PNGs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from inrkit.cli import main
+from inrkit.fields import PRESETS, build_field
+from inrkit.files import read_json
+from inrkit.signals import ImageSignal
+from inrkit.signals.image_files import read_image
+
+FIT = ["--model", "siren", "--width", "32", "--depth", "2", "--steps", "20", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture
+def cli_run(tmp_path, smooth_png, capsys, monkeypatch):
+    """Fit a 32x24 PNG through the CLI; returns (png, run directory, stdout)."""
+    monkeypatch.chdir(tmp_path)
+    png = smooth_png("photo.png", height=24, width=32)
+    run_dir = tmp_path / "run"
+    assert main(["fit", str(png), "--out", str(run_dir), *FIT]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return png, run_dir, captured.out
+
+
+def test_fit_writes_run_directory(cli_run):
+    png, run_dir, out = cli_run
+    for name in ("config.json", "weights.safetensors", "metrics.jsonl", "reconstruction.png", "error.png", "checkpoint.json"):
+        assert (run_dir / name).is_file(), name
+    assert out.startswith("fitted siren")
+    assert "20 steps" in out
+    assert str(run_dir) in out
+    reconstruction = read_image(run_dir / "reconstruction.png")
+    assert reconstruction.shape == (24, 32, 3)
+    assert reconstruction.dtype == np.uint8
+    assert read_image(run_dir / "error.png").shape == (24, 32, 1)
+    config = read_json(run_dir / "config.json")
+    assert config["signal"]["source"] == str(png.resolve())
+    assert config["train"]["steps"] == 20
+
+
+def test_info_prints_parameters(cli_run, capsys):
+    _, run_dir, _ = cli_run
+    assert main(["info", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    n_params = build_field("siren", 2, 3, width=32, depth=2).n_params
+    assert f"({n_params:,} parameters)" in out
+    assert "32x24 x3" in out
+    assert "psnr" in out
+
+
+def test_render_at_another_size(cli_run, capsys, tmp_path):
+    _, run_dir, _ = cli_run
+    target = tmp_path / "x.png"
+    assert main(["render", str(run_dir), "--size", "64x48", "--out", str(target), "--device", "cpu"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert read_image(target).shape == (48, 64, 3)
+    default = tmp_path / "same.png"
+    assert main(["render", str(run_dir), "--out", str(default), "--device", "cpu"]) == 0
+    assert np.array_equal(read_image(default), read_image(run_dir / "reconstruction.png"))
+
+
+def test_models_lists_every_preset(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in PRESETS:
+        assert f"\n{name} " in out
+    assert "198,915" in out
+    assert "330,243" in out
+
+
+def test_sixteen_bit_source_gives_sixteen_bit_reconstruction(tmp_path, smooth_png):
+    png = smooth_png("deep.png", height=16, width=16, bits=16)
+    assert main(["fit", str(png), "--out", str(tmp_path / "run"), *FIT]) == 0
+    reconstruction = read_image(tmp_path / "run" / "reconstruction.png")
+    assert reconstruction.dtype == np.uint16
+    assert reconstruction.shape == (16, 16, 3)
+
+
+def test_default_output_directory(tmp_path, smooth_png, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    png = smooth_png("cat.png", height=8, width=8)
+    assert main(["fit", str(png), *FIT]) == 0
+    assert main(["fit", str(png), *FIT]) == 0  # never clobbers an earlier run
+    assert (tmp_path / "runs" / "cat-siren" / "weights.safetensors").is_file()
+    assert (tmp_path / "runs" / "cat-siren-2" / "weights.safetensors").is_file()
+
+
+def test_overwrite_flag(cli_run, capsys):
+    png, run_dir, _ = cli_run
+    args = ["fit", str(png), "--out", str(run_dir), "--width", "16", "--depth", "2", "--steps", "5", "--device", "cpu"]
+    assert main([*args, "--quiet", "--overwrite"]) == 0
+    assert read_json(run_dir / "checkpoint.json")["step"] == 5
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="SIGINT handlers need the main thread")
+def test_ctrl_c_then_resume(tmp_path, smooth_png, monkeypatch, capsys):
+    png = smooth_png(height=12, width=12)
+    run_dir = tmp_path / "run"
+    calls = []
+    original = ImageSignal.loss
+
+    def interrupting_loss(self, field, batch):
+        calls.append(1)
+        if len(calls) == 6:
+            signal.raise_signal(signal.SIGINT)
+        return original(self, field, batch)
+
+    monkeypatch.setattr(ImageSignal, "loss", interrupting_loss)
+    assert main(["fit", str(png), "--out", str(run_dir), *FIT]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("inrkit: stopped: interrupted at step 6")
+    assert read_json(run_dir / "checkpoint.json")["step"] == 6
+    monkeypatch.undo()
+    assert main(["fit", "--resume", "--out", str(run_dir), "--quiet"]) == 0
+    assert "20 steps" in capsys.readouterr().out
+    assert read_json(run_dir / "checkpoint.json")["step"] == 20
+
+
+def test_progress_lines_when_not_quiet(tmp_path, smooth_png, capsys):
+    png = smooth_png(height=8, width=8)
+    args = ["fit", str(png), "--out", str(tmp_path / "run"), "--width", "16", "--depth", "2", "--steps", "10",
+            "--eval-every", "5", "--device", "cpu"]
+    assert main(args) == 0
+    err = capsys.readouterr().err  # stderr is not a terminal here: one plain line per evaluation
+    lines = err.strip().splitlines()
+    assert [line.split()[1] for line in lines] == ["5/10", "10/10"]
+    assert all("psnr" in line for line in lines)

@@ -1,0 +1,173 @@
+"""Bad inputs: one line ``inrkit: error: ...`` on stderr, exit status 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inrkit.cli import main
+from inrkit.signals.image_files import write_image
+
+FAST = ["--width", "16", "--depth", "2", "--steps", "3", "--device", "cpu", "--quiet"]
+
+
+def _png(folder: Path, height: int = 16, width: int = 16, name: str = "ok.png") -> Path:
+    rng = np.random.default_rng(0)
+    return write_image(folder / name, rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def _text(folder: Path, name: str, content: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+# name: (make the input file, extra flags, a phrase the message must contain)
+CASES = {
+    "missing-file": (lambda d: d / "missing.png", [], "no such file"),
+    "text-as-png": (lambda d: _text(d, "notes.png", b"this is not an image\n"), [], "not a readable image"),
+    "zero-bytes": (lambda d: _text(d, "empty.png", b""), [], "not a readable image"),
+    "one-pixel": (lambda d: _png(d, 1, 1), [], "at least 2x2"),
+    "unknown-model": (lambda d: _png(d), ["--model", "transformer"], "siren"),
+    "steps-zero": (lambda d: _png(d), ["--steps", "0"], "--steps must be positive"),
+    "steps-negative": (lambda d: _png(d), ["--steps", "-5"], "--steps must be positive"),
+    "lr-zero": (lambda d: _png(d), ["--lr", "0"], "--lr must be positive"),
+    "lr-negative": (lambda d: _png(d), ["--lr", "-1"], "--lr must be positive"),
+    "lr-nan": (lambda d: _png(d), ["--lr", "nan"], "--lr must be positive"),
+    "too-many-megapixels": (lambda d: _png(d, 64, 64), ["--max-megapixels", "0.001"], "--max-megapixels"),
+    "unknown-suffix": (lambda d: _text(d, "data.xyz", b"1 2 3\n"), [], "unsupported file type"),
+    "width-zero": (lambda d: _png(d), ["--width", "0"], "--width must be a positive integer"),
+    "sl2a-depth-one": (lambda d: _png(d), ["--model", "sl2a", "--depth", "1"], "--depth"),
+    "option-not-for-model": (lambda d: _png(d), ["--model", "relu", "--omega0", "10"], "does not apply"),
+    "bad-damping": (lambda d: _png(d), ["--model", "spder", "--damping", "cube"], "--damping"),
+    "bad-alpha": (lambda d: _png(d), ["--alpha", "drop"], "--alpha"),
+    "bad-schedule": (lambda d: _png(d), ["--schedule", "linear"], "--schedule"),
+    "batch-size-zero": (lambda d: _png(d), ["--batch-size", "0"], "--batch-size"),
+    "seconds-negative": (lambda d: _png(d), ["--seconds", "-1"], "--seconds"),
+    "eval-every-negative": (lambda d: _png(d), ["--eval-every", "-1"], "--eval-every"),
+    "no-such-device": (lambda d: _png(d), ["--device", "tpu"], "unknown device"),
+}
+
+
+def _assert_one_line_error(capsys, code: int, phrase: str) -> str:
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert "Traceback" not in captured.err
+    assert captured.err.startswith("inrkit: error: ")
+    assert captured.err.endswith("\n")
+    assert captured.err.count("\n") == 1, captured.err
+    assert phrase in captured.err
+    return captured.err
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_fit_input(case, tmp_path, capsys, monkeypatch):
+    make, flags, phrase = CASES[case]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    path = make(inputs)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    code = main(["fit", str(path), "--out", str(out), *FAST, *flags])
+    _assert_one_line_error(capsys, code, phrase)
+    assert not out.exists()
+    assert not (tmp_path / "runs").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]
+
+
+def test_unknown_model_message_lists_every_preset(tmp_path, capsys):
+    code = main(["fit", str(_png(tmp_path)), "--out", str(tmp_path / "out"), "--model", "nope", *FAST])
+    err = _assert_one_line_error(capsys, code, "unknown model")
+    for name in ("siren", "spder", "finer", "gauss", "wire", "relu-pe", "ffn", "relu", "sl2a"):
+        assert name in err
+
+
+def test_existing_non_empty_output_dir(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code = main(["fit", str(_png(tmp_path)), "--out", str(out), *FAST])
+    _assert_one_line_error(capsys, code, "--overwrite")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    code = main(["fit", str(_png(tmp_path)), "--out", str(out), "--overwrite", *FAST])
+    _assert_one_line_error(capsys, code, "not an inrkit run directory")
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_output_path_is_a_file(tmp_path, capsys):
+    out = _text(tmp_path, "out", b"x")
+    code = main(["fit", str(_png(tmp_path)), "--out", str(out), *FAST])
+    _assert_one_line_error(capsys, code, "not a directory")
+    assert out.read_bytes() == b"x"
+
+
+def test_resume_without_run(tmp_path, capsys):
+    code = main(["fit", "--resume", "--out", str(tmp_path / "none"), "--quiet"])
+    _assert_one_line_error(capsys, code, "not an inrkit run directory")
+    assert not (tmp_path / "none").exists()
+
+
+def test_fit_without_path(capsys):
+    _assert_one_line_error(capsys, main(["fit", "--quiet"]), "give the file to fit")
+
+
+@pytest.mark.parametrize("command", [["info"], ["render", "--out", "x.png"]])
+def test_run_commands_on_a_non_run(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main([command[0], str(tmp_path), *command[1:]])
+    _assert_one_line_error(capsys, code, "not an inrkit run directory")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(("size", "phrase"), [("64by48", "--size must look like"), ("0x48", "--size must be positive")])
+def test_render_bad_size(size, phrase, small_run, tmp_path, capsys):
+    target = tmp_path / "x.png"
+    code = main(["render", str(small_run.dir), "--size", size, "--out", str(target)])
+    _assert_one_line_error(capsys, code, phrase)
+    assert not target.exists()
+
+
+def test_render_unknown_format(small_run, tmp_path, capsys):
+    target = tmp_path / "x.xyz"
+    code = main(["render", str(small_run.dir), "--out", str(target), "--device", "cpu"])
+    _assert_one_line_error(capsys, code, "unknown image format")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_weights(small_run, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(small_run.dir, broken)
+    (broken / "weights.safetensors").write_bytes(b"garbage")
+    _assert_one_line_error(capsys, main(["info", str(broken)]), "corrupt weights file")
+
+
+# Overrides that would make the field constructor fail (division by zero, negative sizes) are
+# refused before anything is written.
+UNVALIDATED = {
+    "hidden-omega0-zero": ["--hidden-omega0", "0"],
+    "sl2a-rank-zero": ["--model", "sl2a", "--rank", "0"],
+    "relu-pe-negative-octaves": ["--model", "relu-pe", "--n-frequencies", "-1"],
+}
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+@pytest.mark.parametrize("case", UNVALIDATED)
+def test_invalid_model_override(case, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["fit", str(_png(tmp_path)), "--out", str(out), *FAST, *UNVALIDATED[case]])
+    captured = capsys.readouterr()
+    assert not out.exists()
+    assert code == 2
+    assert captured.err.startswith("inrkit: error: ")

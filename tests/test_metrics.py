@@ -1,0 +1,47 @@
+"""PSNR, MSE and SSIM on [0, 1] images."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from inrkit import metrics
+
+
+def test_identical_images():
+    image = torch.rand(16, 16, 3)
+    assert metrics.psnr(image, image.clone()) == math.inf
+    assert metrics.mse(image, image) == 0.0
+    assert metrics.ssim(image, image) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_known_mse_gives_known_psnr():
+    target = torch.full((8, 8, 3), 0.5)
+    assert metrics.mse(target + 0.1, target) == pytest.approx(0.01)
+    assert metrics.psnr(target + 0.1, target) == pytest.approx(20.0)
+    assert metrics.psnr(target - 0.01, target) == pytest.approx(40.0)
+    assert metrics.psnr_from_mse(1e-3) == pytest.approx(30.0)
+    assert metrics.psnr_from_mse(0.0) == math.inf
+
+
+def test_inputs_are_clamped_to_unit_range():
+    target = torch.tensor([[[0.0, 1.0]]])
+    assert metrics.psnr(torch.tensor([[[-3.0, 7.0]]]), target) == math.inf  # both clamp onto the target
+    assert metrics.mse(torch.tensor([[[2.0, 2.0]]]), torch.zeros(1, 1, 2)) == pytest.approx(1.0)
+
+
+def test_mse_is_float64_and_mean_over_everything():
+    prediction = torch.zeros(4, 4, 1)
+    target = torch.zeros(4, 4, 1)
+    target[0, 0, 0] = 1.0
+    assert metrics.mse(prediction, target) == pytest.approx(1 / 16, rel=1e-12)
+
+
+def test_ssim_drops_with_noise():
+    torch.manual_seed(0)
+    image = torch.rand(32, 32, 3)
+    noisy = (image + 0.2 * torch.randn_like(image)).clamp(0, 1)
+    assert metrics.ssim(noisy, image) < 0.9
+    assert metrics.ssim(noisy, image) < metrics.ssim((image + 0.02).clamp(0, 1), image)

@@ -1,0 +1,52 @@
+"""Learning-rate schedules and their use by the trainer."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import inrkit
+from inrkit.signals import ImageSignal
+from inrkit.train import SCHEDULES, lr_factor
+
+
+def test_exp_schedule():
+    assert lr_factor("exp", 0.0) == pytest.approx(1.0)
+    assert lr_factor("exp", 0.5) == pytest.approx(math.sqrt(0.1))
+    assert lr_factor("exp", 1.0) == pytest.approx(0.1)
+
+
+def test_cosine_schedule():
+    assert lr_factor("cosine", 0.0) == pytest.approx(1.0)
+    assert lr_factor("cosine", 0.5) == pytest.approx(0.55)
+    assert lr_factor("cosine", 1.0) == pytest.approx(0.1)
+
+
+def test_constant_schedule():
+    assert all(lr_factor("constant", p) == 1.0 for p in (0.0, 0.3, 1.0))
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_schedules_are_monotone_and_clamped(schedule):
+    values = [lr_factor(schedule, p) for p in np.linspace(0, 1, 21)]
+    assert all(a >= b for a, b in itertools.pairwise(values))
+    assert lr_factor(schedule, -1.0) == lr_factor(schedule, 0.0)
+    assert lr_factor(schedule, 2.0) == lr_factor(schedule, 1.0)
+
+
+def test_unknown_schedule():
+    with pytest.raises(ValueError, match="exp"):
+        lr_factor("linear", 0.5)
+
+
+def test_trainer_applies_schedule(tmp_path, make_image):
+    run = inrkit.fit(ImageSignal.from_array(make_image(8, 8)), model="siren", width=16, depth=2, steps=20, eval_every=10,
+                     lr=1e-3, schedule="exp", device="cpu", quiet=True, out=tmp_path / "run")
+    records = run.history
+    # the lr of step k is set from the progress before it, (k - 1) / 20
+    assert records[0]["step"] == 10
+    assert records[0]["lr"] == pytest.approx(1e-3 * 0.1 ** (9 / 20))
+    assert records[-1]["lr"] == pytest.approx(1e-3 * 0.1 ** (19 / 20))
