@@ -31,7 +31,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["siren", "spder", "finer", "gauss", "wire", "relu-pe", "ffn", "relu", "sl2a"]
-MARK_START, MARK_END = "<!-- bench_image:start -->", "<!-- bench_image:end -->"
 
 
 def load_resized(path: str, size: int) -> np.ndarray:
@@ -81,12 +80,14 @@ def run_one(job: dict, queue: mp.Queue) -> None:
                "peak_memory_mb": run.metrics["peak_memory_mb"], "curve": curve, "shape": list(pixels.shape)})
 
 
-def write_section(markdown: str) -> None:
+def write_section(markdown: str, name: str = "bench_image") -> None:
+    """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->`` of BENCHMARKS.md."""
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# inrkit benchmarks\n"
-    block = f"{MARK_START}\n{markdown}\n{MARK_END}"
-    if MARK_START in text:
-        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: block, text, flags=re.S)
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{markdown}\n{end}"
+    if start in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)

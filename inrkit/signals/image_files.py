@@ -6,8 +6,10 @@ Arrays are ``(H, W, C)`` with ``C`` in {1, 2, 3, 4}. Integer files keep their dt
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,19 @@ def _png_bit_depth(path: Path) -> int:
     if len(header) < 25 or header[:8] != b"\x89PNG\r\n\x1a\n":
         return 0
     return header[24]
+
+
+@contextlib.contextmanager
+def _no_pillow_pixel_limit() -> Iterator[None]:
+    """Lift Pillow's decompression-bomb limit: inrkit applies its own (``--max-megapixels``)."""
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -44,7 +59,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
                 return int(page.imagelength), int(page.imagewidth)
         from PIL import Image
 
-        with Image.open(path) as image:
+        with _no_pillow_pixel_limit(), Image.open(path) as image:
             width, height = image.size
         return height, width
     except Exception as err:  # any decoder failure means "not an image we can read"
@@ -67,7 +82,8 @@ def read_image(path: str | Path) -> np.ndarray:
         else:
             import imageio.v3 as iio
 
-            array = np.asarray(iio.imread(path))
+            with _no_pillow_pixel_limit():
+                array = np.asarray(iio.imread(path))
     except InrkitError:
         raise
     except Exception as err:
