@@ -96,7 +96,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
 
     width, height = _parse_size(args.size) if args.size else (None, None)
-    path = api.render_image(args.run, args.out, height=height, width=width, device=args.device)
+    out = args.out or Path(args.run) / f"render-{args.size or 'original'}.png"
+    path = api.render_image(args.run, out, height=height, width=width, device=args.device)
     print(f"wrote {path}")
     return 0
 
@@ -117,7 +118,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  seconds {train['seconds']}  "
           f"batch {train['batch_size'] or 'full'}  seed {train['seed']}")
     if run.metrics:
-        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in run.metrics.items()}
+        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items())
         print(f"metrics    {shown}")
     return 0
 
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="render a fitted image at any size")
     render.add_argument("run", help="run directory")
     render.add_argument("--size", help="WIDTHxHEIGHT (default: the original size)")
-    render.add_argument("--out", required=True, help="output image (.png, .jpg, .tif, .exr)")
+    render.add_argument("--out", help="output image: .png, .jpg, .tif, .exr (default: RUN/render-SIZE.png)")
     render.add_argument("--device", default="auto")
     render.set_defaults(handler=cmd_render)
 
