@@ -102,7 +102,13 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--work", default="/tmp/inrkit-bench-image")
     parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "image_psnr.png"))
+    parser.add_argument("--update", action="store_true",
+                        help="re-run only --models and keep the other models' results from the last run in --work")
     args = parser.parse_args()
+    previous = []
+    if args.update:
+        previous = json.loads((Path(args.work) / "results.json").read_text())
+        previous = [r for r in previous if r["model"] not in args.models and r["image"] in args.images]
 
     context = mp.get_context("spawn")
     results = []
@@ -119,10 +125,12 @@ def main() -> None:
             print(f"{Path(image).name:12s} {model:8s} {result['psnr']:6.2f} dB  ssim {result['ssim']:.3f}  "
                   f"{result['ms_per_step']:7.1f} ms/step (bare {result['bare_ms_per_step']:7.1f})  "
                   f"{result['peak_memory_mb']:6.0f} MB", flush=True)
+    results = previous + results
     (Path(args.work) / "results.json").write_text(json.dumps(results, indent=1))
+    models = [m for m in MODELS if any(r["model"] == m for r in results)]
 
     rows = []
-    for model in args.models:
+    for model in models:
         mine = [r for r in results if r["model"] == model]
         rows.append((model, mine[0]["params"], np.mean([r["psnr"] for r in mine]), np.mean([r["ssim"] for r in mine]),
                      np.mean([r["ms_per_step"] for r in mine]), np.mean([r["bare_ms_per_step"] for r in mine]),
@@ -133,7 +141,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for model in args.models:
+    for model in models:
         curves = [r["curve"] for r in results if r["model"] == model]
         steps = [s for s, _ in curves[0]]
         axis.plot(steps, np.mean([[p for _, p in c] for c in curves], axis=0), label=model, marker=".")
@@ -154,7 +162,8 @@ def main() -> None:
         f"Command: `python scripts/bench_image.py --images {' '.join(args.images)} --size {args.size} --steps {args.steps}`",
         "",
         f"Protocol: {names} resized to {args.size} px on the long side ({shape[1]}×{shape[0]}); full batch; {args.steps} Adam "
-        "steps; lr ×0.1^(t/T); width 256, depth 4 (3×256 in the papers' terms; WIRE 181); each preset's FINER-protocol lr; "
+        "steps; lr ×0.1^(t/T); width 256, depth 4 (3×256 in the papers' terms; WIRE 181); "
+        "each preset's default lr (the FINER protocol's; WIRE 1e-3); "
         "seed 0; PSNR on [0,1] (clamped), mean of per-image PSNRs; SSIM: kornia, window 11. `ms/step` is inrkit's trainer, "
         "`bare` a plain PyTorch loop on the same network and data; peak memory is the child process's max RSS.",
         "",
