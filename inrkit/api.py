@@ -125,12 +125,20 @@ def fit(
         "train": {**asdict(train_options), "lr": lr},
     }
     write_json(run_dir / CONFIG_FILE, config)
+    return _train(config, field, opened, train_options, run_dir, device, resume=False)
+
+
+def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainOptions, run_dir: Path,
+           device: torch.device, resume: bool) -> Run:
+    """Run the trainer (from the run's checkpoint when ``resume``), write the outputs, return the Run."""
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
-    trainer = Trainer(field, opened.to(device), train_options, run_dir, lr, device)
+    trainer = Trainer(field, signal.to(device), options, run_dir, float(config["train"]["lr"]), device)
+    if resume:
+        trainer.resume()
     metrics = trainer.fit()
-    opened.write_outputs(field, run_dir)
-    return Run(run_dir, field, config, metrics, opened)
+    signal.write_outputs(field, run_dir)
+    return Run(run_dir, field, config, metrics, signal)
 
 
 def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | Path | Signal | None) -> Run:
@@ -146,17 +154,11 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
         if getattr(train_options, key) != getattr(TrainOptions(), key):
             setattr(saved, key, getattr(train_options, key))
     saved.validate()
+    device = resolve_device(saved.device)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
-    device = resolve_device(saved.device)
-    if device.type == "cpu":
-        torch.set_flush_denormal(True)
     field = Field(config["field"]).to(device)
-    trainer = Trainer(field, opened.to(device), saved, run_dir, float(saved.lr), device)
-    trainer.resume()
-    metrics = trainer.fit()
-    opened.write_outputs(field, run_dir)
-    return Run(run_dir, field, config, metrics, opened)
+    return _train(config, field, opened, saved, run_dir, device, resume=True)
 
 
 def load_run(path: str | Path) -> Run:

@@ -39,12 +39,21 @@ class ImageOptions:
     max_megapixels: float = field(default=64.0, metadata={"help": "refuse larger images (raise to fit them anyway)"})
 
 
+def pixel_centre(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Coordinate of pixel ``index`` (0 … size−1) along an axis of ``size`` pixels: ``(2i + 1)/size − 1``."""
+    return (2 * index.float() + 1) / size - 1
+
+
+def _grid(rows: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(x, y)`` coordinates ``(len(rows)·width, 2)`` of the given rows, row-major."""
+    xs = pixel_centre(torch.arange(width, device=rows.device), width)
+    grid_y, grid_x = torch.meshgrid(pixel_centre(rows, height), xs, indexing="ij")
+    return torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), dim=1)
+
+
 def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """Pixel-centre coordinates ``(height·width, 2)`` as ``(x, y)`` in [-1, 1], row-major."""
-    ys = (2 * torch.arange(height, device=device, dtype=torch.float32) + 1) / height - 1
-    xs = (2 * torch.arange(width, device=device, dtype=torch.float32) + 1) / width - 1
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), dim=1)
+    return _grid(torch.arange(height, device=device), height, width)
 
 
 @torch.no_grad()
@@ -58,13 +67,10 @@ def render(field: torch.nn.Module, height: int, width: int, max_points: int = 1 
         raise InrkitError(f"render size must be positive, got {width}x{height}")
     device = next(field.parameters()).device
     rows_per_chunk = max(1, max_points // width)
-    xs = (2 * torch.arange(width, device=device, dtype=torch.float32) + 1) / width - 1
     out: np.ndarray | None = None
     for row0 in range(0, height, rows_per_chunk):
-        rows = torch.arange(row0, min(height, row0 + rows_per_chunk), device=device, dtype=torch.float32)
-        ys = (2 * rows + 1) / height - 1
-        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-        values = field(torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), dim=1)).float().cpu().numpy()
+        rows = torch.arange(row0, min(height, row0 + rows_per_chunk), device=device)
+        values = field(_grid(rows, height, width)).float().cpu().numpy()
         if out is None:
             out = np.empty((height, width, values.shape[1]), dtype=np.float32)
         out[row0 : row0 + len(rows)] = values.reshape(len(rows), width, -1)
@@ -194,7 +200,7 @@ class ImageSignal(Signal):
         device = self.values.device
         index = torch.randint(self.n_samples, (batch_size,), device=device, generator=generator)
         rows, cols = index // self.width, index % self.width
-        coords = torch.stack(((2 * cols + 1) / self.width - 1, (2 * rows + 1) / self.height - 1), dim=1).float()
+        coords = torch.stack((pixel_centre(cols, self.width), pixel_centre(rows, self.height)), dim=1)
         return Batch(coords, self.values[index])
 
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
