@@ -26,13 +26,11 @@ def _flag_type(annotation: Any) -> type:
     return annotation
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one ``--flag`` per field of dataclass ``cls`` (help text from the field's metadata)."""
     group = parser.add_argument_group(cls.__name__)
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        if field.name in skip:
-            continue
         flag = "--" + field.name.replace("_", "-")
         kind = _flag_type(hints[field.name])
         help_text = field.metadata.get("help", "")

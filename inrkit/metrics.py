@@ -19,8 +19,7 @@ def mse(prediction: torch.Tensor, target: torch.Tensor) -> float:
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
     """``−10·log10(MSE)`` on values clamped to [0, 1]; ``inf`` for a perfect match."""
-    error = mse(prediction, target)
-    return math.inf if error == 0.0 else -10.0 * math.log10(error)
+    return psnr_from_mse(mse(prediction, target))
 
 
 def psnr_from_mse(error: float) -> float:

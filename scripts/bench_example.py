@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,9 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_image import ROOT, write_section
+from bench_common import ROOT, write_section
 
 EXAMPLE = ["fit", "assets/astronaut.png", "--model", "siren", "--seconds", "90", "--batch-size", "8192", "--quiet"]
 
@@ -38,6 +37,7 @@ def inrkit(*args: str) -> tuple[float, float]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "astronaut"
         fit_seconds, fit_mb = inrkit(*EXAMPLE, "--out", str(run))

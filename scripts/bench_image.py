@@ -21,26 +21,15 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import ROOT, load_resized, write_section
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["siren", "spder", "finer", "gauss", "wire", "relu-pe", "ffn", "relu", "sl2a"]
-
-
-def load_resized(path: str, size: int) -> np.ndarray:
-    """RGB image in [0, 1], resized (Lanczos) so that its long side is ``size``."""
-    from PIL import Image
-
-    image = Image.open(path).convert("RGB")
-    scale = size / max(image.size)
-    image = image.resize((max(2, round(image.width * scale)), max(2, round(image.height * scale))), Image.LANCZOS)
-    return np.asarray(image, dtype=np.float32) / 255.0
 
 
 def bare_loop_ms(model: str, pixels: np.ndarray, lr: float, steps: int = 5) -> float:
@@ -78,19 +67,6 @@ def run_one(job: dict, queue: mp.Queue) -> None:
     queue.put({**job, "psnr": run.metrics["psnr"], "ssim": run.metrics["ssim"], "params": run.field.n_params,
                "ms_per_step": run.metrics["ms_per_step"], "bare_ms_per_step": bare,
                "peak_memory_mb": run.metrics["peak_memory_mb"], "curve": curve, "shape": list(pixels.shape)})
-
-
-def write_section(markdown: str, name: str = "bench_image") -> None:
-    """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->`` of BENCHMARKS.md."""
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# inrkit benchmarks\n"
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{markdown}\n{end}"
-    if start in text:
-        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -173,7 +149,7 @@ def main() -> None:
     lines += [f"| {m} | {p:,} | {ps:.2f} | {ss:.3f} | {ms:.1f} | {bare:.1f} | {mem:.0f} |"
               for m, p, ps, ss, ms, bare, mem in rows]
     lines += ["", f"![PSNR vs step]({os.path.relpath(args.plot, ROOT)})"]
-    write_section("\n".join(lines))
+    write_section("\n".join(lines), "bench_image")
     print("\n".join(lines))
 
 

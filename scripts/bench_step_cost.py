@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_image import load_resized, write_section
+from bench_common import load_resized, write_section
 
 # ms/step of the official code, REFERENCE.md (2 cores, torch 2.13, kodim01 192x128, 50 full-batch steps)
 OFFICIAL_MS = {"siren": 292, "finer": 335, "relu-pe": 285, "sl2a": 507, "spder": 999, "gauss": 628, "wire": 2480}

@@ -1,0 +1,33 @@
+"""Helpers shared by the benchmark scripts: loading evaluation images and writing BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_resized(path: str, size: int) -> np.ndarray:
+    """RGB image in [0, 1], resized (Lanczos) so that its long side is ``size``."""
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    scale = size / max(image.size)
+    image = image.resize((max(2, round(image.width * scale)), max(2, round(image.height * scale))), Image.LANCZOS)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def write_section(markdown: str, name: str) -> None:
+    """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->`` of BENCHMARKS.md."""
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# inrkit benchmarks\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{markdown}\n{end}"
+    if start in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
