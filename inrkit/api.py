@@ -23,7 +23,7 @@ from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
 from inrkit.files import read_json, write_json
-from inrkit.signals import ImageOptions, Signal, open_signal, signal_from_config
+from inrkit.signals import Signal, open_signal, signal_from_config, signal_option_names
 from inrkit.signals.image import denormalise, render
 from inrkit.signals.image_files import write_image
 from inrkit.train import Trainer, TrainOptions
@@ -59,17 +59,17 @@ class Run:
         return target
 
 
-def _split_options(options: dict[str, Any]) -> tuple[ModelOptions, TrainOptions, ImageOptions]:
-    groups: list[type] = [ModelOptions, TrainOptions, ImageOptions]
-    values: list[dict[str, Any]] = [{}, {}, {}]
-    for key, value in options.items():
-        for index, group in enumerate(groups):
-            if key in {f.name for f in fields(group)}:
-                values[index][key] = value
-                break
-        else:
-            raise InrkitError(f"unknown option {key!r}")
-    return ModelOptions(**values[0]), TrainOptions(**values[1]), ImageOptions(**values[2])
+def _split_options(options: dict[str, Any]) -> tuple[ModelOptions, TrainOptions, dict[str, Any]]:
+    """Split keyword options into model options, training options and signal options (a dict)."""
+    model_names = {f.name for f in fields(ModelOptions)}
+    train_names = {f.name for f in fields(TrainOptions)}
+    signal_names = signal_option_names()
+    unknown = sorted(set(options) - model_names - train_names - signal_names)
+    if unknown:
+        raise InrkitError(f"unknown option {unknown[0]!r}")
+    return (ModelOptions(**{k: v for k, v in options.items() if k in model_names}),
+            TrainOptions(**{k: v for k, v in options.items() if k in train_names}),
+            {k: v for k, v in options.items() if k in signal_names})
 
 
 def _prepare_run_dir(out: Path, overwrite: bool) -> None:
@@ -97,19 +97,20 @@ def fit(
 
     ``signal`` is a file path or a :class:`Signal`; ``options`` are fields of :class:`ModelOptions`
     (``width``, ``depth``, ``omega0``, ...), :class:`TrainOptions` (``steps``, ``seconds``, ``lr``,
-    ``schedule``, ``batch_size``, ``device``, ``quiet``, ...) and :class:`ImageOptions`.
+    ``schedule``, ``batch_size``, ``device``, ``quiet``, ...) and the options of the signal's kind
+    (:data:`inrkit.signals.SIGNAL_OPTIONS`, e.g. :class:`~inrkit.signals.ImageOptions`).
     ``out`` is the run directory (a temporary one when None). ``resume=True`` continues the run
     in ``out`` from its checkpoint (``steps``/``seconds`` then give the new total budget).
     On the CPU this turns on flush-to-zero for denormal floats in the process (torch has no
     way to read the previous setting back).
     """
-    model_options, train_options, image_options = _split_options({"model": model, **options})
+    model_options, train_options, signal_options = _split_options({"model": model, **options})
     train_options.validate()
     if resume:
         return _resume(out, train_options, signal)
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
-    opened = signal if isinstance(signal, Signal) else open_signal(signal, image_options)
+    opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis)
     lr = train_options.lr if train_options.lr is not None else get_preset(model_options.model).lr
     device = resolve_device(train_options.device)

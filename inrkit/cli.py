@@ -2,7 +2,7 @@
 
 Flags of ``inrkit fit`` are generated from the option dataclasses the API takes
 (:class:`~inrkit.fields.ModelOptions`, :class:`~inrkit.train.TrainOptions`,
-:class:`~inrkit.signals.ImageOptions`), so nothing is declared twice.
+:data:`~inrkit.signals.SIGNAL_OPTIONS`), so nothing is declared twice.
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ def _parse_size(text: str) -> tuple[int, int]:
 def cmd_fit(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.fields import ModelOptions
-    from inrkit.signals import ImageOptions
+    from inrkit.signals import SIGNAL_OPTIONS
     from inrkit.train import TrainOptions
 
-    options = _collect(args, ModelOptions, TrainOptions, ImageOptions)
+    options = _collect(args, ModelOptions, TrainOptions, *SIGNAL_OPTIONS)
     if args.resume:
         if args.out is None and args.path is None:
             raise InrkitError("--resume needs the run directory: inrkit fit --resume --out RUN")
@@ -133,7 +133,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from inrkit import __version__
     from inrkit.fields import ModelOptions
-    from inrkit.signals import ImageOptions
+    from inrkit.signals import SIGNAL_OPTIONS
     from inrkit.train import TrainOptions
 
     parser = argparse.ArgumentParser(prog="inrkit", description="Fit implicit neural representations to signals.")
@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     add_dataclass_flags(fit, ModelOptions)
     add_dataclass_flags(fit, TrainOptions)
-    add_dataclass_flags(fit, ImageOptions)
+    for options_class in SIGNAL_OPTIONS:
+        add_dataclass_flags(fit, options_class)
     fit.set_defaults(handler=cmd_fit)
 
     render = commands.add_parser("render", help="render a fitted image at any size")
