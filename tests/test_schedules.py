@@ -7,10 +7,12 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 import inrkit
+from inrkit.fields import build_field
 from inrkit.signals import ImageSignal
-from inrkit.train import SCHEDULES, lr_factor
+from inrkit.train import SCHEDULES, Trainer, TrainOptions, lr_factor
 
 
 def test_exp_schedule():
@@ -50,3 +52,13 @@ def test_trainer_applies_schedule(tmp_path, make_image):
     assert records[0]["step"] == 10
     assert records[0]["lr"] == pytest.approx(1e-3 * 0.1 ** (9 / 20))
     assert records[-1]["lr"] == pytest.approx(1e-3 * 0.1 ** (19 / 20))
+
+
+def test_trainer_calls_step_hooks_before_each_step(tmp_path):
+    signal = ImageSignal.from_array(np.random.default_rng(0).random((8, 8, 3)).astype(np.float32))
+    field = build_field("relu", 2, 3, width=8, depth=1)
+    seen: list[int] = []
+    trainer = Trainer(field, signal, TrainOptions(steps=5, quiet=True, eval_every=0), tmp_path, 1e-3,
+                      torch.device("cpu"), step_hooks=[seen.append])
+    trainer.fit()
+    assert seen == [0, 1, 2, 3, 4]

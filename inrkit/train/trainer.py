@@ -12,7 +12,7 @@ import resource
 import signal as os_signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,14 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+StepHook = Callable[[int], None]
+
+
 class Trainer:
     """Fit ``field`` to ``signal`` into ``run_dir``.
+
+    ``step_hooks`` are called with the step number (0-based) before each training step: occupancy
+    grid updates, coarse-to-fine level schedules and the like live there, not in the loop.
 
     Example:
         >>> trainer = Trainer(field, signal, TrainOptions(steps=500), run_dir, lr=5e-4)  # doctest: +SKIP
@@ -51,8 +57,9 @@ class Trainer:
     """
 
     def __init__(self, field: torch.nn.Module, signal: Signal, options: TrainOptions, run_dir: Path, lr: float,
-                 device: torch.device) -> None:
+                 device: torch.device, step_hooks: list[StepHook] | None = None) -> None:
         self.field = field
+        self.step_hooks = list(step_hooks or [])
         self.signal = signal
         self.options = options
         self.run_dir = Path(run_dir)
@@ -154,6 +161,8 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.base_lr * lr_factor(options.schedule, self._progress())
                 step_start = time.perf_counter()
+                for hook in self.step_hooks:
+                    hook(self.step)
                 batch = self.signal.sample(options.batch_size, self.generator)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                     loss = self.signal.loss(self.field, batch)
