@@ -21,6 +21,8 @@ import torch
 from inrkit import __version__
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
+from inrkit.export import inrz
+from inrkit.export.compress import load as load_inrz
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
 from inrkit.files import read_json, write_json
 from inrkit.signals import Signal, open_signal, signal_from_config, signal_option_names
@@ -163,8 +165,11 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run directory (config, weights, metrics) without reopening its signal."""
+    """Open a run directory (config, weights, metrics) or an ``.inrz`` file without reopening its signal."""
     run_dir = Path(path)
+    if inrz.is_inrz(run_dir) or (run_dir.suffix == inrz.SUFFIX and not run_dir.is_dir()):
+        decoded = load_inrz(run_dir)
+        return Run(run_dir, decoded.field, decoded.config, decoded.metrics)
     if not (run_dir / CONFIG_FILE).is_file():
         raise InrkitError(f"cannot load {run_dir}: not an inrkit run directory (no {CONFIG_FILE})")
     try:
@@ -179,7 +184,7 @@ def load_run(path: str | Path) -> Run:
 
 
 def load(path: str | Path) -> Field:
-    """The field of a run directory, ready to query: ``field(coords)`` with coords in [-1, 1]."""
+    """The field of a run directory or ``.inrz`` file, ready to query: ``field(coords)`` with coords in [-1, 1]."""
     return load_run(path).field
 
 
