@@ -4,14 +4,16 @@ Every coder turns a flat int32 array of codes in ``[−q_max, q_max]`` (``q_max 
 into bytes plus a small JSON-able ``params`` dict, and back:
 
 * ``range`` — a range coder (``constriction``'s queue-based ``RangeEncoder``, 32-bit words) with the
-  best of three models for the tensor, chosen by the exact coded size:
+  best of four models for the tensor, chosen by the exact coded size:
 
   - ``adaptive``: a categorical model over the codes that occur (``min … min+alphabet−1``) whose
     probabilities are the counts of all codes coded so far plus ½ (Krichevsky–Trofimov); it is
     updated after blocks that double in length (256, 256, 512, … at most 16,384 codes), so the
     decoder rebuilds the same tables and no histogram is sent;
   - ``laplace`` / ``gaussian``: a quantised Laplace (location = median, scale = mean |q − median|)
-    or Gaussian (mean, standard deviation) over ``[−q_max, q_max]``; two float64 numbers are sent.
+    or Gaussian (mean, standard deviation) over ``[−q_max, q_max]``; two float32 numbers are sent;
+  - ``uniform``: every code in ``min … min+alphabet−1`` equally likely (``log2(alphabet)`` bits each:
+    weights that stay close to a uniform initialisation, like SIREN's, are near this bound).
 * ``zlib`` (level 9) and ``lzma`` (raw LZMA2 stream, preset 9e) of the codes as bytes
   (``q + q_max`` as uint8 for ``bits ≤ 8``, else little-endian uint16);
 * ``raw`` — fixed-length ``bits``-bit codes, bit-packed (no entropy coding; the baseline).
@@ -39,7 +41,7 @@ from inrkit.errors import InrkitError
 from inrkit.export.quantize import max_code
 
 CODERS = ("range", "zlib", "lzma", "raw")
-RANGE_MODELS = ("adaptive", "laplace", "gaussian")
+RANGE_MODELS = ("adaptive", "laplace", "gaussian", "uniform")
 _LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 _FIRST_BLOCK, _MAX_BLOCK = 256, 16384
 _MIN_SCALE = 1e-3  # keeps the parametric models' scale strictly positive
@@ -76,15 +78,20 @@ def _range_encode(q: np.ndarray, bits: int, model: str) -> tuple[bytes, dict[str
     import constriction
 
     encoder = constriction.stream.queue.RangeEncoder()
-    if model == "adaptive":
+    if model in ("adaptive", "uniform"):
         low = int(q.min()) if q.size else 0
         alphabet = (int(q.max()) - low + 1) if q.size else 1
         symbols = (q - low).astype(np.int32)
-        tables = _adaptive_tables(alphabet)
-        table = next(tables)
-        for start, stop in _blocks(q.size):
-            encoder.encode(symbols[start:stop], table)
-            table = tables.send(symbols[start:stop])
+        if alphabet == 1:
+            pass  # a single possible code: nothing to send
+        elif model == "uniform":
+            encoder.encode(symbols, constriction.stream.model.Uniform(alphabet))
+        else:
+            tables = _adaptive_tables(alphabet)
+            table = next(tables)
+            for start, stop in _blocks(q.size):
+                encoder.encode(symbols[start:stop], table)
+                table = tables.send(symbols[start:stop])
         params: dict[str, Any] = {"model": model, "min": low, "alphabet": alphabet}
     else:
         values = q.astype(np.float64)
@@ -133,16 +140,21 @@ def _range_decode(data: bytes, count: int, bits: int, params: dict[str, Any]) ->
         raise InrkitError("range-coded stream length is not a multiple of 4 bytes")
     model = params.get("model")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    if model == "adaptive":
+    if model in ("adaptive", "uniform"):
         low, alphabet = int(_number(params, "min", True)), int(_number(params, "alphabet", True))
         if not (-max_code(bits) <= low and alphabet >= 1 and low + alphabet - 1 <= max_code(bits)):
-            raise InrkitError("adaptive model's alphabet lies outside the code range")
-        out = np.empty(count, dtype=np.int32)
-        tables = _adaptive_tables(alphabet)
-        table = next(tables)
-        for start, stop in _blocks(count):
-            out[start:stop] = decoder.decode(table, stop - start)
-            table = tables.send(out[start:stop])
+            raise InrkitError(f"{model} model's alphabet lies outside the code range")
+        if alphabet == 1:
+            out = np.zeros(count, dtype=np.int32)
+        elif model == "uniform":
+            out = np.asarray(decoder.decode(constriction.stream.model.Uniform(alphabet), count), dtype=np.int32)
+        else:
+            out = np.empty(count, dtype=np.int32)
+            tables = _adaptive_tables(alphabet)
+            table = next(tables)
+            for start, stop in _blocks(count):
+                out[start:stop] = decoder.decode(table, stop - start)
+                table = tables.send(out[start:stop])
         out += low
     elif model in ("laplace", "gaussian"):
         checked = {"mean": float(_number(params, "mean")), "scale": float(_number(params, "scale"))}
