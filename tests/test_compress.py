@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -133,7 +135,7 @@ def test_size_grows_with_bit_width(fitted, tmp_path):
     field = fitted[0].field  # a bare field: no PSNR measurement, only sizes
     for coder in ("range", "raw"):
         sizes = [compress(field, tmp_path / f"{coder}{b}.inrz", bits=b, coder=coder).n_bytes for b in range(2, 17)]
-        assert all(a < b for a, b in zip(sizes, sizes[1:], strict=False)), (coder, sizes)
+        assert all(a < b for a, b in itertools.pairwise(sizes)), (coder, sizes)
 
 
 def test_range_coder_on_peaked_and_flat_weights(tmp_path):
