@@ -166,7 +166,7 @@ def test_rebuilt_buffer_checksum(valid, tmp_path):
 
 
 def test_header_that_is_not_json(valid, tmp_path):
-    body = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=inrz.HEADER_DICTIONARY)
     header = body.compress(b"{not json") + body.flush()
     data = struct.pack("<8sHII", inrz.MAGIC, 1, len(header), zlib.crc32(header)) + header + struct.pack("<II", 0, 0)
     refuse(data, tmp_path, "not valid JSON")

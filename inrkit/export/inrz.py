@@ -7,7 +7,7 @@ Layout (little-endian)::
     8       2     format version (uint16) = 1
     10      4     H = header length in bytes (uint32)
     14      4     CRC32 of the header bytes
-    18      H     header: JSON (UTF-8, compact), raw-deflate compressed
+    18      H     header: JSON (UTF-8, compact), raw deflate with the preset dictionary below
     18+H    4     P = payload length in bytes (uint32)
     22+H    4     CRC32 of the payload bytes
     26+H    P     payload: per tensor, in header order, [float32 steps if per-channel] + coded codes
@@ -17,6 +17,11 @@ The header (see :func:`check_header`) holds the field config, the signal's descr
 rendering), optional metrics, and the tensor table: for every entry of the field's ``state_dict``
 its name, shape, dtype, storage (``quantized`` | ``float16`` | ``float32`` | ``rebuilt``), byte length,
 and for quantised tensors bits, scheme, step and the entropy coder with its parameters.
+
+The deflate stream uses a fixed preset dictionary (:data:`HEADER_DICTIONARY`, JSON fragments every
+header repeats: keys, preset configs, the tensor-table vocabulary), so a small field's header costs
+about 200 bytes instead of 600: at 0.3 bpp on a 256×256 image that is 0.025 bpp instead of 0.07.
+The dictionary is part of format version 1 and never changes within it.
 
 Reading validates every length, count, shape and checksum against fixed limits before allocating
 anything large; nothing in a file is ever executed (JSON only, no pickle).
@@ -40,16 +45,40 @@ MAX_HEADER_BYTES = 1 << 20         # deflated header
 MAX_HEADER_INFLATED = 8 << 20      # inflated JSON
 MAX_PAYLOAD_BYTES = (1 << 32) - 1  # uint32 length
 _PREFIX = struct.Struct("<8sHII")   # magic, version, header length, header crc
+
+# Format version 1's deflate dictionary. NEVER edit it: files written with it must stay readable.
+# Deflate looks back at most 32 KiB and prefers recent bytes, so the most common fragments come last.
+HEADER_DICTIONARY = (
+    b'{"otype":"HashGrid","n_levels":16,"n_features_per_level":2,"log2_hashmap_size":19,"base_resolution":16,'
+    b'"per_level_scale":2.0,"interpolation":"Linear"}{"otype":"GaussianFourier","n_features":256,"sigma":10.0,"seed":0}'
+    b'{"otype":"PositionalEncoding","n_frequencies":5,"include_input":true,"include_pi":true}'
+    b'{"otype":"SL2A","n_neurons":256,"n_hidden_layers":4,"degree":256,"rank":128}'
+    b'{"otype":"Wire","n_neurons":256,"n_hidden_layers":4,"first_omega_0":20.0,"hidden_omega_0":20.0,"scale":10.0}'
+    b'{"otype":"Gauss","scale":30.0}{"otype":"Finer","first_bias_scale":null}{"otype":"Spder","damping":"sqrt"}'
+    b'{"otype":"ReLU","n_neurons":256,"n_hidden_layers":4},"output":{"range":[0.0,1.0],"activation":"Sigmoid"}}'
+    b'"storage":"float16","storage":"float32","storage":"rebuilt","crc32":"scheme":"channel","coder":"zlib","coder":"lzma",'
+    b'"coder":"raw","dtype":"complex64","params":{"model":"laplace","mean":0.0,"scale":"params":{"model":"gaussian",'
+    b'"mean":"params":{"model":"uniform","min":-"encoding.B","network.output.weight","network.output.bias",'
+    b'"network.hidden.0.linear.weight","network.hidden.0.linear.bias","network.hidden.1.linear.weight",'
+    b'"network.hidden.1.linear.bias","network.hidden.2.linear.weight","network.hidden.2.linear.bias",'
+    b'{"inrkit_version":"0.1.0","field":{"n_input_dims":2,"n_output_dims":3,"encoding":{"otype":"Identity"},'
+    b'"network":{"otype":"Siren","n_neurons":64,"n_hidden_layers":3,"first_omega_0":30.0,"hidden_omega_0":30.0,'
+    b'"omega_on_bias":true},"output":{"range":[-1.0,1.0],"activation":"None"}},"signal":{"kind":"image","height":512,'
+    b'"width":768,"channels":3,"normalisation":{"dtype":"uint8","low":0.0,"high":255.0,"alpha":false}},'
+    b'"model":{"model":"siren","width":64,"depth":3},"metrics":{"psnr":30.0,"psnr_before":30.0},"tensors":['
+    b'{"name":"network.hidden.3.linear.weight","shape":[64,64],"dtype":"float32","storage":"quantized","bits":8,'
+    b'"scheme":"tensor","coder":"range","params":{"model":"adaptive","min":-127,"alphabet":255},"step":0.001,"length":'
+)
 _PAYLOAD_PREFIX = struct.Struct("<II")  # payload length, payload crc
 
 
 def _deflate(data: bytes) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=HEADER_DICTIONARY)
     return compressor.compress(data) + compressor.flush()
 
 
 def _inflate(data: bytes) -> bytes:
-    decompressor = zlib.decompressobj(-15)
+    decompressor = zlib.decompressobj(-15, zdict=HEADER_DICTIONARY)
     try:
         out = decompressor.decompress(data, MAX_HEADER_INFLATED + 1)
     except zlib.error as err:
