@@ -221,3 +221,14 @@ def test_render_from_inrz_matches_decoded_run(fitted, tmp_path):
 
     assert np.array_equal(read_image(a), read_image(b))
     assert "source" not in load(tmp_path / "r.inrz").header["signal"]  # local paths stay on the machine
+
+
+def test_fp16_auto_keeps_sensitive_tensors(fitted, tmp_path):
+    run, signal = fitted
+    plain = compress(run, tmp_path / "plain.inrz", bits=4, signal=signal)
+    auto = compress(run, tmp_path / "auto.inrz", bits=4, fp16="auto", signal=signal)
+    storage = {e["name"]: e["storage"] for e in load(tmp_path / "auto.inrz").header["tensors"]}
+    assert "float16" in storage.values() and storage["network.hidden.1.linear.weight"] == "quantized"
+    assert auto.psnr_after > plain.psnr_after
+    with pytest.raises(InrkitError, match="--fp16 auto"):
+        compress(small_field("siren"), tmp_path / "x.inrz", fp16="auto")

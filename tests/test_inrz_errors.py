@@ -259,3 +259,10 @@ def test_fuzz_mutated_header_with_valid_checksums(valid, name, path, value):
 def test_json_header_is_plain_json(valid):
     header, _ = inrz.unpack(valid["siren"])
     assert json.loads(json.dumps(header)) == header
+
+
+def test_header_dictionary_is_frozen():
+    """Format version 1 reads its headers with this exact deflate dictionary: editing it breaks old files."""
+    import hashlib
+
+    assert hashlib.sha256(inrz.HEADER_DICTIONARY).hexdigest()[:16] == "b00d9e1a2a305359"
