@@ -177,7 +177,7 @@ def test_finetuning_recovers_quality(fitted, tmp_path):
 
 
 def test_finetuning_needs_the_signal(tmp_path):
-    with pytest.raises(InrkitError, match="fine-tuning needs the original signal"):
+    with pytest.raises(InrkitError, match="fine-tuning and --fp16 auto need the original signal"):
         compress(small_field("siren"), tmp_path / "x.inrz", finetune_steps=5)
 
 
@@ -230,5 +230,14 @@ def test_fp16_auto_keeps_sensitive_tensors(fitted, tmp_path):
     storage = {e["name"]: e["storage"] for e in load(tmp_path / "auto.inrz").header["tensors"]}
     assert "float16" in storage.values() and storage["network.hidden.1.linear.weight"] == "quantized"
     assert auto.psnr_after > plain.psnr_after
-    with pytest.raises(InrkitError, match="--fp16 auto"):
+    with pytest.raises(InrkitError, match="need the original signal"):
         compress(small_field("siren"), tmp_path / "x.inrz", fp16="auto")
+
+
+def test_bare_field_with_signal_keeps_the_image_size(fitted, tmp_path):
+    run, signal = fitted
+    report = compress(run.field, tmp_path / "f.inrz", bits=8, signal=signal)
+    header_signal = load(tmp_path / "f.inrz").config["signal"]
+    assert (header_signal["height"], header_signal["width"]) == (24, 32) and "source" not in header_signal
+    assert report.bpp == pytest.approx(8 * report.n_bytes / (24 * 32))
+    assert next(run.field.parameters()).device.type == "cpu" and run.field.n_params == report.n_params

@@ -154,7 +154,7 @@ def _open_signal(signal: Signal | str | Path | None, config: dict[str, Any], req
         return signal_from_config(signal_config)
     except InrkitError as err:
         if required:
-            raise InrkitError(f"fine-tuning needs the original signal: {err}; pass it with --signal") from None
+            raise InrkitError(f"fine-tuning and --fp16 auto need the original signal: {err}; pass it with --signal") from None
         return None
 
 
@@ -213,7 +213,7 @@ def _header(field: Field, config: dict[str, Any], table: list[dict[str, Any]], m
 
 def encode(field: Field, config: dict[str, Any], plan: QuantisationPlan, metrics: dict[str, float] | None = None) -> bytes:
     """The ``.inrz`` bytes of ``field`` under ``plan`` (``config``: the run's signal/model sections)."""
-    table, payload = encode_tensors(field.cpu(), plan)
+    table, payload = encode_tensors(field, plan)
     return inrz.pack(_header(field, config, table, metrics or {}), payload)
 
 
@@ -249,8 +249,10 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
     options = replace(options or CompressOptions(), **overrides)
     options.validate()
     field, config = _open_source(source)
-    field = field.cpu().eval()
-    opened = _open_signal(signal, config, required=options.finetune_steps > 0)
+    field = copy.deepcopy(field).cpu().eval()  # the caller's field keeps its device and mode
+    opened = _open_signal(signal, config, required=options.finetune_steps > 0 or "auto" in options.plan(8).fp16)
+    if config.get("signal") is None and opened is not None:
+        config = {**config, "signal": opened.config()}  # a bare Field compressed with its signal: keep its size
     samples = sample_count(config.get("signal")) or (opened.n_samples if opened is not None else None)
     if options.target_bpp is not None and samples is None:
         raise InrkitError("--target-bpp needs the signal size; this field has no signal description")
@@ -260,8 +262,7 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
     while True:
         encoded, plan = field, options.plan(bits)
         if "auto" in plan.fp16:
-            if opened is None:
-                raise InrkitError("--fp16 auto measures each tensor's sensitivity on the signal; pass it with --signal")
+            assert opened is not None  # _open_signal insisted on it
             patterns = tuple(p for p in plan.fp16 if p != "auto")
             plan.fp16 = patterns + sensitive_tensors(field, replace(plan, fp16=patterns), opened)
         if options.finetune_steps > 0:
@@ -309,7 +310,9 @@ def decompress(path: str | Path, out: str | Path | None = None, overwrite: bool 
     decoded = load(path)
     if out is not None:
         target = Path(out)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+        if target.exists() and not target.is_dir():
+            raise InrkitError(f"output {target} exists and is not a directory")
+        if target.is_dir() and any(target.iterdir()) and not overwrite:
             raise InrkitError(f"output {target} exists; pass --overwrite to replace its files")
         target.mkdir(parents=True, exist_ok=True)
         write_json(target / CONFIG_FILE, {**decoded.config, "compressed_from": str(Path(path).name)})
