@@ -18,6 +18,7 @@ config's shapes and dtypes, and the total size against ``max_elements``, before 
 from __future__ import annotations
 
 import fnmatch
+import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -149,7 +150,8 @@ def _check_layer_counts(config: Any) -> None:
 
 def _build(config: dict[str, Any], device: str) -> Field:
     try:
-        with torch.device(device), torch.random.fork_rng(devices=[]):
+        with torch.device(device), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's "zero-element tensors" note on a forged zero width
             return Field(config)
     except InrkitError:
         raise

@@ -217,16 +217,18 @@ def encode(field: Field, config: dict[str, Any], plan: QuantisationPlan, metrics
     return inrz.pack(_header(field, config, table, metrics or {}), payload)
 
 
-def _fit_budget(field: Field, config: dict[str, Any], options: CompressOptions, budget_bytes: float) -> int:
-    """Largest bit width whose post-training-quantised file has at most ``budget_bytes`` (binary search)."""
+def _fit_budget(field: Field, config: dict[str, Any], options: CompressOptions, budget_bytes: float,
+                metrics: dict[str, float]) -> int:
+    """Largest bit width whose post-training-quantised file has at most ``budget_bytes`` (binary search;
+    ``metrics``: placeholders as long as the final ones, so that the header is counted)."""
     low, high = MIN_BITS, MAX_BITS
-    smallest = len(encode(field, config, options.plan(MIN_BITS)))
+    smallest = len(encode(field, config, options.plan(MIN_BITS), metrics))
     if smallest > budget_bytes:
         raise InrkitError(f"even {MIN_BITS}-bit weights need {smallest:,} bytes, above the target of "
                           f"{budget_bytes:,.0f}; fit a smaller network")
     while low < high:
         middle = (low + high + 1) // 2
-        if len(encode(field, config, options.plan(middle))) <= budget_bytes:
+        if len(encode(field, config, options.plan(middle), metrics)) <= budget_bytes:
             low = middle
         else:
             high = middle - 1
@@ -257,7 +259,8 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
     if options.target_bpp is not None and samples is None:
         raise InrkitError("--target-bpp needs the signal size; this field has no signal description")
     budget = options.target_bpp * samples / 8.0 if options.target_bpp is not None else math.inf
-    bits = _fit_budget(field, config, options, budget) if options.target_bpp is not None else options.bits
+    placeholder = {"psnr": 99.99, "psnr_before": 99.99} if opened is not None else {}
+    bits = _fit_budget(field, config, options, budget, placeholder) if options.target_bpp is not None else options.bits
     psnr_before = _psnr(field, opened)
     while True:
         encoded, plan = field, options.plan(bits)
@@ -274,14 +277,16 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
             state, _ = finetune(field, quantisers_for(plan.steps, bits, fp16), opened, options.finetune_steps, lr, batch)
             encoded = copy.deepcopy(field)
             encoded.load_state_dict(state)
-        data = encode(encoded, config, plan)
-        if len(data) <= budget or bits == MIN_BITS:
+        decoded = decode_field(*inrz.unpack(encode(encoded, config, plan)))  # what a reader will get
+        psnr_after = _psnr(decoded, opened)
+        metrics = {k: round(v, 2) for k, v in (("psnr", psnr_after), ("psnr_before", psnr_before)) if v is not None}
+        data = encode(encoded, config, plan, metrics)
+        if len(data) <= budget:
             break
-        bits -= 1  # fine-tuning moved the codes and the file outgrew the budget
-    decoded = decode_field(*inrz.unpack(data))  # what a reader will get, checked before writing
-    psnr_after = _psnr(decoded, opened)
-    metrics = {k: round(v, 2) for k, v in (("psnr", psnr_after), ("psnr_before", psnr_before)) if v is not None}
-    data = encode(encoded, config, plan, metrics)
+        if bits == MIN_BITS:
+            raise InrkitError(f"cannot meet --target-bpp {options.target_bpp:g}: the {MIN_BITS}-bit file has "
+                              f"{len(data):,} bytes; fit a smaller network or drop --fp16")
+        bits -= 1  # half floats or fine-tuning moved the size past the budget: one bit less
     atomic_write_bytes(out, data)
     return CompressionReport(Path(out), len(data), bits, field.n_params, samples, psnr_before, psnr_after,
                              options.finetune_steps, time.perf_counter() - start)

@@ -189,7 +189,7 @@ def check_numbers(value: Any, where: str, depth: int = 0) -> None:
     require(depth <= 16, f"{where} is nested too deeply")
     if isinstance(value, dict):
         for key, item in value.items():
-            check_numbers(item, f"{where}.{key}", depth + 1)
+            check_numbers(item, f"{where}.{json.dumps(key)[:40]}", depth + 1)  # keys come from the file: escaped
     elif isinstance(value, list):
         require(len(value) <= 1 << 16, f"{where} is too long")
         for item in value:
