@@ -14,7 +14,7 @@ import torch
 from inrkit.backends import cpu_grid, grid_forward, tcnn_available
 from inrkit.backends.tcnn_layout import load_tcnn_parameters, tcnn_parameter_count, tcnn_parameters
 from inrkit.encodings import GridEncoding
-from inrkit.encodings.grid import grid_forward_reference
+from inrkit.encodings.grid import active_levels, grid_forward_reference
 from inrkit.errors import InrkitError
 from inrkit.fields import Field, build_field
 from inrkit.train.optim import TcnnAdam, build_optimizer
@@ -171,3 +171,36 @@ def test_tcnn_matches_reference_with_the_same_parameters():
     fast = TcnnField(field)
     x = torch.rand(1 << 14, 2, device="cuda") * 2 - 1
     assert torch.allclose(fast(x).float(), field(x), atol=2e-2)  # tcnn computes in fp16
+
+
+def test_prepare_field_picks_backends_and_refuses_impossible_ones():
+    from inrkit.backends import prepare_field
+
+    field = build_field("hashgrid", 2, 3, log2_hashmap_size=10)
+    assert prepare_field(field, "torch", torch.device("cpu")) is field and field.encoding.backend == "torch"
+    if not tcnn_available():
+        with pytest.raises(InrkitError, match="tinycudann"):
+            prepare_field(field, "tcnn", torch.device("cpu"))
+    with pytest.raises(InrkitError, match="FullyFusedMLP"):
+        prepare_field(build_field("siren", 2, 3), "tcnn", torch.device("cpu"))
+    with pytest.raises(InrkitError, match="backend"):
+        prepare_field(field, "cuda-magic", torch.device("cpu"))
+
+
+def test_coarse_to_fine_unlocks_levels_and_fits(tmp_path, make_image):
+    import inrkit
+    from inrkit.signals import ImageSignal
+    from inrkit.train.level_schedule import CoarseToFine
+
+    field = build_field("hashgrid", 2, 3, n_levels=8, log2_hashmap_size=10)
+    schedule = CoarseToFine(field, every=10)
+    seen = []
+    for step in (0, 9, 10, 35, 60, 1000):
+        schedule(step)
+        seen.append(int((field.encoding(torch.rand(50, 2)) != 0).any(0).view(8, 2).any(1).sum()))
+    assert seen == [2, 2, 3, 5, 8, 8]
+    run = inrkit.fit(ImageSignal.from_array(make_image(24, 24, 3, seed=0)), model="hashgrid", out=tmp_path / "run",
+                     steps=80, coarse_to_fine=10, backend="torch", log2_hashmap_size=10, eval_every=0, quiet=True,
+                     device="cpu")
+    assert run.metrics["psnr"] > 28
+    assert active_levels(8, run.field.encoding.max_level) == 8  # outputs are written with every level on

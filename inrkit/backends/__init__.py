@@ -31,6 +31,27 @@ def check_backend(name: str) -> str:
     return name
 
 
+def prepare_field(field: torch.nn.Module, backend: str, device: torch.device) -> torch.nn.Module:
+    """The module that runs ``field`` with ``backend`` on ``device``: the field itself (its grid encodings
+    told which lookup to use) or, for tcnn, a :class:`~inrkit.backends.tcnn_module.TcnnField` with the same weights."""
+    from inrkit.backends.tcnn_module import TcnnField, tcnn_compatible
+    from inrkit.encodings.grid import GridEncoding
+    from inrkit.errors import InrkitError
+
+    check_backend(backend)
+    wants_tcnn = backend == "tcnn" or (backend == "auto" and device.type == "cuda" and tcnn_available())
+    if wants_tcnn and tcnn_compatible(field):
+        if not tcnn_available() or device.type != "cuda":
+            raise InrkitError("backend 'tcnn' needs the tinycudann package and a CUDA device")
+        return TcnnField(field.to(device))
+    if backend == "tcnn":
+        raise InrkitError("backend 'tcnn' needs a FullyFusedMLP/CutlassMLP network on a tcnn encoding (e.g. --model hashgrid)")
+    for module in field.modules():
+        if isinstance(module, GridEncoding):
+            module.backend = backend
+    return field
+
+
 def grid_forward(x: torch.Tensor, params: torch.Tensor, spec, backend: str) -> torch.Tensor:
     """Grid-encoding lookup ``x (N, D) -> (N, L·F)`` with the chosen backend (see the module docstring).
 
