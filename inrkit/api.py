@@ -114,7 +114,10 @@ def fit(
         raise InrkitError("nothing to fit: give a signal path")
     opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis)
-    lr = train_options.lr if train_options.lr is not None else get_preset(model_options.model).lr
+    preset = get_preset(model_options.model)
+    lr = train_options.lr if train_options.lr is not None else preset.lr
+    if train_options.batch_size is None and preset.batch_size is not None and preset.batch_size < opened.n_samples:
+        train_options.batch_size = preset.batch_size
     device = resolve_device(train_options.device)
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
