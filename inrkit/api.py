@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from inrkit import __version__
-from inrkit.backends import prepare_field
+from inrkit.backends import prepare_field, resolve_backend
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
@@ -121,6 +121,7 @@ def fit(
     device = resolve_device(train_options.device)
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
+    resolve_backend(field, train_options.backend, device)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
     _prepare_run_dir(run_dir, overwrite)
     config = {
