@@ -20,11 +20,19 @@ from inrkit.signals import ImageSignal
 SMALL = {"width": 16, "depth": 2}
 
 
+def overrides_for(model: str) -> dict:
+    """Small sizes: SL2A with a low degree and rank, hash grids with 2^10-entry tables and 8 levels."""
+    if model == "sl2a":
+        return dict(SMALL, degree=8, rank=4)
+    if model.startswith("hashgrid"):
+        return {"depth": 1, "log2_hashmap_size": 10, "n_levels": 8}
+    return dict(SMALL)
+
+
 def small_field(model: str, seed: int = 0) -> inrkit.fields.Field:
-    """A small randomly initialised field of ``model`` (SL2A with a low degree, FFN with few features)."""
+    """A small randomly initialised field of ``model``."""
     torch.manual_seed(seed)
-    overrides = dict(SMALL, **({"degree": 8, "rank": 4} if model == "sl2a" else {}))
-    field = build_field(model, 2, 3, **overrides)
+    field = build_field(model, 2, 3, **overrides_for(model))
     with torch.no_grad():  # move every weight off its initial value so nothing is accidentally "rebuilt"
         for parameter in field.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))
@@ -57,7 +65,7 @@ def test_round_trip_every_backbone(model, tmp_path):
     decoded = load(path).field
     assert_exact_round_trip(field, decoded, 8, "tensor")
     coords = torch.rand(64, 2) * 2 - 1
-    reference = build_field(model, 2, 3, **dict(SMALL, **({"degree": 8, "rank": 4} if model == "sl2a" else {})))
+    reference = build_field(model, 2, 3, **overrides_for(model))
     reference.load_state_dict({n: expected_dequantised(t, 8, "tensor") if n in dict(field.named_parameters()) else t
                                for n, t in field.state_dict().items()})
     assert torch.equal(decoded(coords), reference.eval()(coords))
@@ -242,3 +250,20 @@ def test_bare_field_with_signal_keeps_the_image_size(fitted, tmp_path):
     assert (header_signal["height"], header_signal["width"]) == (24, 32) and "source" not in header_signal
     assert report.bpp == pytest.approx(8 * report.n_bytes / (24 * 32))
     assert next(run.field.parameters()).device.type == "cpu" and run.field.n_params == report.n_params
+
+
+def test_hash_table_with_level_scales_prefers_the_recent_model(tmp_path):
+    """A trained hash table's levels have very different scales: the range coder follows them level by level."""
+    field = small_field("hashgrid")
+    geometry = field.encoding.geometry
+    torch.manual_seed(0)
+    with torch.no_grad():
+        chunks = [torch.randn(size * geometry.n_features_per_level) * 0.3 / 2**level for level, size in enumerate(geometry.sizes)]
+        field.encoding.params.copy_(torch.cat(chunks))
+    sizes = {}
+    for coder in ("range", "zlib", "raw"):
+        compress(field, tmp_path / f"{coder}.inrz", bits=8, coder=coder)
+        sizes[coder] = load(tmp_path / f"{coder}.inrz").header["tensors"][0]
+    assert sizes["range"]["params"]["model"] == "recent"
+    assert sizes["range"]["length"] < sizes["zlib"]["length"] < sizes["raw"]["length"]
+    assert_exact_round_trip(field, load(tmp_path / "range.inrz").field, 8, "tensor")

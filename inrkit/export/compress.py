@@ -268,9 +268,9 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
             assert opened is not None  # _open_signal insisted on it
             patterns = tuple(p for p in plan.fp16 if p != "auto")
             plan.fp16 = patterns + sensitive_tensors(field, replace(plan, fp16=patterns), opened)
+        plan.steps = plan_steps(field, plan)  # searched once, on the original weights (QAT keeps this grid)
         if options.finetune_steps > 0:
             assert opened is not None
-            plan.steps = plan_steps(field, plan)
             fp16 = [n for n, _ in field.named_parameters() if plan.storage(n, is_buffer=False) == "float16"]
             lr = options.finetune_lr or 0.1 * float((config.get("train") or {}).get("lr") or 1e-4)
             batch = (config.get("train") or {}).get("batch_size")

@@ -26,6 +26,7 @@ import torch
 MIN_BITS, MAX_BITS = 2, 16
 SCHEMES = ("tensor", "channel")
 _N_CLIP_CANDIDATES = 64
+_SEARCH_SAMPLES = 1 << 18  # the step search looks at most at this many values (evenly strided) per tensor
 
 
 def max_code(bits: int) -> int:
@@ -59,9 +60,13 @@ def best_step(tensor: torch.Tensor, bits: int, scheme: str = "tensor") -> torch.
     """The MSE-minimising step per row, float32 of shape ``(rows,)`` (see the module docstring).
 
     ``tensor`` may be complex (its real view is searched). All-zero rows get the step ``1/q_max``.
+    Large tensors (hash tables) are searched on an evenly strided subset of at most 2^18 values;
+    the peak ``max|w|`` always comes from the whole row.
     """
     rows = real_view(tensor.detach()).float().reshape(channel_count(tuple(tensor.shape), scheme), -1)
     peak = rows.abs().amax(dim=1)
+    stride = max(1, rows.numel() // _SEARCH_SAMPLES)
+    rows = rows[:, ::stride]
     peak = torch.where(peak > 0, peak, torch.ones_like(peak))
     q_max = max_code(bits)
     best_error = torch.full_like(peak, float("inf"))
