@@ -267,3 +267,12 @@ def test_hash_table_with_level_scales_prefers_the_recent_model(tmp_path):
     assert sizes["range"]["params"]["model"] == "recent"
     assert sizes["range"]["length"] < sizes["zlib"]["length"] < sizes["raw"]["length"]
     assert_exact_round_trip(field, load(tmp_path / "range.inrz").field, 8, "tensor")
+
+
+def test_recompress_from_inrz(tmp_path):
+    field = small_field("siren")
+    compress(field, tmp_path / "a.inrz", bits=12)
+    report = compress(tmp_path / "a.inrz", tmp_path / "b.inrz", bits=4)
+    assert report.bits == 4 and report.n_bytes < (tmp_path / "a.inrz").stat().st_size
+    source = load(tmp_path / "a.inrz").field
+    assert_exact_round_trip(source, load(tmp_path / "b.inrz").field, 4, "tensor")
