@@ -45,7 +45,7 @@ class QuantisationPlan:
 
     bits: int = 8
     scheme: str = "tensor"
-    coder: str = "range"
+    coder: str = "auto"
     fp16: tuple[str, ...] = ()
     steps: dict[str, torch.Tensor] | None = None  # reuse these steps (after fine-tuning) instead of searching
 
@@ -55,8 +55,8 @@ class QuantisationPlan:
             raise InrkitError(f"--bits must be between {MIN_BITS} and {MAX_BITS}, got {self.bits}")
         if self.scheme not in SCHEMES:
             raise InrkitError(f"--scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
-        if self.coder not in entropy.CODERS:
-            raise InrkitError(f"--coder must be one of {', '.join(entropy.CODERS)}, got {self.coder!r}")
+        if self.coder not in ("auto", *entropy.CODERS):
+            raise InrkitError(f"--coder must be one of auto, {', '.join(entropy.CODERS)}, got {self.coder!r}")
 
     def storage(self, name: str, is_buffer: bool) -> str:
         """``quantized``/``float16`` for parameters (by the fp16 patterns), ``float32`` for buffers."""
@@ -122,8 +122,8 @@ def encode_tensors(field: Field, plan: QuantisationPlan) -> tuple[list[dict[str,
         else:
             step = steps[name].float().cpu()
             q = quantise(tensor, step, plan.bits)
-            coded, params = entropy.encode(q.numpy(), plan.bits, plan.coder)
-            entry.update({"bits": plan.bits, "scheme": plan.scheme, "coder": plan.coder, "params": params})
+            coded, params, coder = entropy.encode_best(q.numpy(), plan.bits, plan.coder)
+            entry.update({"bits": plan.bits, "scheme": plan.scheme, "coder": coder, "params": params})
             if step.numel() == 1 and channel_count(tensor.shape, plan.scheme) == 1:
                 entry["step"] = float32_json(float(step[0]))
                 data = coded
@@ -153,10 +153,10 @@ def _build(config: dict[str, Any], device: str) -> Field:
         with torch.device(device), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. torch's "zero-element tensors" note on a forged zero width
             return Field(config)
-    except InrkitError:
-        raise
     except Exception as err:  # the constructor is fed an untrusted config: any failure is a bad file
-        raise InrkitError(f"header field config is invalid ({type(err).__name__}: {err})".splitlines()[0]) from None
+        reason = str(err) if isinstance(err, InrkitError) else f"{type(err).__name__}: {err}"
+        reason = reason.replace("\n", " ")[:300]  # the message may quote file-provided strings
+        raise InrkitError(f"header field config is invalid ({reason})") from None
 
 
 def _real_numel(shape: list[int], dtype: str) -> int:

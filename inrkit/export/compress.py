@@ -52,7 +52,8 @@ class CompressOptions:
     target_bpp: float | None = field(default=None, metadata={"help": "choose the largest bit width whose file fits "
                                                                       "this many bits per pixel (or per sample)"})
     scheme: str = field(default="tensor", metadata={"help": "one quantisation step per tensor | channel (per output row)"})
-    coder: str = field(default="range", metadata={"help": "entropy coder: range | zlib | lzma | raw"})
+    coder: str = field(default="auto", metadata={"help": "entropy coder: auto (per tensor the smaller of range and "
+                                                           "lzma) | range | zlib | lzma | raw"})
     fp16: str = field(default="", metadata={"help": "comma-separated name patterns of tensors kept as float16, "
                                                     "e.g. 'network.output.*,*.bias', or 'auto' (measured sensitivity)"})
     finetune_steps: int = field(default=0, metadata={"help": "quantisation-aware fine-tuning steps against the signal"})
