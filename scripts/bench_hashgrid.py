@@ -147,7 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=("throughput", "kodak", "gpu"))
     parser.add_argument("--image", default="kodim03.png")
-    parser.add_argument("--batch-size", type=int, default=1 << 16)
+    parser.add_argument("--batch-size", type=int, default=1 << 14)
     parser.add_argument("--eval-every", type=int, default=25)
     parser.add_argument("--max-steps", type=int, default=400)
     args = parser.parse_args()
