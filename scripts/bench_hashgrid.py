@@ -105,7 +105,8 @@ def kodak_section(image: str, batch_size: int, eval_every: int, max_steps: int, 
             wall = time.perf_counter() - start
             final = json.loads((Path(tmp) / "confirm" / "metrics.jsonl").read_text().splitlines()[-1])
             confirm = (f"Confirmation: `inrkit fit {image} --model hashgrid --steps {reached[0]} --batch-size {batch_size} "
-                       f"--schedule constant --eval-every 0{' ' + ' '.join(flags) if flags else ''}` reached **{final['psnr']:.2f} dB in {wall:.1f} s wall** for "
+                       f"--schedule constant --eval-every 0{''.join(' ' + f for f in flags)}` reached "
+                       f"**{final['psnr']:.2f} dB in {wall:.1f} s wall** for "
                        f"the whole command (start-up, {final['elapsed']:.1f} s of training, final evaluation and outputs).")
     summary = (f"30 dB after {reached[0]} steps, {reached[1]:.1f} s of training" if reached
                else f"30 dB not reached in {max_steps} steps")
