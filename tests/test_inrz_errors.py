@@ -229,9 +229,10 @@ def test_fuzz_mutated_payload_with_valid_checksums(valid, name, edits):
     decode_or_refuse(inrz.pack(header, bytes(payload)))
 
 
+# no subnormal floats: inrkit.fit turns on flush-to-zero for the process, and hypothesis refuses to draw them then
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False) | st.text(max_size=8),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )

@@ -17,15 +17,17 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from inrkit.export.quantize import fake_quantise
+from inrkit.export.quantize import fake_quantise, real_view
 from inrkit.signals.base import Signal
 
 Quantiser = Callable[[torch.Tensor], torch.Tensor]
 
 
 def half_straight_through(tensor: torch.Tensor) -> torch.Tensor:
-    """``fp16(w)`` forward, identity backward (complex tensors keep their dtype)."""
-    return tensor + (tensor.to(torch.complex32 if tensor.is_complex() else torch.float16).to(tensor.dtype) - tensor).detach()
+    """``fp16(w)`` forward, identity backward (complex tensors: real and imaginary parts rounded)."""
+    values = real_view(tensor)
+    out = values + (values.half().to(values.dtype) - values).detach()
+    return torch.view_as_complex(out) if tensor.is_complex() else out
 
 
 class FakeQuantisedField(nn.Module):
