@@ -336,7 +336,7 @@ def main() -> None:
         "",
         *coder_lines,
         "",
-        "Per-tensor vs per-channel steps (6 bits, no fine-tuning; bytes = whole file):",
+        "Per-tensor vs per-channel steps (6 bits, every tensor quantised: no fp16, no fine-tuning; bytes = whole file):",
         "",
         *scheme_lines,
         "",
