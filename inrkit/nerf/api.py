@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -55,6 +54,21 @@ class NerfOptions:
     grid_resolution: int | None = field(default=None, metadata={"help": "occupancy-grid cells per axis (default: the preset's)"})
     steps_per_unit: int | None = field(default=None, metadata={"help": "ray-marching steps per unit-cube length"})
     scene_resolution: int = field(default=128, metadata={"help": "image size for procedural scene definitions (.json)"})
+
+    def validate(self) -> None:
+        """Raise :class:`InrkitError` for impossible settings (before anything is read or written)."""
+        from inrkit.signals.radiance import BACKGROUNDS, LOSSES
+
+        if self.loss is not None and self.loss not in LOSSES:
+            raise InrkitError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.train_background not in BACKGROUNDS:
+            raise InrkitError(f"--train-background must be one of {', '.join(BACKGROUNDS)}, got {self.train_background!r}")
+        for name in ("target_samples", "grid_resolution", "steps_per_unit"):
+            value = getattr(self, name)
+            if value is not None and value < (256 if name == "target_samples" else 2):
+                raise InrkitError(f"--{name.replace('_', '-')} is too small: {value}")
+        if self.downscale < 1 or self.holdout < 2 or self.scene_resolution < 8:
+            raise InrkitError("--downscale must be >= 1, --holdout >= 2 and --scene-resolution >= 8")
 
 
 def _resolve_preset(name: str, device: torch.device) -> str:
@@ -304,6 +318,7 @@ def fit(scene: str | Path | Scene, preset: str = "auto", *, seconds: float | Non
     train_kwargs = {"schedule": "ngp", "eval_every": 0, **{k: v for k, v in options.items() if k in train_names}}
     train_options = TrainOptions(steps=steps, seconds=seconds, **train_kwargs)
     train_options.validate()
+    nerf_options.validate()
     if resume:
         return _resume(out, train_options)
     device = resolve_device(train_options.device)
@@ -421,8 +436,3 @@ def is_nerf_run(path: str | Path) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
 
-
-def expected_cpu_minutes(scene: Scene) -> float:
-    """A rough CPU time to a usable fit, from the training pixels (about 5 minutes per 60 views at 128²)."""
-    pixels = sum(c.width * c.height for c in scene.train_cameras)
-    return 5.0 * pixels / (60 * 128 * 128) * max(1.0, math.sqrt(pixels / (60 * 128 * 128)))

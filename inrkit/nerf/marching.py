@@ -38,6 +38,10 @@ class RaySamples:
     def __len__(self) -> int:
         return int(self.ray_indices.numel())
 
+    def select(self, mask: torch.Tensor) -> RaySamples:
+        """The samples where ``mask (S,)`` is True (order kept)."""
+        return RaySamples(self.ray_indices[mask], self.t_starts[mask], self.t_ends[mask], self.positions[mask])
+
 
 @dataclass(frozen=True)
 class StepSchedule:

@@ -5,8 +5,10 @@ so ``t_unit = scale·t_world``), clipped to the scene box, marched through the o
 (:mod:`inrkit.nerf.marching`) and composited (:mod:`inrkit.nerf.volume`). Depths are returned in
 world units.
 
-* **Training** (:meth:`NerfModel.render_train`): one march per ray with a random start offset;
-  contributions stop once ``T < 10⁻⁴`` (instant-ngp's training threshold).
+* **Training** (:meth:`NerfModel.render_train`): one march per ray with a random start offset,
+  then instant-ngp's compaction: a gradient-free density pass finds where each ray's transmittance
+  falls below ``10⁻⁴`` and only the samples before that point go through the differentiable pass
+  (and count towards the adaptive batch), so the inside of opaque objects costs one cheap lookup.
 * **Rendering** (:meth:`NerfModel.render_rays`): rays march in rounds of a few candidate steps;
   after each round rays whose transmittance fell below ``min_transmittance`` (early termination)
   or that left the box are dropped, so occluded space costs nothing.
@@ -91,6 +93,11 @@ class NerfModel(nn.Module):
         t_near = t_near + jitter * self.schedule.min_step
         samples, _ = march(unit_origins, directions, t_near, t_far, self.grid if use_grid else None, self.schedule,
                            self.max_steps, self.max_samples)
+        if len(samples):
+            with torch.no_grad():  # compaction: drop samples behind the point where T < 1e-4
+                _, transmittance = render_weights(self.field.density(samples.positions),
+                                                  samples.t_ends - samples.t_starts, samples.ray_indices)
+            samples = samples.select(transmittance >= TRAIN_MIN_TRANSMITTANCE)
         sigmas, rgbs = self._shade(samples, directions)
         out = composite_rays(rgbs, sigmas, samples.t_starts, samples.t_ends, samples.ray_indices, origins.shape[0],
                              background, TRAIN_MIN_TRANSMITTANCE)
