@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_common import ROOT, write_section
 
+sys.path.insert(0, str(ROOT))  # this checkout's inrkit, installed or not
 import inrkit  # noqa: E402
-from bench_common import write_section  # noqa: E402
+from inrkit.devices import resolve_device  # noqa: E402
 from inrkit.nerf.procedural import make_scene  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--no-update", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = inrkit.devices.resolve_device(args.device) if hasattr(inrkit, "devices") else torch.device(args.device)
+    device = resolve_device(args.device)
     work = Path(tempfile.mkdtemp(prefix="bench-nerf-"))
     if args.scene:
         scene_dir = Path(args.scene)
