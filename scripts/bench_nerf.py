@@ -26,13 +26,12 @@ import time
 from pathlib import Path
 
 import torch
-
 from bench_common import ROOT, write_section
 
 sys.path.insert(0, str(ROOT))  # this checkout's inrkit, installed or not
-import inrkit  # noqa: E402
-from inrkit.devices import resolve_device  # noqa: E402
-from inrkit.nerf.procedural import make_scene  # noqa: E402
+import inrkit
+from inrkit.devices import resolve_device
+from inrkit.nerf.procedural import make_scene
 
 
 def rendering_speed(nerf: inrkit.nerf.NeRF) -> float:
