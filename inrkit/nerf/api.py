@@ -223,7 +223,7 @@ class NeRF:
         os.close(fd)
         try:
             if path.suffix.lower() == ".mp4":
-                iio.imwrite(tmp, frames, extension=".mp4", plugin="pyav" if _has_pyav() else None, fps=fps)
+                iio.imwrite(tmp, frames, extension=".mp4", fps=fps)  # ffmpeg from imageio-ffmpeg
             else:
                 iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
             os.replace(tmp, path)
@@ -242,14 +242,6 @@ class NeRF:
         shutil.copytree(self.dir, target)
         self.dir = target
         return target
-
-
-def _has_pyav() -> bool:
-    try:
-        import av  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def open_scene(scene: str | Path | Scene, options: NerfOptions, work_dir: Path | None = None) -> Scene:
