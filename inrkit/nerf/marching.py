@@ -88,9 +88,9 @@ class StepSchedule:
         return math.ceil(flat / self.min_step + geometric + length / self.max_step) + 2
 
 
-def ray_box(origins: torch.Tensor, directions: torch.Tensor, low: float, high: float,
+def ray_box(origins: torch.Tensor, directions: torch.Tensor, low: float | torch.Tensor, high: float | torch.Tensor,
             near: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Slab test against the cube ``[low, high]³``: ``t_near, t_far (R,)``; ``t_far ≤ t_near`` means a miss.
+    """Slab test against the box ``[low, high]`` (scalars or ``(3,)``): ``t_near, t_far (R,)``; ``t_far ≤ t_near`` misses.
 
     ``t_near`` is at least ``near`` (rays start in front of the camera).
     """

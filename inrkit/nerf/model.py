@@ -74,9 +74,13 @@ class NerfModel(nn.Module):
         return torch.where(inside, self.field.density(unit), torch.zeros((), device=points.device))
 
     # -- rendering ------------------------------------------------------------------------------
-    def _start(self, origins: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _start(self, origins: torch.Tensor, directions: torch.Tensor,
+               use_grid: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Unit-cube origins and the ray interval in the scene box (and in the occupied cells' box with the grid)."""
         unit_origins = self.to_unit(origins)
-        t_near, t_far = ray_box(unit_origins, directions, self.box[0], self.box[1])
+        low, high = (self.grid.occupied_box[0].clamp_min(self.box[0]), self.grid.occupied_box[1].clamp_max(self.box[1])) \
+            if use_grid else (self.box[0], self.box[1])
+        t_near, t_far = ray_box(unit_origins, directions, low, high)
         return unit_origins, t_near, t_far
 
     def _shade(self, samples: RaySamples, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +92,7 @@ class NerfModel(nn.Module):
     def render_train(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
                      generator: torch.Generator | None = None, use_grid: bool = True) -> dict[str, torch.Tensor]:
         """Differentiable render of world rays ``(R, 3)`` over ``background (R, 3)``; adds ``n_samples``."""
-        unit_origins, t_near, t_far = self._start(origins, directions)
+        unit_origins, t_near, t_far = self._start(origins, directions, use_grid)
         jitter = torch.rand(t_near.shape, device=t_near.device, generator=generator)
         t_near = t_near + jitter * self.schedule.min_step
         samples, _ = march(unit_origins, directions, t_near, t_far, self.grid if use_grid else None, self.schedule,
@@ -130,7 +134,7 @@ class NerfModel(nn.Module):
     def _render_chunk(self, origins: torch.Tensor, directions: torch.Tensor, min_transmittance: float,
                       steps_per_round: int, use_grid: bool, rgb: torch.Tensor, depth: torch.Tensor,
                       opacity: torch.Tensor) -> None:
-        unit_origins, t_cursor, t_far = self._start(origins, directions)
+        unit_origins, t_cursor, t_far = self._start(origins, directions, use_grid)
         transmittance = torch.ones(origins.shape[0], device=origins.device)
         alive = torch.nonzero(t_cursor < t_far).squeeze(1)
         steps_done = 0

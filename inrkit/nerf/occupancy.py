@@ -13,6 +13,7 @@ afterwards from ``N/4`` random cells plus ``N/4`` random occupied cells (``N`` =
 ``sample_fraction`` scales both, for CPU runs). Cells that no training camera sees hold ``v = −1`` and
 are never occupied. A cell is **occupied** iff ``v > min(threshold, mean over cascade 0 of max(v, 0))``
 (threshold 0.01). Cells are stored x-fastest (``index = x + R·y + R²·z``), not in Morton order.
+The bounding box of the occupied cells is kept too: rays are clipped to it before marching.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class OccupancyGrid(nn.Module):
         self.register_buffer("values", torch.zeros(n_cascades, n_cells))
         self.register_buffer("occupied", torch.ones(n_cascades, n_cells, dtype=torch.bool))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        outer = 2.0 ** (n_cascades - 1)
+        self.register_buffer("occupied_box", torch.tensor([[0.5 - outer / 2] * 3, [0.5 + outer / 2] * 3]))
 
     @property
     def n_cells(self) -> int:
@@ -106,6 +109,7 @@ class OccupancyGrid(nn.Module):
                 seen[cascade] |= (depth > 0) & (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
         self.values[~seen] = -1.0
         self.occupied &= seen
+        self._update_box()
 
     @torch.no_grad()
     def update(self, step: int, density_fn: Callable[[torch.Tensor], torch.Tensor], chunk: int = 1 << 18,
@@ -138,6 +142,21 @@ class OccupancyGrid(nn.Module):
         mean = self.values[0].clamp_min(0).mean()
         self.occupied.copy_(self.values > torch.clamp(mean, max=self.threshold))
         self.updates += 1
+        self._update_box()
+
+    def _update_box(self) -> None:
+        """``occupied_box = [low (3,), high (3,)]``: the unit-cube box of all occupied cells (empty grid: a point)."""
+        lows, highs = [], []
+        for cascade in range(self.n_cascades):
+            cells = torch.nonzero(self.occupied[cascade]).squeeze(1)
+            if cells.numel():
+                zeros = torch.zeros(cells.numel(), 3, device=cells.device)
+                lows.append(self.cell_points(cascade, cells, zeros).amin(dim=0))
+                highs.append(self.cell_points(cascade, cells, zeros + 1).amax(dim=0))
+        if lows:
+            self.occupied_box.copy_(torch.stack((torch.stack(lows).amin(0), torch.stack(highs).amax(0))))
+        else:
+            self.occupied_box.fill_(0.5)
 
     def occupancy_fraction(self) -> float:
         """Fraction of occupied cells (all cascades)."""
