@@ -63,10 +63,16 @@ def render_camera(model: NerfModel, camera: Camera, background: float | torch.Te
             "opacity": out["opacity"].reshape(shape).cpu().numpy()}
 
 
-def depth_image(depth: np.ndarray, opacity: np.ndarray, near: float, far: float) -> np.ndarray:
-    """8-bit grey depth map ``(H, W, 1)``: near is white, far and empty pixels black."""
-    normalised = np.clip((far - depth / np.maximum(opacity, 1e-6)) / max(far - near, 1e-9), 0, 1) * (opacity > 0.5)
-    return np.round(normalised * 255).astype(np.uint8)[:, :, None]
+def depth_image(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
+    """8-bit grey map ``(H, W, 1)`` of the depth ``D/A`` of pixels with opacity ``A > 0.5``: the view's 2nd
+    percentile of depth is white, its 98th percentile dark grey (40), empty pixels black."""
+    solid = opacity > 0.5
+    surface = depth / np.maximum(opacity, 1e-6)
+    if not solid.any():
+        return np.zeros((*depth.shape, 1), dtype=np.uint8)
+    near, far = np.percentile(surface[solid], [2, 98])
+    normalised = np.clip((far - surface) / max(far - near, 1e-9), 0, 1)
+    return np.where(solid, np.round(40 + 215 * normalised), 0).astype(np.uint8)[:, :, None]
 
 
 def evaluate_views(model: NerfModel, cameras: list[Camera], targets: list[np.ndarray]) -> dict[str, Any]:
@@ -191,18 +197,14 @@ class RadianceSignal(Signal):
 def write_test_renders(model: NerfModel, scene: Scene, folder: Path) -> list[Path]:
     """Render every test view; write colour and depth PNGs and ``metrics.json`` (per-view PSNR/SSIM)."""
     written: list[Path] = []
-    centre = model.from_unit(torch.full((1, 3), 0.5)).numpy()[0]
     records = []
     for index, camera in enumerate(scene.test_cameras):
         out = render_camera(model, camera, 1.0)
         target = torch.from_numpy(composite(scene.image("test", index), 1.0))
         prediction = torch.from_numpy(out["rgb"])
         records.append({"view": index, "psnr": metrics.psnr(prediction, target), "ssim": metrics.ssim(prediction, target)})
-        distance = float(np.linalg.norm(camera.c2w[:3, 3] - centre))
-        radius = 0.5 * model.aabb_scale / model.scale * 3**0.5
-        near, far = max(distance - radius, 0.0), distance + radius
         written.append(write_image(folder / f"test_{index:03d}.png", np.round(np.clip(out["rgb"], 0, 1) * 255).astype(np.uint8)))
-        written.append(write_image(folder / f"depth_{index:03d}.png", depth_image(out["depth"], out["opacity"], near, far)))
+        written.append(write_image(folder / f"depth_{index:03d}.png", depth_image(out["depth"], out["opacity"])))
     write_json(folder / "metrics.json", {"background": "white", "views": records,
                                          "psnr": float(np.mean([r["psnr"] for r in records])),
                                          "ssim": float(np.mean([r["ssim"] for r in records]))})
