@@ -111,14 +111,18 @@ class NerfModel(nn.Module):
 
     @torch.no_grad()
     def render_rays(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor | float = 1.0,
-                    min_transmittance: float = 1e-4, steps_per_round: int = 32, use_grid: bool = True,
-                    chunk: int = 1 << 15) -> dict[str, torch.Tensor]:
+                    min_transmittance: float = 1e-4, steps_per_round: int | None = None, use_grid: bool = True,
+                    chunk: int | None = None) -> dict[str, torch.Tensor]:
         """Render world rays ``(R, 3)``: ``rgb (R, 3)``, ``depth (R,)`` (world units, expected), ``opacity (R,)``.
 
         Rays march in rounds of ``steps_per_round`` candidate steps and stop once their
-        transmittance is below ``min_transmittance``; ``chunk`` rays are processed at a time.
+        transmittance is below ``min_transmittance``; ``chunk`` rays are processed at a time
+        (defaults: 32 steps and 2^15 rays on a CPU, 128 steps and 2^19 rays on a GPU).
         """
         device = origins.device
+        on_cpu = device.type == "cpu"
+        steps_per_round = steps_per_round or (32 if on_cpu else 128)
+        chunk = chunk or (1 << 15 if on_cpu else 1 << 19)
         n_rays = origins.shape[0]
         background = torch.as_tensor(background, dtype=torch.float32, device=device).expand(n_rays, 3)
         rgb = torch.zeros(n_rays, 3, device=device)

@@ -122,7 +122,7 @@ class Scene:
 
     def __init__(self, splits: dict[str, list[View]], scale: float = DEFAULT_SCALE,
                  offset: tuple[float, float, float] = DEFAULT_OFFSET, aabb_scale: int = 1, source: str | None = None,
-                 downscale: int = 1, holdout: int = 8, cache_mb: float = 1024.0) -> None:
+                 downscale: int = 1, holdout: int = 8, cache_mb: float = 512.0) -> None:
         self.splits = {name: list(splits.get(name, [])) for name in SPLITS}
         if not self.splits["train"]:
             raise InrkitError("the scene has no training views")
@@ -142,7 +142,7 @@ class Scene:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_blender(cls, path: str | Path, downscale: int = 1, holdout: int = 8, cache_mb: float = 1024.0) -> Scene:
+    def from_blender(cls, path: str | Path, downscale: int = 1, holdout: int = 8, cache_mb: float = 512.0) -> Scene:
         """Open a Blender (``transforms_{split}.json``) or instant-ngp (``transforms.json``) scene folder."""
         folder = Path(path)
         if not folder.is_dir():

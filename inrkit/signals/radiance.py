@@ -53,7 +53,7 @@ def scaled_huber(error: torch.Tensor, delta: float = HUBER_DELTA) -> torch.Tenso
 
 @torch.no_grad()
 def render_camera(model: NerfModel, camera: Camera, background: float | torch.Tensor = 1.0,
-                  chunk: int = 1 << 15) -> dict[str, np.ndarray]:
+                  chunk: int | None = None) -> dict[str, np.ndarray]:
     """Render a whole view: ``rgb (H, W, 3)``, ``depth (H, W)`` (world units), ``opacity (H, W)``, numpy float32."""
     device = next(model.parameters()).device
     origins, directions = camera_rays(camera, device)
