@@ -112,3 +112,10 @@ def test_bad_options(tmp_path: Path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
     with pytest.raises(InrkitError, match="not a radiance-field run"):
         inrkit.nerf.load(tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_render_matches_cpu(fitted: inrkit.nerf.NeRF):
+    camera = fitted.scene.test_cameras[0]
+    on_gpu = inrkit.nerf.load(fitted.dir, device="cuda")
+    np.testing.assert_allclose(on_gpu.render(camera)["rgb"], fitted.render(camera)["rgb"], atol=2e-3)
