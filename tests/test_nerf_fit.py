@@ -14,16 +14,16 @@ from inrkit.errors import InrkitError
 from inrkit.export.mesh import extract_mesh
 from inrkit.nerf.procedural import load_definition, make_scene, signed_distance
 
-FIT_PSNR = 24.0  # stated threshold for the tiny CPU fit below (32x32 views, 300 steps)
+FIT_PSNR = 26.0  # stated threshold for the tiny CPU fit below (32x32 views, 150 steps; 29.2 dB measured)
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> inrkit.nerf.NeRF:
-    """The 'spheres' scene at 32x32 (24 training views, 3 test views), 300 steps on the CPU."""
+    """The 'spheres' scene at 32x32 (24 training views, 3 test views), 150 steps on the CPU."""
     folder = tmp_path_factory.mktemp("nerf")
     scene_dir = make_scene("spheres", folder / "scene", resolution=32, n_train=24, n_test=3)
     torch.manual_seed(0)
-    return inrkit.nerf.fit(scene_dir, preset="instant-ngp-cpu", steps=300, out=folder / "run", device="cpu", quiet=True,
+    return inrkit.nerf.fit(scene_dir, preset="instant-ngp-cpu", steps=150, out=folder / "run", device="cpu", quiet=True,
                            target_samples=1 << 13, grid_resolution=32)
 
 
@@ -110,7 +110,11 @@ def test_bad_options(tmp_path: Path):
     with pytest.raises(InrkitError, match="unknown option"):
         inrkit.nerf.fit(scene_dir, steps=1, out=tmp_path / "c", colour="red")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    (tmp_path / "image-run").mkdir()
+    (tmp_path / "image-run" / "config.json").write_text('{"signal": {"kind": "image"}}')
     with pytest.raises(InrkitError, match="not a radiance-field run"):
+        inrkit.nerf.load(tmp_path / "image-run")
+    with pytest.raises(InrkitError, match="not an inrkit run directory"):
         inrkit.nerf.load(tmp_path)
 
 

@@ -272,16 +272,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _build_optimizer(model: NerfModel, lr: float) -> torch.optim.Optimizer:
-    """instant-ngp's Adam: β = (0.9, 0.99), ε = 1e-15, L2 1e-6 on MLP weight matrices only."""
-    matrices, others = [], []
-    for name, parameter in model.field.named_parameters():
-        is_matrix = parameter.dim() == 2 and "encoding" not in name
-        (matrices if is_matrix else others).append(parameter)
-    groups = [{"params": matrices, "weight_decay": 1e-6}, {"params": others, "weight_decay": 0.0}]
-    return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.99), eps=1e-15)
-
-
 def _grid_hook(model: NerfModel, generator: torch.Generator) -> Any:
     def hook(step: int) -> None:
         if update_due(step, model.grid.warmup_steps):
@@ -364,8 +354,7 @@ def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: Train
            device: torch.device, resume: bool) -> NeRF:
     generator = torch.Generator(device=device).manual_seed(options.seed + 1)
     trainer = Trainer(model, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
-                      step_hooks=[_grid_hook(model, generator)])
-    trainer.optimizer = _build_optimizer(model, float(config["train"]["lr"]))
+                      step_hooks=[_grid_hook(model, generator)])  # tcnn Adam from config["nerf"]["optimizer"]
     if resume:
         trainer.resume()
     metrics = trainer.fit()

@@ -8,16 +8,17 @@ instant-ngp's configuration (REFERENCE.md §3.1)::
 
 Config (JSON-able, tiny-cuda-nn schema)::
 
-    {"position_encoding": {"otype": "HashGrid", ...}, "position_range": [0, 1],
+    {"position_encoding": {"otype": "HashGrid", ...},
      "density_network": {"otype": "FullyFusedMLP", "n_neurons": 64, "n_hidden_layers": 1, ...},
      "n_density_outputs": 16,
-     "direction_encoding": {"otype": "SphericalHarmonics", "degree": 4}, "direction_range": [0, 1],
+     "direction_encoding": {"otype": "SphericalHarmonics", "degree": 4},
      "rgb_network": {"otype": "FullyFusedMLP", "n_neurons": 64, "n_hidden_layers": 2, ...},
      "box": [low, high]}
 
-Positions arrive in unit-cube coordinates; the scene box ``[low, high]³`` is mapped onto
-``position_range`` (``[0, 1]`` for tcnn encodings, ``[−1, 1]`` for inrkit's coordinate backbones).
-Unit directions ``d`` are mapped onto ``direction_range`` (tcnn's SH encoding takes ``(d + 1)/2``).
+Positions arrive in unit-cube coordinates; the scene box ``[low, high]³`` is mapped onto the
+position encoding's domain (``input_domain``: ``[0, 1]`` for tcnn encodings, ``[−1, 1]`` for
+inrkit's coordinate encodings), and unit directions ``d`` onto the direction encoding's
+(tcnn's SH encoding takes ``(d + 1)/2``, as instant-ngp feeds it).
 Any network or encoding that :func:`~inrkit.fields.build_network` / :func:`~inrkit.encodings.build_encoding`
 knows can be used, e.g. a SIREN density network (SL²A's NeRF table).
 """
@@ -36,9 +37,13 @@ from inrkit.fields import build_network
 MAX_LOG_DENSITY = 15.0
 
 
-def _to_range(values: torch.Tensor, low: float, high: float, target: list[float]) -> torch.Tensor:
-    """Affine map of ``[low, high]`` onto ``[target[0], target[1]]``."""
-    return (values - low) / (high - low) * (target[1] - target[0]) + target[0]
+DOMAINS = {"unit": (0.0, 1.0), "signed": (-1.0, 1.0)}
+
+
+def _to_domain(values: torch.Tensor, low: float, high: float, encoding: nn.Module) -> torch.Tensor:
+    """Affine map of ``[low, high]`` onto the encoding's input domain."""
+    target_low, target_high = DOMAINS[encoding.input_domain]
+    return (values - low) / (high - low) * (target_high - target_low) + target_low
 
 
 class NerfField(nn.Module):
@@ -48,8 +53,6 @@ class NerfField(nn.Module):
         super().__init__()
         self.config = copy.deepcopy(config)
         self.box_low, self.box_high = (float(v) for v in config["box"])
-        self.position_range = list(config.get("position_range", [0.0, 1.0]))
-        self.direction_range = list(config.get("direction_range", [0.0, 1.0]))
         n_features = int(config.get("n_density_outputs", 16))
         self.position_encoding = build_encoding(3, config["position_encoding"])
         self.density_network = build_network(self.position_encoding.n_output_dims, n_features, config["density_network"])
@@ -57,7 +60,7 @@ class NerfField(nn.Module):
         self.rgb_network = build_network(n_features + self.direction_encoding.n_output_dims, 3, config["rgb_network"])
 
     def _features(self, positions: torch.Tensor) -> torch.Tensor:
-        encoded = self.position_encoding(_to_range(positions, self.box_low, self.box_high, self.position_range))
+        encoded = self.position_encoding(_to_domain(positions, self.box_low, self.box_high, self.position_encoding))
         return self.density_network(encoded).float()
 
     @staticmethod
@@ -71,7 +74,7 @@ class NerfField(nn.Module):
 
     def forward(self, positions: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self._features(positions)
-        encoded_dirs = self.direction_encoding(_to_range(directions, -1.0, 1.0, self.direction_range))
+        encoded_dirs = self.direction_encoding(_to_domain(directions, -1.0, 1.0, self.direction_encoding))
         rgb = torch.sigmoid(self.rgb_network(torch.cat((features, encoded_dirs.to(features.dtype)), dim=1)).float())
         return self._sigma(features), rgb
 

@@ -71,11 +71,9 @@ def field_config(preset: NerfPreset, aabb_scale: int, backbone: str | None = Non
     """NerfField config for ``preset``; ``backbone`` replaces the density network and its encoding."""
     config: dict[str, Any] = {
         "position_encoding": hashgrid_encoding(aabb_scale, preset.log2_hashmap_size),
-        "position_range": [0.0, 1.0],
         "density_network": _mlp(1),
         "n_density_outputs": 16,
         "direction_encoding": {"otype": "SphericalHarmonics", "degree": 4},
-        "direction_range": [0.0, 1.0],
         "rgb_network": _mlp(2),
     }
     if backbone is not None:
@@ -84,7 +82,6 @@ def field_config(preset: NerfPreset, aabb_scale: int, backbone: str | None = Non
         if encoding.get("otype") == "PositionalEncoding" and encoding.get("n_frequencies") is None:
             encoding["n_frequencies"] = NERF_POSITION_FREQUENCIES
         config["position_encoding"] = encoding
-        config["position_range"] = [-1.0, 1.0]  # inrkit backbones work on [-1, 1] coordinates
         config["density_network"] = copy.deepcopy(chosen.network)
     return config
 
@@ -96,6 +93,8 @@ def model_config(preset_name: str, scene_config: dict[str, Any], backbone: str |
     aabb_scale = int(scene_config["aabb_scale"])
     config = {
         "preset": preset_name,
+        "optimizer": {"otype": "Adam", "learning_rate": preset.lr, "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15,
+                      "l2_reg": 1e-6},
         "backbone": backbone,
         "field": field_config(preset, aabb_scale, backbone),
         "scene": {"scale": scene_config["scale"], "offset": list(scene_config["offset"]), "aabb_scale": aabb_scale},
