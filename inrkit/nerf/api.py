@@ -31,7 +31,7 @@ from inrkit.nerf.cameras import Camera, orbit_cameras
 from inrkit.nerf.model import NerfModel
 from inrkit.nerf.occupancy import update_due
 from inrkit.nerf.presets import get_nerf_preset, model_config
-from inrkit.nerf.procedural import is_definition, make_scene
+from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
 from inrkit.nerf.scene import Scene
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
@@ -249,11 +249,10 @@ def open_scene(scene: str | Path | Scene, options: NerfOptions, work_dir: Path |
     if isinstance(scene, Scene):
         return scene
     path = Path(scene)
-    if is_definition(path) or (not path.exists() and not path.suffix and (Path("scenes") / f"{path}.json").is_file()):
+    if is_definition(path) or (not path.exists() and (SCENES_DIR / f"{path}.json").is_file()):
         if work_dir is None:
             raise InrkitError("a procedural scene needs an output directory to be rendered into")
-        folder = make_scene(path if path.exists() else Path("scenes") / f"{path}.json", work_dir / "scene",
-                            resolution=options.scene_resolution)
+        folder = make_scene(scene, work_dir / "scene", resolution=options.scene_resolution)
         return Scene.from_blender(folder, downscale=options.downscale, holdout=options.holdout)
     if not path.exists():
         raise InrkitError(f"cannot open scene {path}: no such directory")
@@ -283,9 +282,9 @@ def _grid_hook(model: NerfModel, generator: torch.Generator) -> Any:
     return hook
 
 
-def fit(scene: str | Path | Scene, preset: str = "auto", *, seconds: float | None = None, steps: int | None = None,
+def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: float | None = None, steps: int | None = None,
         out: str | Path | None = None, resume: bool = False, overwrite: bool = False, **options: Any) -> NeRF:
-    """Fit a radiance field to ``scene`` (a folder, a procedural definition or a :class:`Scene`).
+    """Fit a radiance field to ``scene`` (a folder, a procedural definition or its name, or a :class:`Scene`).
 
     ``options`` are fields of :class:`NerfOptions` and :class:`~inrkit.train.TrainOptions` (``lr``,
     ``schedule``, ``batch_size`` = fixed rays per step, ``eval_every``, ``device``, ``quiet``, ...).
@@ -303,6 +302,8 @@ def fit(scene: str | Path | Scene, preset: str = "auto", *, seconds: float | Non
     nerf_options.validate()
     if resume:
         return _resume(out, train_options)
+    if scene is None:
+        raise InrkitError("nothing to fit: give a scene folder or a procedural scene")
     device = resolve_device(train_options.device)
     preset_name = _resolve_preset(nerf_options.preset, device)
     chosen = get_nerf_preset(preset_name)
