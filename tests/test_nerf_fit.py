@@ -63,11 +63,18 @@ def test_mesh_export_lies_on_the_exact_surface(fitted: inrkit.nerf.NeRF, tmp_pat
     assert colours.std() > 0.05  # two differently coloured spheres
 
 
-def test_extract_mesh_of_an_analytic_sphere():
-    vertices, faces = extract_mesh(lambda p: 0.5 - np.linalg.norm(p, axis=1), ([-1] * 3, [1] * 3), resolution=40, level=0.0)
-    assert np.abs(np.linalg.norm(vertices, axis=1) - 0.5).max() < 0.01 and len(faces) > 100
-    with pytest.raises(InrkitError, match="no surface"):
-        extract_mesh(lambda p: np.zeros(len(p)), ([-1] * 3, [1] * 3), resolution=8, level=0.5)
+def test_extract_mesh_of_an_analytic_density():
+    mesh = extract_mesh(lambda p: 10 * np.exp(-8 * (p**2).sum(1)), resolution=40, level=5.0, inside="above")
+    radius = np.sqrt(np.log(2) / 8)  # 10·exp(−8r²) = 5
+    assert np.abs(np.linalg.norm(mesh.vertices, axis=1) - radius).max() < 0.01 and len(mesh.faces) > 100
+    assert trimesh_volume(mesh) > 0  # faces wind outwards
+    assert len(extract_mesh(lambda p: np.zeros(len(p)), resolution=8, level=0.5).faces) == 0
+
+
+def trimesh_volume(mesh) -> float:
+    import trimesh
+
+    return float(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).volume)
 
 
 def test_turntable_video(fitted: inrkit.nerf.NeRF, tmp_path: Path):

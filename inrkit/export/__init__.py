@@ -1,5 +1,5 @@
-"""Exports: meshes from implicit functions (marching cubes) and media files."""
+"""Exports of fitted fields: meshes (marching cubes) and their files."""
 
-from inrkit.export.mesh import extract_mesh, write_mesh
+from inrkit.export.mesh import Mesh, extract_mesh, marching_cubes, sample_grid, write_mesh
 
-__all__ = ["extract_mesh", "write_mesh"]
+__all__ = ["Mesh", "extract_mesh", "marching_cubes", "sample_grid", "write_mesh"]

@@ -158,9 +158,11 @@ class NeRF:
             with torch.no_grad():
                 return self.model.density_world(torch.from_numpy(points).float().to(device)).cpu().numpy()
 
-        vertices, faces = extract_mesh(density, (low, high), resolution, threshold, chunk)
-        colors = self._vertex_colors(vertices, (high - low).max() / resolution, chunk)
-        return write_mesh(path, vertices, faces, colors)
+        mesh = extract_mesh(density, (low, high), resolution, threshold, inside="above", chunk=chunk)
+        if len(mesh.faces) == 0:
+            raise InrkitError(f"cannot export a mesh: the density never crosses {threshold:g} in the scene box")
+        colors = self._vertex_colors(mesh.vertices, (high - low).max() / resolution, chunk)
+        return write_mesh(path, mesh.vertices, mesh.faces, colors)
 
     def _occupied_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """World box of the occupied cells of the finest cascade, grown by one cell (the whole box if none)."""
@@ -184,7 +186,7 @@ class NeRF:
         colors = np.empty((len(vertices), 3), dtype=np.float32)
         eye = torch.eye(3, device=device) * step
         for start in range(0, len(vertices), chunk // 8):
-            points = torch.from_numpy(vertices[start:start + chunk // 8]).float().to(device)
+            points = torch.from_numpy(np.ascontiguousarray(vertices[start:start + chunk // 8])).float().to(device)
             gradient = torch.stack([self.model.density_world(points + eye[d]) - self.model.density_world(points - eye[d])
                                     for d in range(3)], dim=1)
             outward = -gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
