@@ -142,8 +142,9 @@ def test_grid_update_rule_max_with_decay():
 def _blob_model() -> NerfModel:
     model = NerfModel(model_config())
     model.field = SoftSphere()
+    generator = torch.Generator().manual_seed(0)
     for step in range(16):  # warm-up updates: a random point in every cell each time
-        model.grid.update(step, model.field.density)
+        model.grid.update(step, model.field.density, generator=generator)
     return model
 
 
@@ -172,7 +173,9 @@ def test_occupancy_skipping_matches_dense_marching():
     with_grid = model.render_rays(origins, directions, 1.0)
     without = model.render_rays(origins, directions, 1.0, use_grid=False)
     assert float(without["opacity"].max()) > 0.5  # the sphere is visible
-    assert float((with_grid["rgb"] - without["rgb"]).abs().max()) < 3e-2
+    # cells are found by random points, so a silhouette cell that the sphere barely touches may be missed
+    difference = (with_grid["rgb"] - without["rgb"]).abs().amax(dim=1)
+    assert float(difference.quantile(0.99)) < 2e-2 and float(difference.max()) < 0.1
     assert float((with_grid["opacity"] - without["opacity"]).abs().mean()) < 2e-3
 
 
@@ -196,3 +199,22 @@ def test_cone_stepping_schedule_is_continuous():
     assert float(steps.max()) <= schedule.max_step * (1 + 1e-4)
     assert t[0, -1] > 30  # crosses a 16-unit box well within the step bound
     assert schedule.max_steps(16 * math.sqrt(3)) < 5000
+
+
+def test_multi_cascade_grid_with_cone_stepping_matches_dense():
+    model = NerfModel(model_config(resolution=32, aabb_scale=4))
+    model.field = SoftSphere()
+    assert model.grid.n_cascades == 3 and model.schedule.cone > 0
+    generator = torch.Generator().manual_seed(0)
+    for step in range(16):
+        model.grid.update(step, model.field.density, generator=generator)
+    for cascade in (1, 2):  # outer cascades: occupied only where they overlap cascade 0's cube (the sphere)
+        cells = torch.nonzero(model.grid.occupied[cascade]).squeeze(1)
+        centres = model.grid.cell_points(cascade, cells, torch.full((len(cells), 3), 0.5))
+        assert len(cells) and bool(((centres > 0) & (centres < 1)).all())
+    origins, directions = _rays(16)
+    with_grid = model.render_rays(origins, directions, 1.0)
+    without = model.render_rays(origins, directions, 1.0, use_grid=False)
+    assert float(without["opacity"].max()) > 0.5
+    difference = (with_grid["rgb"] - without["rgb"]).abs().amax(dim=1)
+    assert float(difference.quantile(0.99)) < 2e-2 and float(difference.max()) < 0.1

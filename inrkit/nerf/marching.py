@@ -65,19 +65,36 @@ class StepSchedule:
         Constant steps ``Δt_min`` while ``c·t < Δt_min``, then geometric growth ``t ← t(1 + c)``
         until ``c·t ≥ Δt_max``, then constant ``Δt_max``; each phase in closed form.
         """
-        t0 = t0[:, None]
-        k = k[None, :].to(t0.dtype)
-        if self.cone <= 0.0 or self.max_step <= self.min_step:
-            return t0 + k * self.min_step
+        return self._at(t0[:, None], k[None, :].to(t0.dtype))
+
+    def _phases(self, t0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Steps ``n1, n2`` of the constant and geometric phases and their end positions ``t1, t2``."""
         growth = math.log1p(self.cone)
         n1 = torch.ceil(((self.min_step / self.cone - t0) / self.min_step).clamp_min(0))
         t1 = t0 + n1 * self.min_step
         n2 = torch.ceil((torch.log((self.max_step / self.cone) / t1).clamp_min(0)) / growth)
-        t2 = t1 * torch.exp(n2 * growth)
+        return n1, t1, n2, t1 * torch.exp(n2 * growth)
+
+    def _at(self, t0: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """``t_k`` elementwise (broadcasting ``t0`` against ``k``)."""
+        if self.cone <= 0.0 or self.max_step <= self.min_step:
+            return t0 + k * self.min_step
+        n1, t1, n2, t2 = self._phases(t0)
         phase1 = t0 + k * self.min_step
-        phase2 = t1 * torch.exp((k - n1) * growth)
+        phase2 = t1 * torch.exp((k - n1) * math.log1p(self.cone))
         phase3 = t2 + (k - n1 - n2) * self.max_step
         return torch.where(k < n1, phase1, torch.where(k < n1 + n2, phase2, phase3))
+
+    def snap(self, t0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The last step position ``t_k ≤ t`` of rays starting at ``t0`` (both ``(R,)``)."""
+        if self.cone <= 0.0 or self.max_step <= self.min_step:
+            return t0 + torch.floor(((t - t0) / self.min_step).clamp_min(0)) * self.min_step
+        n1, t1, n2, t2 = self._phases(t0)
+        k = torch.where(t < t1, torch.floor((t - t0) / self.min_step),
+                        torch.where(t < t2, n1 + torch.floor(torch.log(t / t1) / math.log1p(self.cone)),
+                                    n1 + n2 + torch.floor((t - t2) / self.max_step)))
+        snapped = self._at(t0, k.clamp_min(0))
+        return torch.where(snapped > t, self._at(t0, (k - 1).clamp_min(0)), snapped)  # guard against rounding
 
     def max_steps(self, length: float) -> int:
         """An upper bound on the steps needed to cover ``length`` starting at ``t = 0``."""

@@ -76,11 +76,19 @@ class NerfModel(nn.Module):
     # -- rendering ------------------------------------------------------------------------------
     def _start(self, origins: torch.Tensor, directions: torch.Tensor,
                use_grid: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Unit-cube origins and the ray interval in the scene box (and in the occupied cells' box with the grid)."""
+        """Unit-cube origins and the ray interval in the scene box, narrowed with the grid to the occupied cells' box.
+
+        The narrowed start is snapped back onto the scene box's step lattice, so that the samples sit
+        where dense marching puts them.
+        """
         unit_origins = self.to_unit(origins)
-        low, high = (self.grid.occupied_box[0].clamp_min(self.box[0]), self.grid.occupied_box[1].clamp_max(self.box[1])) \
-            if use_grid else (self.box[0], self.box[1])
-        t_near, t_far = ray_box(unit_origins, directions, low, high)
+        t_near, t_far = ray_box(unit_origins, directions, self.box[0], self.box[1])
+        if use_grid:
+            low = self.grid.occupied_box[0].clamp_min(self.box[0])
+            high = self.grid.occupied_box[1].clamp_max(self.box[1])
+            t_inner, t_far_inner = ray_box(unit_origins, directions, low, high)
+            t_inner = self.schedule.snap(t_near, torch.maximum(t_near, t_inner))
+            t_near, t_far = torch.maximum(t_near, t_inner), torch.minimum(t_far, t_far_inner)
         return unit_origins, t_near, t_far
 
     def _shade(self, samples: RaySamples, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
