@@ -130,3 +130,15 @@ def test_cuda_render_matches_cpu(fitted: inrkit.nerf.NeRF):
     camera = fitted.scene.test_cameras[0]
     on_gpu = inrkit.nerf.load(fitted.dir, device="cuda")
     np.testing.assert_allclose(on_gpu.render(camera)["rgb"], fitted.render(camera)["rgb"], atol=2e-3)
+
+
+@pytest.mark.parametrize("backbone", ["siren", "relu-pe"])
+def test_any_backbone_replaces_the_density_network(tmp_path: Path, backbone: str):
+    scene_dir = make_scene("spheres", tmp_path / "scene", resolution=16, n_train=4, n_test=1)
+    nerf = inrkit.nerf.fit(scene_dir, backbone=backbone, steps=3, out=tmp_path / "run", device="cpu", quiet=True,
+                           target_samples=1024, grid_resolution=16, steps_per_unit=32)
+    field = nerf.model.field
+    assert field.density_network.__class__.__name__ == "CoordinateMLP"
+    assert field.direction_encoding.__class__.__name__ == "SphericalHarmonics"
+    assert nerf.config["model"]["model"] == f"instant-ngp-cpu+{backbone}"
+    assert np.isfinite(nerf.metrics["psnr"])
