@@ -144,10 +144,10 @@ def march(origins: torch.Tensor, directions: torch.Tensor, t_near: torch.Tensor,
         rows, cols = torch.nonzero(alive, as_tuple=True)
         if grid is not None:
             mids = 0.5 * (starts[rows, cols] + ends[rows, cols])
-            keep = grid.is_occupied(origins[rows] + mids[:, None] * directions[rows])
+            keep = grid.is_occupied(torch.addcmul(origins[rows], mids[:, None], directions[rows]))
             rows, cols = rows[keep], cols[keep]
         chunks.append((rows * max_steps + first + cols, starts[rows, cols], ends[rows, cols]))
-        t_next = torch.where(alive[:, -1], ends[:, -1], finished)
+        t_next = torch.where(starts[:, -1] < t_far, ends[:, -1], finished)
     if chunks:
         flat = torch.cat([c[0] for c in chunks])
         order = torch.argsort(flat)

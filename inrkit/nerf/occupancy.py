@@ -83,12 +83,20 @@ class OccupancyGrid(nn.Module):
         return ((xyz + jitter) / r - 0.5) * (2.0**cascade) + 0.5
 
     def is_occupied(self, points: torch.Tensor) -> torch.Tensor:
-        """``(N,)`` bool: the point lies in an occupied cell of the grid (False outside the outer cascade)."""
+        """``(...,)`` bool for ``points (..., 3)``: in an occupied cell (False outside the outer cascade)."""
+        r = self.resolution
+        if self.n_cascades == 1:  # the common case, without the cascade arithmetic
+            cells = torch.floor(points * r).long()
+            inside = ((cells >= 0) & (cells < r)).all(dim=-1)
+            cells = cells.clamp(0, r - 1)
+            return self.occupied[0][cells[..., 0] + r * (cells[..., 1] + r * cells[..., 2])] & inside
+        shape = points.shape[:-1]
+        points = points.reshape(-1, 3)
         cascades = self.cascade_of(points)
         inside = cascades < self.n_cascades
         cascades = cascades.clamp_max(self.n_cascades - 1)
         flat = cascades * self.n_cells + self.cell_index(points, cascades)
-        return self.occupied.reshape(-1)[flat] & inside
+        return (self.occupied.reshape(-1)[flat] & inside).reshape(shape)
 
     # -- updates --------------------------------------------------------------------------------
     @torch.no_grad()

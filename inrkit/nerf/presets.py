@@ -4,8 +4,10 @@
   ``b = exp(ln(2048·aabb_scale/16)/15)``, density FullyFusedMLP 64×1 → 16, SH degree 4, colour
   FullyFusedMLP 64×2 → 3; 128³ grid, 1024 steps per unit, 2^18 samples per step, Huber loss,
   Adam 1e-2 (β 0.9/0.99, ε 1e-15, L2 1e-6 on MLP weights), instant-ngp's step decay.
-* ``instant-ngp-cpu`` — the same networks with a smaller budget for CPUs: T2^15, 64³ grid sampled at
-  1/4 density per update, 256 steps per unit, 2^15 samples per step.
+* ``instant-ngp-cpu`` — a CPU budget: the grid of instant-ngp's current configs (L8 F4, so
+  ``b = 2`` at ``aabb_scale`` 1; its small variant's T2^15; half the lookups of L16 F2 for the same
+  32 features), the same MLPs and SH, a 64³ occupancy grid sampled at 1/4 density per update,
+  256 steps per unit and 2^15 samples per step.
 
 ``backbone`` swaps the density network (and its position encoding) for any inrkit backbone preset
 (``siren``, ``finer``, ``relu-pe``, ...; as in SL²A's NeRF table), keeping the SH colour head.
@@ -24,10 +26,11 @@ from inrkit.fields import get_preset
 NERF_POSITION_FREQUENCIES = 10  # NeRF's L = 10 octaves for positions, used by the relu-pe backbone
 
 
-def hashgrid_encoding(aabb_scale: int, log2_hashmap_size: int = 19, n_levels: int = 16,
+def hashgrid_encoding(aabb_scale: int, log2_hashmap_size: int = 19, n_levels: int = 16, n_features_per_level: int = 2,
                       finest_resolution: int = 2048) -> dict[str, Any]:
     """instant-ngp's NeRF hash grid; ``per_level_scale = exp(ln(2048·aabb_scale/16)/(L−1))``."""
-    return {"otype": "HashGrid", "n_levels": n_levels, "n_features_per_level": 2, "log2_hashmap_size": log2_hashmap_size,
+    return {"otype": "HashGrid", "n_levels": n_levels, "n_features_per_level": n_features_per_level,
+            "log2_hashmap_size": log2_hashmap_size,
             "base_resolution": 16,
             "per_level_scale": math.exp(math.log(finest_resolution * aabb_scale / 16) / (n_levels - 1))}
 
@@ -42,6 +45,8 @@ class NerfPreset:
     """Everything a preset fixes; ``model_config`` builds the :class:`~inrkit.nerf.model.NerfModel` config."""
 
     description: str
+    n_levels: int
+    n_features_per_level: int
     log2_hashmap_size: int
     grid_resolution: int
     grid_sample_fraction: float
@@ -55,9 +60,9 @@ class NerfPreset:
 
 PRESETS: dict[str, NerfPreset] = {
     "instant-ngp": NerfPreset("instant-ngp paper: HashGrid L16 F2 T2^19, 64x1 density + SH4 + 64x2 colour, 128^3 grid",
-                              19, 128, 1.0, 1024, 1 << 18, 4096),
-    "instant-ngp-cpu": NerfPreset("instant-ngp networks with a CPU budget: T2^15, 64^3 grid, 256 steps/unit, 2^15 samples",
-                                  15, 64, 0.25, 256, 1 << 15, 1024),
+                              16, 2, 19, 128, 1.0, 1024, 1 << 18, 4096),
+    "instant-ngp-cpu": NerfPreset("CPU budget: HashGrid L8 F4 T2^15 (instant-ngp's current grid), same MLPs, 64^3 grid, "
+                                  "256 steps/unit, 2^15 samples", 8, 4, 15, 64, 0.25, 256, 1 << 15, 1024),
 }
 
 
@@ -70,7 +75,8 @@ def get_nerf_preset(name: str) -> NerfPreset:
 def field_config(preset: NerfPreset, aabb_scale: int, backbone: str | None = None) -> dict[str, Any]:
     """NerfField config for ``preset``; ``backbone`` replaces the density network and its encoding."""
     config: dict[str, Any] = {
-        "position_encoding": hashgrid_encoding(aabb_scale, preset.log2_hashmap_size),
+        "position_encoding": hashgrid_encoding(aabb_scale, preset.log2_hashmap_size, preset.n_levels,
+                                               preset.n_features_per_level),
         "density_network": _mlp(1),
         "n_density_outputs": 16,
         "direction_encoding": {"otype": "SphericalHarmonics", "degree": 4},
