@@ -53,6 +53,7 @@ class Preset:
     lr: float
     options: tuple[str, ...]  # which ModelOptions keys apply (besides width/depth)
     optimizer: dict[str, Any] | None = None  # tcnn optimizer config; None: torch.optim.Adam
+    batch_size: int | None = None  # default samples per step; None: full batch (the MLP papers' protocol)
 
 
 _SIGNED = {"range": [-1.0, 1.0], "activation": "None"}
@@ -121,13 +122,13 @@ PRESETS: dict[str, Preset] = {
         "instant-ngp image config: hash grid L16 F2 T2^15 + 64x2 ReLU FullyFusedMLP, tcnn Adam",
         {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64,
          "n_hidden_layers": 2},
-        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM,
+        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 16,
     ),
     "hashgrid-siren": Preset(
         "hash grid (as hashgrid) feeding a 64x2 SIREN head (w0=30), tcnn Adam",
         {"otype": "Siren", "n_neurons": 64, "n_hidden_layers": 2, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
          "omega_on_bias": True},
-        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM,
+        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM, 1 << 16,
     ),
 }
 
