@@ -114,9 +114,11 @@ def test_bad_options(tmp_path: Path):
         inrkit.nerf.fit(scene_dir, preset="nope", steps=1, out=tmp_path / "a")
     with pytest.raises(InrkitError, match="loss"):
         inrkit.nerf.fit(scene_dir, steps=1, out=tmp_path / "b", loss="l7", device="cpu")
+    with pytest.raises(InrkitError, match="backend"):
+        inrkit.nerf.fit(scene_dir, steps=1, out=tmp_path / "d", backend="tcnn", device="cpu")
     with pytest.raises(InrkitError, match="unknown option"):
         inrkit.nerf.fit(scene_dir, steps=1, out=tmp_path / "c", colour="red")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    assert not any((tmp_path / name).exists() for name in "abcd")
     (tmp_path / "image-run").mkdir()
     (tmp_path / "image-run" / "config.json").write_text('{"signal": {"kind": "image"}}')
     with pytest.raises(InrkitError, match="not a radiance-field run"):

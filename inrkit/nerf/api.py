@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from inrkit import __version__
+from inrkit.backends import check_backend
 from inrkit.devices import resolve_device, seed_everything
+from inrkit.encodings.grid import GridEncoding
 from inrkit.errors import InrkitError
 from inrkit.files import read_json, write_json
 from inrkit.nerf.cameras import Camera, orbit_cameras
@@ -35,6 +37,7 @@ from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
 from inrkit.nerf.scene import Scene
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
+from inrkit.train.level_schedule import CoarseToFine
 
 MESH_DENSITY_THRESHOLD = 2.5  # instant-ngp's default marching-cubes level (σ per unit-cube length)
 
@@ -273,6 +276,14 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def set_grid_backend(model: NerfModel, backend: str) -> None:
+    """Run the hash-grid lookups of ``model`` with ``backend`` (auto | torch | fast; see :mod:`inrkit.backends`)."""
+    check_backend(backend)
+    for module in model.modules():
+        if isinstance(module, GridEncoding):
+            module.backend = backend
+
+
 def _grid_hook(model: NerfModel, generator: torch.Generator) -> Any:
     def hook(step: int) -> None:
         if update_due(step, model.grid.warmup_steps):
@@ -302,6 +313,8 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     train_options = TrainOptions(steps=steps, seconds=seconds, **train_kwargs)
     train_options.validate()
     nerf_options.validate()
+    if train_options.backend == "tcnn":
+        raise InrkitError("--backend tcnn is not wired for radiance fields yet; use auto, fast or torch")
     if resume:
         return _resume(out, train_options)
     if scene is None:
@@ -322,6 +335,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
             model = NerfModel(config_model).to(device)
         except ValueError as err:
             raise InrkitError(f"cannot build the NeRF: {err}") from None
+        set_grid_backend(model, train_options.backend)
         _prepare_out(run_dir, overwrite)
         if (staging / "scene").is_dir():  # a rendered procedural scene moves into the run
             shutil.move(str(staging / "scene"), run_dir / "scene")
@@ -356,8 +370,11 @@ def _signal(scene: Scene, options: NerfOptions, preset: Any) -> Any:
 def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: TrainOptions, run_dir: Path,
            device: torch.device, resume: bool) -> NeRF:
     generator = torch.Generator(device=device).manual_seed(options.seed + 1)
+    hooks = [_grid_hook(model, generator)]
+    if options.coarse_to_fine:
+        hooks.append(CoarseToFine(model, options.coarse_to_fine))
     trainer = Trainer(model, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
-                      step_hooks=[_grid_hook(model, generator)])  # tcnn Adam from config["nerf"]["optimizer"]
+                      step_hooks=hooks)  # tcnn Adam from config["nerf"]["optimizer"]
     if resume:
         trainer.resume()
     metrics = trainer.fit()
@@ -371,16 +388,18 @@ def _resume(out: str | Path | None, train_options: TrainOptions) -> NeRF:
         raise InrkitError("--resume needs the run directory (--out RUN)")
     run_dir = Path(out)
     config = _read_config(run_dir)
-    saved = TrainOptions(**config["train"])
-    for key in ("steps", "seconds", "device", "quiet", "eval_every"):
-        value = getattr(train_options, key)
-        if key in ("steps", "seconds", "device", "quiet") and value != getattr(TrainOptions(), key):
-            setattr(saved, key, value)
+    known = set(TrainOptions.__dataclass_fields__)
+    saved = TrainOptions(**{k: v for k, v in config["train"].items() if k in known})
+    defaults = TrainOptions(schedule="ngp", eval_every=0)
+    for key in ("steps", "seconds", "device", "quiet", "backend"):  # what a resumed run may change
+        if getattr(train_options, key) != getattr(defaults, key):
+            setattr(saved, key, getattr(train_options, key))
     saved.validate()
     device = resolve_device(saved.device)
     options = NerfOptions(**config["options"])
     scene = Scene.from_config(config["signal"])
     model = NerfModel(config["nerf"]).to(device)
+    set_grid_backend(model, saved.backend)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
     return _train(config, model, _signal(scene, options, get_nerf_preset(options.preset)), saved, run_dir, device,
