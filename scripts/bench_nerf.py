@@ -13,6 +13,8 @@ testing, 800x800, white background), ``instant-ngp`` preset, one run per budget:
 Each run trains from scratch for its budget (the lr schedule follows each budget), then renders the
 test views (mean of per-view PSNR on white, SSIM) and times a second render of them for rays/s.
 Results go to BENCHMARKS.md (section ``nerf-cpu`` or ``nerf-gpu``) and to ``--json``.
+``--rerender RUN_DIR... --from-json FILE`` re-times rendering of saved runs (same weights) and
+rewrites the section from the saved records.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def run(scene_dir: Path, preset: str, seconds: float, device: str, out: Path, se
     record = {k: nerf.metrics[k] for k in ("psnr", "ssim", "step", "elapsed", "ms_per_step", "samples_per_step",
                                            "rays_per_step", "peak_memory_mb")}
     record["budget_s"] = seconds
+    record["run_dir"] = str(out)
+    record["command"] = "python scripts/bench_nerf.py " + " ".join(sys.argv[1:])
+    record["preset"] = nerf.config["options"]["preset"]
+    record["loss"] = nerf.config["signal"]["loss"]
     record["render_rays_per_s"] = rendering_speed(nerf)
     record["occupied"] = nerf.model.grid.occupancy_fraction()
     record["n_params"] = nerf.model.field.n_params
@@ -62,6 +68,15 @@ def run(scene_dir: Path, preset: str, seconds: float, device: str, out: Path, se
     record["size"] = f"{nerf.scene.test_cameras[0].width}x{nerf.scene.test_cameras[0].height}"
     print(json.dumps(record), flush=True)
     return record
+
+
+def rerender(records: list[dict], device: str) -> None:
+    """Re-time rendering of each record's saved run (its scene is reopened from the run's config)."""
+    for record in records:
+        nerf = inrkit.nerf.load(record["run_dir"], device=device)
+        nerf.scene = inrkit.nerf.Scene.from_config(nerf.config["signal"])
+        record["render_rays_per_s"] = rendering_speed(nerf)
+        print(json.dumps(record), flush=True)
 
 
 def table(records: list[dict], title: str, protocol: str, machine: str) -> str:
@@ -85,6 +100,8 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128, help="procedural scene image size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the records here")
+    parser.add_argument("--from-json", help="reuse saved records instead of training (with --rerender: re-time rendering)")
+    parser.add_argument("--rerender", action="store_true", help="re-time rendering of the saved runs of --from-json")
     parser.add_argument("--no-update", action="store_true", help="do not write BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -99,15 +116,24 @@ def main() -> None:
         scene_dir = make_scene("blocks", work / "blocks", resolution=args.resolution, n_train=60, n_test=8)
         protocol = (f"Procedural scene `scenes/blocks.json` at {args.resolution}x{args.resolution} (60 training views on the "
                     "upper hemisphere, 8 test views on a 30° ring, exact ground truth with 2x2 supersampling), test views on "
-                    "white, mean of per-view PSNR. Training on a random background, Huber loss, Adam 1e-2 "
-                    "(β 0.9/0.99, ε 1e-15), instant-ngp's step lr decay mapped onto the budget.")
-    records = [run(scene_dir, args.preset, 60.0 * minutes, args.device, work / f"run-{minutes:g}", args.seed)
-               for minutes in args.minutes]
+                    "white, mean of per-view PSNR. Training on a random background, tcnn Adam 1e-2 (β 0.9/0.99, ε 1e-15, "
+                    "L2 1e-6 on MLP weights), instant-ngp's step lr decay mapped onto the budget.")
+    if args.from_json:
+        records = json.loads(Path(args.from_json).read_text())
+        if args.rerender:
+            rerender(records, args.device)
+    else:
+        records = [run(scene_dir, args.preset, 60.0 * minutes, args.device, work / f"run-{minutes:g}", args.seed)
+                   for minutes in args.minutes]
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else None
     machine = (f"Machine: {gpu or f'{args.threads}-thread CPU ({platform.processor() or platform.machine()})'}, "
-               f"torch {torch.__version__}, preset `{args.preset}` ({records[0]['n_params']:,} parameters), "
+               f"torch {torch.__version__}, preset `{records[0]['preset']}` ({records[0]['n_params']:,} parameters, "
+               f"{records[0]['loss']} loss), "
                f"{records[0]['n_train']} training / {records[0]['n_test']} test views at {records[0]['size']}. "
-               "Command: `python scripts/bench_nerf.py " + " ".join(sys.argv[1:]) + "`.")
+               f"Command: `{records[0]['command']}`.")
+    if args.rerender:
+        machine += (" Rendering speed re-timed on the saved weights after a renderer change with `python "
+                    "scripts/bench_nerf.py " + " ".join(sys.argv[1:]) + "`.")
     if device.type == "cpu":
         machine += (" Shared 2-core machine: other agents' work may have run on the cores at the same time (the benchmark"
                     " itself ran under the benchmark lock).")

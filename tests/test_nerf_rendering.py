@@ -32,8 +32,14 @@ class SoftSphere(torch.nn.Module):
     def density(self, positions: torch.Tensor) -> torch.Tensor:
         return 500.0 * torch.sigmoid((0.1 - (positions - 0.5).norm(dim=1)) / 0.005)
 
+    def density_and_features(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.density(positions), positions
+
+    def colour(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        return features.clamp(0, 1)
+
     def forward(self, positions: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.density(positions), positions.clamp(0, 1)
+        return self.density(positions), self.colour(positions, directions)
 
 
 # -- rays ---------------------------------------------------------------------------------------

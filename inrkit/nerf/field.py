@@ -72,11 +72,19 @@ class NerfField(nn.Module):
         """Density ``σ (N,)`` at unit-cube ``positions (N, 3)``."""
         return self._sigma(self._features(positions))
 
-    def forward(self, positions: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def density_and_features(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``σ (N,)`` and the density network's outputs ``h (N, 16)`` (the colour network's input)."""
         features = self._features(positions)
+        return self._sigma(features), features
+
+    def colour(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """``rgb (N, 3) = sigmoid(colour_net([h ‖ enc(d)]))``."""
         encoded_dirs = self.direction_encoding(_to_domain(directions, -1.0, 1.0, self.direction_encoding))
-        rgb = torch.sigmoid(self.rgb_network(torch.cat((features, encoded_dirs.to(features.dtype)), dim=1)).float())
-        return self._sigma(features), rgb
+        return torch.sigmoid(self.rgb_network(torch.cat((features, encoded_dirs.to(features.dtype)), dim=1)).float())
+
+    def forward(self, positions: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sigma, features = self.density_and_features(positions)
+        return sigma, self.colour(features, directions)
 
     @property
     def n_params(self) -> int:

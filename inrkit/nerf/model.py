@@ -10,8 +10,9 @@ world units.
   falls below ``10⁻⁴`` and only the samples before that point go through the differentiable pass
   (and count towards the adaptive batch), so the inside of opaque objects costs one cheap lookup.
 * **Rendering** (:meth:`NerfModel.render_rays`): rays march in rounds of a few candidate steps;
-  after each round rays whose transmittance fell below ``min_transmittance`` (early termination)
-  or that left the box are dropped, so occluded space costs nothing.
+  densities come first and colours are computed only for samples reached with ``T ≥
+  min_transmittance``; after each round rays whose transmittance fell below ``min_transmittance``
+  (early termination) or that left the box are dropped, so occluded space costs nothing.
 
 Config::
 
@@ -156,11 +157,14 @@ class NerfModel(nn.Module):
                                     block=steps_per_round)
             steps_done += steps_per_round
             if len(samples):
-                sigmas, rgbs = self._shade(samples, directions[alive])
-                weights, _ = render_weights(sigmas, samples.t_ends - samples.t_starts, samples.ray_indices)
-                weights = weights * transmittance[alive][samples.ray_indices]
+                sigmas, features = self.field.density_and_features(samples.positions)
+                weights, before = render_weights(sigmas, samples.t_ends - samples.t_starts, samples.ray_indices)
+                reached = transmittance[alive][samples.ray_indices]
+                visible = before * reached >= min_transmittance
+                weights = weights * reached * visible
                 rays = alive[samples.ray_indices]
-                rgb.index_add_(0, rays, weights[:, None] * rgbs)
+                rgbs = self.field.colour(features[visible], directions[alive][samples.ray_indices[visible]])
+                rgb.index_add_(0, rays[visible], weights[visible, None] * rgbs)
                 depth.index_add_(0, rays, weights * 0.5 * (samples.t_starts + samples.t_ends))
                 opacity.index_add_(0, rays, weights)
                 optical = torch.zeros(alive.numel(), device=origins.device).index_add_(
