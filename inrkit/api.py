@@ -22,6 +22,8 @@ from inrkit import __version__
 from inrkit.backends import prepare_field, resolve_backend
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
+from inrkit.export import inrz
+from inrkit.export.compress import load as load_inrz
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
 from inrkit.files import read_json, write_json
 from inrkit.signals import Signal, open_signal, signal_from_config, signal_option_names
@@ -116,9 +118,10 @@ def fit(
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis)
     preset = get_preset(model_options.model)
     lr = train_options.lr if train_options.lr is not None else preset.lr
-    if train_options.batch_size is None and preset.batch_size is not None and preset.batch_size < opened.n_samples:
-        train_options.batch_size = preset.batch_size
     device = resolve_device(train_options.device)
+    batch_size = preset.default_batch_size(device.type)
+    if train_options.batch_size is None and batch_size is not None and batch_size < opened.n_samples:
+        train_options.batch_size = batch_size
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
     resolve_backend(field, train_options.backend, device)
@@ -175,8 +178,11 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run directory (config, weights, metrics) without reopening its signal."""
+    """Open a run directory (config, weights, metrics) or an ``.inrz`` file without reopening its signal."""
     run_dir = Path(path)
+    if inrz.is_inrz(run_dir) or (run_dir.suffix == inrz.SUFFIX and not run_dir.is_dir()):
+        decoded = load_inrz(run_dir)
+        return Run(run_dir, decoded.field, decoded.config, decoded.metrics)
     if not (run_dir / CONFIG_FILE).is_file():
         raise InrkitError(f"cannot load {run_dir}: not an inrkit run directory (no {CONFIG_FILE})")
     try:
@@ -191,7 +197,7 @@ def load_run(path: str | Path) -> Run:
 
 
 def load(path: str | Path) -> Field:
-    """The field of a run directory, ready to query: ``field(coords)`` with coords in [-1, 1]."""
+    """The field of a run directory or ``.inrz`` file, ready to query: ``field(coords)`` with coords in [-1, 1]."""
     return load_run(path).field
 
 

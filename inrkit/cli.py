@@ -99,7 +99,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.turntable or args.mesh:
         raise InrkitError(f"--turntable and --mesh need a radiance-field run (inrkit nerf); {args.run} is not one")
     width, height = _parse_size(args.size) if args.size else (None, None)
-    out = args.out or Path(args.run) / f"render-{args.size or 'original'}.png"
+    name = f"render-{args.size or 'original'}.png"
+    run = Path(args.run)
+    out = args.out or (run / name if run.is_dir() else run.with_name(f"{run.stem}-{name}"))
     path = api.render_image(args.run, out, height=height, width=width, device=args.device)
     print(f"wrote {path}")
     return 0
@@ -152,10 +154,39 @@ def cmd_render_nerf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_inrz_info(path: Path) -> None:
+    from inrkit.export import load
+    from inrkit.export.compress import sample_count
+
+    decoded = load(path)
+    samples = sample_count(decoded.config.get("signal"))
+    rate = f", {8 * decoded.n_bytes / samples:.4f} bpp" if samples else ""
+    print(f"file       {path}  ({decoded.n_bytes:,} bytes{rate})")
+    signal = decoded.config.get("signal") or {}
+    shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
+    print(f"signal     {signal.get('kind', 'unknown')} {shape} x{signal.get('channels', '?')}")
+    print(f"model      {decoded.config['model'].get('model') or '?'}  ({decoded.field.n_params:,} parameters)")
+    print(f"network    {decoded.config['field']['network']}")
+    print(f"encoding   {decoded.config['field'].get('encoding')}")
+    for entry in decoded.header["tensors"]:
+        how = entry["storage"]
+        if how == "quantized":
+            model = entry["params"].get("model", "")
+            how = f"{entry['bits']}-bit {entry['scheme']} {entry['coder']}{' ' + model if model else ''}"
+        shape = "x".join(map(str, entry["shape"])) or "scalar"
+        print(f"tensor     {entry['name']:<34} {shape:>11}  {how:<32} {entry['length']:>9,} B")
+    if decoded.metrics:
+        print("metrics    " + "  ".join(f"{k} {v}" for k, v in decoded.metrics.items()))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.export import is_inrz
     from inrkit.nerf.api import is_nerf_run
 
+    if is_inrz(args.run):
+        _print_inrz_info(Path(args.run))
+        return 0
     if is_nerf_run(args.run):
         return cmd_info_nerf(args)
     run = api.load_run(args.run)
@@ -167,9 +198,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"model      {config['model']['model']}  ({run.field.n_params:,} parameters)")
     print(f"network    {config['field']['network']}")
     print(f"encoding   {config['field']['encoding']}")
-    train = config["train"]
-    print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  seconds {train['seconds']}  "
-          f"batch {train['batch_size'] or 'full'}  seed {train['seed']}")
+    train = config.get("train")
+    if train:
+        print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  "
+              f"seconds {train['seconds']}  batch {train['batch_size'] or 'full'}  seed {train['seed']}")
     if run.metrics:
         shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items())
         print(f"metrics    {shown}")
@@ -198,6 +230,23 @@ def cmd_info_nerf(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from inrkit import export
+
+    options = export.CompressOptions(**_collect(args, export.CompressOptions))
+    report = export.compress(args.run, args.out, options, signal=args.signal)
+    print(report.summary())
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from inrkit import export
+
+    decoded = export.decompress(args.file, args.out, overwrite=args.overwrite)
+    print(f"decoded {args.file} ({decoded.field.n_params:,} parameters) -> {args.out}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from inrkit.fields import PRESETS, build_field
 
@@ -209,6 +258,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from inrkit import __version__
+    from inrkit.export import CompressOptions
     from inrkit.fields import ModelOptions
     from inrkit.nerf import NerfOptions
     from inrkit.signals import SIGNAL_OPTIONS
@@ -230,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.set_defaults(handler=cmd_fit)
 
     render = commands.add_parser("render", help="render a fitted image at any size, or a NeRF run's turntable/mesh")
-    render.add_argument("run", help="run directory")
+    render.add_argument("run", help="run directory or .inrz file")
     render.add_argument("--size", help="WIDTHxHEIGHT (default: the original size)")
     render.add_argument("--out", help="output image: .png, .jpg, .tif, .exr (default: RUN/render-SIZE.png)")
     render.add_argument("--device", default="auto")
@@ -253,9 +303,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataclass_flags(nerf, TrainOptions)
     nerf.set_defaults(handler=cmd_nerf, schedule="ngp", eval_every=0)
 
-    info = commands.add_parser("info", help="show a run's config, parameter count and metrics")
-    info.add_argument("run", help="run directory")
+    info = commands.add_parser("info", help="show a run's or .inrz file's config, parameter count and metrics")
+    info.add_argument("run", help="run directory or .inrz file")
     info.set_defaults(handler=cmd_info)
+
+    compress = commands.add_parser("compress", help="quantise and entropy-code a run's weights into an .inrz file")
+    compress.add_argument("run", help="run directory (or .inrz file to re-encode)")
+    compress.add_argument("out", help="output .inrz file")
+    compress.add_argument("--signal", help="the original signal file (default: the run's source, if it still exists)")
+    add_dataclass_flags(compress, CompressOptions)
+    compress.set_defaults(handler=cmd_compress)
+
+    decompress = commands.add_parser("decompress", help="decode an .inrz file into a run directory")
+    decompress.add_argument("file", help="input .inrz file")
+    decompress.add_argument("--out", required=True, help="run directory to write")
+    decompress.add_argument("--overwrite", action="store_true", help="replace files in an existing directory")
+    decompress.set_defaults(handler=cmd_decompress)
 
     models = commands.add_parser("models", help="list the model presets")
     models.set_defaults(handler=cmd_models)
