@@ -8,8 +8,9 @@ Example:
 
 __version__ = "0.1.0"
 
-from inrkit import export, fields, signals
+from inrkit import export, fields, nerf, signals
 from inrkit.api import Run, fit, load, load_run, render_image
 from inrkit.errors import InrkitError
 
-__all__ = ["InrkitError", "Run", "__version__", "export", "fields", "fit", "load", "load_run", "render_image", "signals"]
+__all__ = ["InrkitError", "Run", "__version__", "export", "fields", "fit", "load", "load_run", "nerf", "render_image",
+           "signals"]

@@ -92,13 +92,65 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.nerf.api import is_nerf_run
 
+    if is_nerf_run(args.run):
+        return cmd_render_nerf(args)
+    if args.turntable or args.mesh:
+        raise InrkitError(f"--turntable and --mesh need a radiance-field run (inrkit nerf); {args.run} is not one")
     width, height = _parse_size(args.size) if args.size else (None, None)
     name = f"render-{args.size or 'original'}.png"
     run = Path(args.run)
     out = args.out or (run / name if run.is_dir() else run.with_name(f"{run.stem}-{name}"))
     path = api.render_image(args.run, out, height=height, width=width, device=args.device)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_nerf(args: argparse.Namespace) -> int:
+    from inrkit import nerf
+    from inrkit.devices import resolve_device
+    from inrkit.train import TrainOptions
+
+    options = _collect(args, nerf.NerfOptions, TrainOptions)
+    if args.resume:
+        out = args.out or args.scene
+        if out is None:
+            raise InrkitError("--resume needs the run directory: inrkit nerf --resume --out RUN")
+        run = nerf.fit(None, resume=True, out=out, **{k: v for k, v in options.items() if k != "preset"})
+    else:
+        if args.scene is None:
+            raise InrkitError("give the scene: inrkit nerf SCENE_DIR (or a procedural scene .json)")
+        out = args.out or _default_out(args.scene.rstrip("/"), "nerf")
+        if resolve_device(args.device).type == "cpu" and not args.quiet:
+            print("inrkit: training on the CPU: a 128x128 procedural scene needs about 5 minutes (34 dB on 2 cores); "
+                  "800x800 scenes need a GPU (hours on a CPU). --seconds bounds the run.", file=sys.stderr)
+        run = nerf.fit(args.scene, out=out, overwrite=args.overwrite, **options)
+    metrics = run.metrics
+    print(f"fitted {run.config['model']['model']} ({run.model.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
+          f"{metrics['step']} steps: test PSNR {metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.4f}  ->  {run.dir}")
+    if args.mesh:
+        print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
+    return 0
+
+
+def cmd_render_nerf(args: argparse.Namespace) -> int:
+    from inrkit import nerf
+
+    run = nerf.load(args.run, device=args.device)
+    size = _parse_size(args.size) if args.size else None
+    if not (args.turntable or args.mesh or args.out):
+        args.turntable = str(Path(args.run) / "turntable.mp4")
+    if args.turntable:
+        print(f"wrote {run.render_turntable(args.turntable, n_frames=args.frames, fps=args.fps, size=size)}")
+    if args.mesh:
+        print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
+    if args.out:
+        from inrkit.signals.image_files import write_image
+
+        camera = run.turntable_cameras(1, size)[0]
+        rgb = run.render(camera)["rgb"]
+        print(f"wrote {write_image(args.out, (rgb.clip(0, 1) * 255).round().astype('uint8'))}")
     return 0
 
 
@@ -130,10 +182,13 @@ def _print_inrz_info(path: Path) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.export import is_inrz
+    from inrkit.nerf.api import is_nerf_run
 
     if is_inrz(args.run):
         _print_inrz_info(Path(args.run))
         return 0
+    if is_nerf_run(args.run):
+        return cmd_info_nerf(args)
     run = api.load_run(args.run)
     config = run.config
     signal = config["signal"]
@@ -147,6 +202,28 @@ def cmd_info(args: argparse.Namespace) -> int:
     if train:
         print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  "
               f"seconds {train['seconds']}  batch {train['batch_size'] or 'full'}  seed {train['seed']}")
+    if run.metrics:
+        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items())
+        print(f"metrics    {shown}")
+    return 0
+
+
+def cmd_info_nerf(args: argparse.Namespace) -> int:
+    from inrkit import nerf
+
+    run = nerf.load(args.run)
+    config, signal = run.config, run.config["signal"]
+    print(f"run        {run.dir}")
+    print(f"scene      {signal['source']}  views {signal['n_views']}  downscale {signal['downscale']}  "
+          f"aabb_scale {signal['aabb_scale']}")
+    print(f"model      {config['model']['model']}  ({run.model.field.n_params:,} parameters)")
+    for part in ("position_encoding", "density_network", "direction_encoding", "rgb_network"):
+        print(f"{part:<19}{config['nerf']['field'][part]}")
+    print(f"grid       {run.model.grid.n_cascades} cascade(s) x {run.model.grid.resolution}^3, "
+          f"{100 * run.model.grid.occupancy_fraction():.1f}% occupied")
+    train = config["train"]
+    print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  seconds {train['seconds']}  "
+          f"loss {signal['loss']}  samples/step {signal['target_samples']}")
     if run.metrics:
         shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items())
         print(f"metrics    {shown}")
@@ -183,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     from inrkit import __version__
     from inrkit.export import CompressOptions
     from inrkit.fields import ModelOptions
+    from inrkit.nerf import NerfOptions
     from inrkit.signals import SIGNAL_OPTIONS
     from inrkit.train import TrainOptions
 
@@ -201,12 +279,29 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_flags(fit, options_class)
     fit.set_defaults(handler=cmd_fit)
 
-    render = commands.add_parser("render", help="render a fitted image at any size")
+    render = commands.add_parser("render", help="render a fitted image at any size, or a NeRF run's turntable/mesh")
     render.add_argument("run", help="run directory or .inrz file")
     render.add_argument("--size", help="WIDTHxHEIGHT (default: the original size)")
     render.add_argument("--out", help="output image: .png, .jpg, .tif, .exr (default: RUN/render-SIZE.png)")
     render.add_argument("--device", default="auto")
+    render.add_argument("--turntable", help="NeRF runs: orbit video (.mp4 or .gif; default RUN/turntable.mp4)")
+    render.add_argument("--frames", type=int, default=120, help="NeRF turntable frames (default: 120)")
+    render.add_argument("--fps", type=int, default=30, help="NeRF turntable frames per second (default: 30)")
+    render.add_argument("--mesh", help="NeRF runs: extract a mesh with vertex colours (.ply, .obj, .glb)")
+    render.add_argument("--mesh-resolution", type=int, default=256, help="marching-cubes cells per axis (default: 256)")
     render.set_defaults(handler=cmd_render)
+
+    nerf = commands.add_parser("nerf", help="fit a radiance field to posed views (Blender / instant-ngp transforms)")
+    nerf.add_argument("scene", nargs="?", help="scene folder (transforms_*.json or transforms.json) or a procedural "
+                                                "scene .json (scenes/blocks.json)")
+    nerf.add_argument("--out", help="run directory (default: runs/<scene>-nerf)")
+    nerf.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    nerf.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    nerf.add_argument("--mesh", help="after fitting, extract a mesh with vertex colours (.ply, .obj, .glb)")
+    nerf.add_argument("--mesh-resolution", type=int, default=256, help="marching-cubes cells per axis (default: 256)")
+    add_dataclass_flags(nerf, NerfOptions)
+    add_dataclass_flags(nerf, TrainOptions)
+    nerf.set_defaults(handler=cmd_nerf, schedule="ngp", eval_every=0)
 
     info = commands.add_parser("info", help="show a run's or .inrz file's config, parameter count and metrics")
     info.add_argument("run", help="run directory or .inrz file")

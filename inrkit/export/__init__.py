@@ -1,4 +1,5 @@
-"""Exports of fitted fields: compressed weights (``.inrz``: quantise + entropy-code, and its decoder).
+"""Exports of fitted fields: compressed weights (``.inrz``: quantise + entropy-code, and its decoder) and
+meshes (marching cubes, mesh files).
 
 Example:
     >>> import inrkit
@@ -8,5 +9,7 @@ Example:
 
 from inrkit.export.compress import CompressionReport, CompressOptions, Decoded, compress, decompress, load
 from inrkit.export.inrz import SUFFIX, is_inrz
+from inrkit.export.mesh import Mesh, extract_mesh, marching_cubes, sample_grid, write_mesh
 
-__all__ = ["SUFFIX", "CompressOptions", "CompressionReport", "Decoded", "compress", "decompress", "is_inrz", "load"]
+__all__ = ["SUFFIX", "CompressOptions", "CompressionReport", "Decoded", "Mesh", "compress", "decompress",
+           "extract_mesh", "is_inrz", "load", "marching_cubes", "sample_grid", "write_mesh"]
