@@ -84,7 +84,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         out = args.out or _default_out(args.path, args.model)
         run = api.fit(args.path, out=out, overwrite=args.overwrite, **options)
     metrics = run.metrics
-    quality = "  ".join(f"{k.upper()} {metrics[k]:.4g}" for k in ("psnr", "ssim") if k in metrics)
+    names = {"psnr": "PSNR", "psnr_heldout": "held-out PSNR", "snr": "SNR", "ssim": "SSIM"}
+    quality = "  ".join(f"{label} {metrics[k]:.4g}" for k, label in names.items() if k in metrics)
     print(f"fitted {run.config['model']['model']} ({run.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
           f"{metrics['step']} steps: {quality}  ->  {run.dir}")
     return 0
@@ -93,9 +94,24 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
 
+    run = api.load_run(args.run)
+    kind = run.config["signal"].get("kind")
     width, height = _parse_size(args.size) if args.size else (None, None)
-    out = args.out or Path(args.run) / f"render-{args.size or 'original'}.png"
-    path = api.render_image(args.run, out, height=height, width=width, device=args.device)
+    if kind != "audio" and args.rate is not None:
+        raise InrkitError(f"--rate applies to audio runs; {args.run} is a {kind} run")
+    if kind != "video" and args.fps is not None:
+        raise InrkitError(f"--fps applies to video runs; {args.run} is a {kind} run")
+    if kind == "audio":
+        if args.size:
+            raise InrkitError("--size does not apply to audio runs (use --rate)")
+        out = args.out or Path(args.run) / f"render-{args.rate or 'original'}.wav"
+        path = api.render_audio(run, out, rate=args.rate, device=args.device)
+    elif kind == "video":
+        out = args.out or Path(args.run) / f"render-{args.size or 'original'}-{args.fps or 'original'}fps.mp4"
+        path = api.render_video(run, out, fps=args.fps, height=height, width=width, device=args.device)
+    else:
+        out = args.out or Path(args.run) / f"render-{args.size or 'original'}.png"
+        path = api.render_image(run, out, height=height, width=width, device=args.device)
     print(f"wrote {path}")
     return 0
 
@@ -107,6 +123,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     config = run.config
     signal = config["signal"]
     shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
+    if signal.get("kind") == "video":
+        shape += f" x {signal['n_frames']} frames @ {signal['fps']:g} fps"
+    elif signal.get("kind") == "audio":
+        shape = f"{signal['n_samples']} samples @ {signal['sample_rate']} Hz"
     print(f"run        {run.dir}")
     print(f"signal     {signal.get('kind')} {shape} x{signal.get('channels', '?')}  from {signal.get('source')}")
     print(f"model      {config['model']['model']}  ({run.field.n_params:,} parameters)")
@@ -126,7 +146,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     print(f"{'model':<9} {'params (2->3)':>13}  {'lr':>7}  description")
     for name, preset in PRESETS.items():
-        print(f"{name:<9} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
+        if preset.network.get("n_frames", 0) is None:  # time-varying: counted for (t, y, x) -> RGB, 250 frames
+            n_params = build_field(name, 3, 3, n_frames=250).n_params
+            print(f"{name:<9} {n_params:>13,}* {preset.lr:>7.0e}  {preset.description}")
+        else:
+            print(f"{name:<9} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
+    print("* for a (t, y, x) -> RGB video of 250 frames")
     return 0
 
 
@@ -140,8 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inrkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit a field to a file (image)")
-    fit.add_argument("path", nargs="?", help="the signal to fit (PNG, JPEG, TIFF, EXR)")
+    fit = commands.add_parser("fit", help="fit a field to a file (image, audio, video)")
+    fit.add_argument("path", nargs="?", help="the signal to fit: image (PNG, JPEG, TIFF, EXR), audio (WAV), "
+                                             "video (MP4, GIF, or a folder of frames)")
     fit.add_argument("--out", help="run directory (default: runs/<name>-<model>)")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -151,10 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_flags(fit, options_class)
     fit.set_defaults(handler=cmd_fit)
 
-    render = commands.add_parser("render", help="render a fitted image at any size")
+    render = commands.add_parser("render", help="render a fitted image (any size), audio (any rate) or video (any fps/size)")
     render.add_argument("run", help="run directory")
-    render.add_argument("--size", help="WIDTHxHEIGHT (default: the original size)")
-    render.add_argument("--out", help="output image: .png, .jpg, .tif, .exr (default: RUN/render-SIZE.png)")
+    render.add_argument("--size", help="image/video: WIDTHxHEIGHT (default: the original size)")
+    render.add_argument("--rate", type=int, help="audio: sample rate in Hz (default: the original)")
+    render.add_argument("--fps", type=float, help="video: frame rate, same duration (default: the original)")
+    render.add_argument("--out", help="output: image .png/.jpg/.tif/.exr, audio .wav, video .mp4 or a folder for PNG "
+                                      "frames (default: RUN/render-...)")
     render.add_argument("--device", default="auto")
     render.set_defaults(handler=cmd_render)
 
