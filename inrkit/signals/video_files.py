@@ -197,7 +197,8 @@ def _temporary_beside(path: Path, suffix: str) -> Iterator[Path]:
 def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> Path:
     """Write ``(H, W, C)`` frames as an H.264 MP4 at ``fps``, atomically (temp file + rename).
 
-    Even sizes use yuv420p (plays everywhere); odd sizes use yuv444p, which H.264 allows.
+    Even sizes use yuv420p (plays everywhere); odd sizes use yuv444p, which H.264 allows. CRF 12 is
+    visually lossless; the RGB -> YUV conversion alone costs ~1-2 levels of 255.
     """
     import imageio.v2 as imageio
 
@@ -209,9 +210,9 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> Pat
                 rgb = to_rgb8(frame)
                 if writer is None:
                     even = rgb.shape[0] % 2 == 0 and rgb.shape[1] % 2 == 0
-                    writer = imageio.get_writer(str(tmp), "ffmpeg", fps=fps, codec="libx264", quality=None, output_params=["-crf", "12"],
-                                                pixelformat="yuv420p" if even else "yuv444p", macro_block_size=1,
-                                                ffmpeg_log_level="error")
+                    writer = imageio.get_writer(str(tmp), "ffmpeg", fps=fps, codec="libx264", quality=None,
+                                                output_params=["-crf", "12"], macro_block_size=1,
+                                                pixelformat="yuv420p" if even else "yuv444p", ffmpeg_log_level="error")
                 writer.append_data(rgb)
         finally:
             if writer is not None:
