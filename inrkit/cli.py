@@ -146,7 +146,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     print(f"{'model':<9} {'params (2->3)':>13}  {'lr':>7}  description")
     for name, preset in PRESETS.items():
-        if preset.network.get("n_frames", 0) is None:  # time-varying: counted for (t, y, x) -> RGB, 250 frames
+        if preset.time_varying:  # counted for (t, y, x) -> RGB, 250 frames
             n_params = build_field(name, 3, 3, n_frames=250).n_params
             print(f"{name:<9} {n_params:>13,}* {preset.lr:>7.0e}  {preset.description}")
         else:

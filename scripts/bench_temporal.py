@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--audio", default=BACH)
     parser.add_argument("--audio-steps", type=int, default=150)
-    parser.add_argument("--audio-batch", type=int, default=16384)
+    parser.add_argument("--audio-batch", type=int, default=8192)
     parser.add_argument("--audio-models", nargs="+", default=["siren", "spder", "finer"])
     parser.add_argument("--video", default=BIKES)
     parser.add_argument("--downscale", type=int, default=4)

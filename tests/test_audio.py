@@ -12,7 +12,7 @@ from inrkit.cli import main
 from inrkit.errors import InrkitError
 from inrkit.files import read_json
 from inrkit.signals import AudioSignal, open_signal, signal_from_config
-from inrkit.signals.audio import AUDIO_FIRST_OMEGA_0, denormalise, snr
+from inrkit.signals.audio import AUDIO_FIRST_OMEGA_0, DEFAULT_AUDIO_BATCH, denormalise, snr
 from inrkit.signals.audio_files import WAV_SUBTYPES, check_riff, write_wav
 
 # Stored values are float32 in [0, 1] (24 significant bits, i.e. 2^-23 of the [-1, 1] range): 8 and 16-bit
@@ -72,7 +72,7 @@ def test_fit_chirp_defaults_and_render(tmp_path):
     config = read_json(tmp_path / "run" / "config.json")
     assert config["field"]["network"]["first_omega_0"] == AUDIO_FIRST_OMEGA_0
     assert config["model"]["omega0"] == AUDIO_FIRST_OMEGA_0
-    assert config["train"]["batch_size"] == 16384
+    assert config["train"]["batch_size"] == DEFAULT_AUDIO_BATCH
     assert run.metrics["psnr"] > 30.0, run.metrics
     assert run.metrics["snr"] > 20.0, run.metrics
     info = soundfile.info(str(tmp_path / "run" / "reconstruction.wav"))
@@ -85,8 +85,8 @@ def test_fit_chirp_defaults_and_render(tmp_path):
 
 def test_defaults_follow_the_preset():
     signal = AudioSignal.from_array(chirp(), 4000)
-    assert signal.default_options("spder") == {"batch_size": 16384, "omega0": 3000.0, "damping": "arctan"}
-    assert signal.default_options("relu-pe") == {"batch_size": 16384}
+    assert signal.default_options("spder") == {"batch_size": DEFAULT_AUDIO_BATCH, "omega0": 3000.0, "damping": "arctan"}
+    assert signal.default_options("relu-pe") == {"batch_size": DEFAULT_AUDIO_BATCH}
     field = inrkit.fit(signal, model="finer", steps=1, width=8, depth=2, quiet=True, device="cpu", omega0=500.0).field
     assert field.config["network"]["first_omega_0"] == 500.0  # the user's value wins
 

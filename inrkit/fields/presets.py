@@ -52,6 +52,11 @@ class Preset:
     lr: float
     options: tuple[str, ...]  # which ModelOptions keys apply (besides width/depth)
 
+    @property
+    def time_varying(self) -> bool:
+        """True when the network needs the signal's frame count (fits time-varying signals only)."""
+        return "n_frames" in self.network
+
 
 _SIGNED = {"range": [-1.0, 1.0], "activation": "None"}
 _UNIT = {"range": [0.0, 1.0], "activation": "None"}

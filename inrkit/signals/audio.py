@@ -41,7 +41,7 @@ from inrkit.signals.image import pixel_centre
 # SIREN's audio setting: ω0 = 30 on t ∈ [-100, 100] is ω0 = 3000 on [-1, 1] (REFERENCE §0, §1.1).
 AUDIO_FIRST_OMEGA_0 = 3000.0
 SINE_FAMILY = ("Siren", "Spder", "Finer", "ResFieldSiren")
-DEFAULT_AUDIO_BATCH = 16384
+DEFAULT_AUDIO_BATCH = 8192
 
 
 @dataclass
@@ -164,7 +164,7 @@ class AudioSignal(Signal):
 
     def default_options(self, model: str) -> dict[str, Any]:
         """SIREN's audio setting for the sine family (first-layer ω0 3000), SPDER's arctan damping,
-        and random batches of 16,384 samples (a full batch of a 7 s clip costs seconds per CPU step)."""
+        and random batches of 8,192 samples (a full batch of a 7 s clip costs seconds per CPU step)."""
         from inrkit.fields import get_preset
 
         suggested: dict[str, Any] = {"batch_size": DEFAULT_AUDIO_BATCH}

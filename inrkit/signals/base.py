@@ -41,7 +41,7 @@ class Signal(ABC):
         """Option values this signal suggests for preset ``model`` where the user gave none.
 
         Keys are :class:`~inrkit.fields.ModelOptions` or :class:`~inrkit.train.TrainOptions` fields
-        (e.g. audio: ``{"omega0": 3000.0, "batch_size": 16384}``); ``inrkit.fit`` applies them before
+        (e.g. audio: ``{"omega0": 3000.0, "batch_size": 8192}``); ``inrkit.fit`` applies them before
         building the field, so they are recorded in ``config.json``.
         """
         return {}
