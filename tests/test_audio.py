@@ -101,6 +101,8 @@ def test_cli_fit_and_render_wav(tmp_path, capsys):
     assert soundfile.info(str(tmp_path / "x.wav")).channels == 2
     assert main(["render", str(run_dir), "--fps", "30"]) == 2
     assert "--fps applies to video" in capsys.readouterr().err
+    assert main(["info", str(run_dir)]) == 0
+    assert "2000 samples @ 4000 Hz" in capsys.readouterr().out
 
 
 def _wav_bytes(subtype: str, n: int = 100) -> bytes:

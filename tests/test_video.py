@@ -114,6 +114,14 @@ def test_fit_write_render_and_reopen(tmp_path):
     assert main(["render", str(tmp_path / "run"), "--rate", "8000"]) == 2
 
 
+def test_info_describes_a_video_run(tmp_path, capsys):
+    signal = VideoSignal.from_array(as_uint8(moving_pattern(3, 8, 8)), fps=30)
+    inrkit.fit(signal, model="siren", out=tmp_path / "run", steps=1, width=8, device="cpu", quiet=True)
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "run")]) == 0
+    assert "8x8 x 3 frames @ 30 fps" in capsys.readouterr().out
+
+
 def _mp4_bytes(tmp_path: Path) -> bytes:
     return write_mp4(tmp_path / "good.mp4", as_uint8(moving_pattern(6, 16, 16)), fps=10).read_bytes()
 
