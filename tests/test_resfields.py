@@ -122,3 +122,16 @@ def test_resfields_needs_frames_and_valid_options():
         build_field("resfields", 3, 3, n_frames=4, fusion="concat")
     with pytest.raises(InrkitError, match="does not apply"):
         build_field("siren", 3, 3, fusion="add")
+
+
+def test_a_batch_over_many_frames_builds_one_matrix_per_frame(monkeypatch):
+    layer = ResFieldLinear(32, 32, n_frames=50, rank=4)
+    built: list[int] = []
+    original = layer.weights_at
+    monkeypatch.setattr(layer, "weights_at", lambda t: built.append(len(t)) or original(t))
+    frames = torch.randint(50, (5000,))
+    layer(torch.randn(5000, 32), frame_centres(50)[frames])  # unsorted, every frame present
+    assert built == [len(torch.unique(frames))]  # never one matrix per sample
+    built.clear()
+    layer(torch.randn(5000, 32), torch.rand(5000) * 2 - 1)  # every sample at its own time: factored form
+    assert built == []
