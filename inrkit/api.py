@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from inrkit import __version__
+from inrkit.backends import prepare_field
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
@@ -31,6 +32,7 @@ from inrkit.signals.image_files import write_image
 from inrkit.signals.video import write_video
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
+from inrkit.train.level_schedule import CoarseToFine
 
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, "metrics.jsonl", "checkpoint.json")
 
@@ -149,11 +151,17 @@ def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainO
     """Run the trainer (from the run's checkpoint when ``resume``), write the outputs, return the Run."""
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
-    trainer = Trainer(field, signal.to(device), options, run_dir, float(config["train"]["lr"]), device)
+    module = prepare_field(field, options.backend, device)
+    hooks = [CoarseToFine(module, options.coarse_to_fine)] if options.coarse_to_fine else []
+    trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks)
     if resume:
         trainer.resume()
     metrics = trainer.fit()
-    signal.write_outputs(field, run_dir)
+    for hook in hooks:
+        hook(10**9)  # every level on for the outputs, as in the saved field
+    signal.write_outputs(module, run_dir)
+    if module is not field:  # tcnn ran it: hand back the plain PyTorch field
+        field = module.to_field().to(device)
     return Run(run_dir, field, config, metrics, signal)
 
 
@@ -166,7 +174,7 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
     config = read_json(run_dir / CONFIG_FILE)
     opened = signal if isinstance(signal, Signal) else signal_from_config(config["signal"])
     saved = TrainOptions(**config["train"])
-    for key in ("steps", "seconds", "device", "quiet", "eval_every"):
+    for key in ("steps", "seconds", "device", "quiet", "eval_every", "backend"):
         if getattr(train_options, key) != getattr(TrainOptions(), key):
             setattr(saved, key, getattr(train_options, key))
     saved.validate()

@@ -144,13 +144,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from inrkit.fields import PRESETS, build_field
 
-    print(f"{'model':<9} {'params (2->3)':>13}  {'lr':>7}  description")
+    print(f"{'model':<14} {'params (2->3)':>13}  {'lr':>7}  description")
     for name, preset in PRESETS.items():
         if preset.time_varying:  # counted for (t, y, x) -> RGB, 250 frames
             n_params = build_field(name, 3, 3, n_frames=250).n_params
-            print(f"{name:<9} {n_params:>13,}* {preset.lr:>7.0e}  {preset.description}")
+            print(f"{name:<14} {n_params:>13,}* {preset.lr:>7.0e}  {preset.description}")
         else:
-            print(f"{name:<9} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
+            print(f"{name:<14} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
     print("* for a (t, y, x) -> RGB video of 250 frames")
     return 0
 

@@ -7,3 +7,7 @@ class InrkitError(Exception):
     The CLI prints ``str(err)`` on one line and exits with status 2; the Python API lets it
     propagate so callers can catch it.
     """
+
+
+class ConfigError(InrkitError, ValueError):
+    """An invalid field, encoding, network or optimiser config; the message names the offending key."""

@@ -168,8 +168,10 @@ class AudioSignal(Signal):
         from inrkit.fields import get_preset
 
         suggested: dict[str, Any] = {"batch_size": DEFAULT_AUDIO_BATCH}
-        network = get_preset(model).network
-        if network["otype"] in SINE_FAMILY:
+        preset = get_preset(model)
+        network = preset.network
+        on_raw_time = preset.encoding.get("otype", "Identity") == "Identity"  # not behind a grid or an encoding
+        if network["otype"] in SINE_FAMILY and on_raw_time and "omega0" in preset.options:
             suggested["omega0"] = AUDIO_FIRST_OMEGA_0
         if network["otype"] == "Spder":
             suggested["damping"] = "arctan"
