@@ -89,51 +89,57 @@ def shape_pixels(record: dict) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--audio", default=BACH)
-    parser.add_argument("--audio-steps", type=int, default=150)
-    parser.add_argument("--audio-batch", type=int, default=8192)
+    parser.add_argument("--audio-steps", type=int, default=100)
+    parser.add_argument("--audio-batch", type=int, default=4096)
     parser.add_argument("--audio-models", nargs="+", default=["siren", "spder", "finer"])
     parser.add_argument("--video", default=BIKES)
     parser.add_argument("--downscale", type=int, default=4)
-    parser.add_argument("--frames", type=int, default=50)
-    parser.add_argument("--video-steps", type=int, default=200)
-    parser.add_argument("--video-batch", type=int, default=8192)
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--video-steps", type=int, default=120)
+    parser.add_argument("--video-batch", type=int, default=4096)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--work", default="/tmp/inrkit-bench-temporal")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the section from --work/results.json")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     from inrkit.fields import build_field
 
-    audio = []
-    for model in args.audio_models:
-        job = {"path": args.audio, "model": model, "out": f"{args.work}/audio-{model}",
-               "options": {"steps": args.audio_steps, "batch_size": args.audio_batch}}
-        audio.append(run_isolated(job))
-        r = audio[-1]
-        print(f"audio {model:8s} {r['psnr']:6.2f} dB  SNR {r['snr']:6.2f}  {r['ms_per_step']:7.1f} ms/step  "
-              f"{r['peak_memory_mb']:6.0f} MB", flush=True)
+    results_file = Path(args.work) / "results.json"
+    if args.report_only:
+        saved = json.loads(results_file.read_text())
+        audio, video, memory = saved["audio"], saved["video"], saved["memory"]
+    else:
+        audio = []
+        for model in args.audio_models:
+            job = {"path": args.audio, "model": model, "out": f"{args.work}/audio-{model}",
+                   "options": {"steps": args.audio_steps, "batch_size": args.audio_batch}}
+            audio.append(run_isolated(job))
+            r = audio[-1]
+            print(f"audio {model:8s} {r['psnr']:6.2f} dB  SNR {r['snr']:6.2f}  {r['ms_per_step']:7.1f} ms/step  "
+                  f"{r['peak_memory_mb']:6.0f} MB", flush=True)
 
-    video_options = {"steps": args.video_steps, "batch_size": args.video_batch, "video_downscale": args.downscale,
-                     "video_max_frames": args.frames, "holdout": 0.1, "depth": 4, "lr": 5e-4}
-    resfields_params = build_field("resfields", 3, 3, n_frames=args.frames, width=args.width, rank=args.rank).n_params
-    wide = matched_width(resfields_params, depth=4)
-    video_jobs = [
-        ("siren", f"SIREN {args.width}", {"width": args.width}),
-        ("siren", f"SIREN {wide} (param-matched)", {"width": wide}),
-        ("resfields", f"SIREN {args.width} + ResFields r{args.rank}", {"width": args.width, "rank": args.rank}),
-    ]
-    video = []
-    for model, label, extra in video_jobs:
-        job = {"path": args.video, "model": model, "label": label, "out": f"{args.work}/video-{label.split()[1]}-{model}",
-               "options": {**video_options, **extra}}
-        video.append(run_isolated(job))
-        r = video[-1]
-        print(f"video {label:28s} held-out {r['psnr_heldout']:6.2f} dB  train {r['psnr_train']:6.2f}  "
-              f"{r['ms_per_step']:7.1f} ms/step  {r['peak_memory_mb']:6.0f} MB", flush=True)
-    memory = run_isolated({"path": args.video}, target=load_video_memory)
-    print(f"video memory: {memory}", flush=True)
-    Path(args.work).mkdir(parents=True, exist_ok=True)
-    (Path(args.work) / "results.json").write_text(json.dumps({"audio": audio, "video": video, "memory": memory}, indent=1))
+        video_options = {"steps": args.video_steps, "batch_size": args.video_batch, "video_downscale": args.downscale,
+                         "video_max_frames": args.frames, "holdout": 0.1, "depth": 4, "lr": 5e-4}
+        resfields_params = build_field("resfields", 3, 3, n_frames=args.frames, width=args.width, rank=args.rank).n_params
+        wide = matched_width(resfields_params, depth=4)
+        video_jobs = [
+            ("siren", f"SIREN {args.width}", {"width": args.width}),
+            ("siren", f"SIREN {wide} (param-matched)", {"width": wide}),
+            ("resfields", f"SIREN {args.width} + ResFields r{args.rank}", {"width": args.width, "rank": args.rank}),
+        ]
+        video = []
+        for model, label, extra in video_jobs:
+            job = {"path": args.video, "model": model, "label": label, "out": f"{args.work}/video-{label.split()[1]}-{model}",
+                   "options": {**video_options, **extra}}
+            video.append(run_isolated(job))
+            r = video[-1]
+            print(f"video {label:28s} held-out {r['psnr_heldout']:6.2f} dB  train {r['psnr_train']:6.2f}  "
+                  f"{r['ms_per_step']:7.1f} ms/step  {r['peak_memory_mb']:6.0f} MB", flush=True)
+        memory = run_isolated({"path": args.video}, target=load_video_memory)
+        print(f"video memory: {memory}", flush=True)
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+        results_file.write_text(json.dumps({"audio": audio, "video": video, "memory": memory}, indent=1))
 
     def fmt(value: float) -> str:
         return "∞" if math.isinf(value) else f"{value:.2f}"
@@ -179,18 +185,30 @@ def main() -> None:
     ]
     siren_audio = next((r for r in audio if r["model"] == "siren"), audio[0])
     samples_seen = args.audio_steps * args.audio_batch
+    video_pixels = shape_pixels(video[0])
+    narrow, wide_run, resfields = video  # the order of the video jobs
     lines += [
         "",
-        "Against the published figures (REFERENCE §7.2, a 3rd-party roughly parameter-matched table: SIREN 51.65 dB on "
-        f"Bach, 37.02 dB on bikes): our SIREN reaches {fmt(siren_audio['psnr'])} dB on Bach after {samples_seen:,} sample "
-        f"visits ({samples_seen / 308_207:.1f} passes over the clip), while SIREN's protocol runs 9,001 full-batch steps "
-        f"({9001:,} passes, Adam 1e-4): about {9001 * 308_207 / samples_seen:.0f}× more work, which is the gap; the "
-        "per-step cost on 2 CPU cores is what limits the budget here. On bikes the published protocol trains at full "
-        "resolution (640×272, 250 frames) for 100k steps of 200k pixels (about 7,000 passes over the video) and reports "
-        f"PSNR on all pixels; here the video is {args.downscale}× smaller per side, {args.frames} frames, and "
-        f"{args.video_steps} steps of {args.video_batch:,} pixels "
-        f"({args.video_steps * args.video_batch / (shape_pixels(video[0]) or 1):.1f} passes), so absolute numbers "
-        "are far lower; the comparison that carries over is the ordering at equal steps.",
+        "Reading: at these budgets every model is far from converged (about one pass over the data), so the table "
+        "ranks early progress, not final quality. On audio, SPDER (arctan damping, 6 layers) is ahead of SIREN per "
+        "step but costs about 3× more per step; FINER trails with the first-layer ω0 of 3000. On video, ResFields at "
+        f"rank {args.rank} is {resfields['psnr_heldout'] - narrow['psnr_heldout']:+.2f} dB on held-out pixels over the "
+        f"SIREN it extends, and {resfields['psnr_heldout'] - wide_run['psnr_heldout']:+.2f} dB against the "
+        "parameter-matched wider SIREN, which learns faster in this short run; ResFields' published gains are at "
+        "100k steps, where the shared network's capacity, not the number of steps, is the limit. The unit test "
+        "`test_resfields_beat_siren_on_held_out_pixels_at_equal_steps` shows the capacity effect on a small moving "
+        "pattern (8 frames, width 16, 150 steps: ResFields ahead by more than 2 dB on held-out pixels).",
+        "",
+        "Against the published figures (REFERENCE §7.2, a 3rd-party roughly parameter-matched table whose protocol is not "
+        f"stated: SIREN 51.65 dB on Bach, 37.02 dB on bikes): our SIREN reaches {fmt(siren_audio['psnr'])} dB on Bach "
+        f"after {samples_seen:,} sample visits ({samples_seen / 308_207:.1f} passes over the clip), while SIREN's own "
+        "protocol runs 9,001 full-batch steps (9,001 passes, Adam 1e-4), "
+        f"about {9001 * 308_207 / samples_seen:,.0f}× more work; that budget, set by the per-step cost on 2 CPU cores, "
+        "is the main reason for the gap (a longer CPU run was not made). On bikes SIREN's protocol trains at full "
+        "resolution (640×272, 250 frames) for 100k steps of 0.38 % of the pixels (about 380 passes); here the video "
+        f"is {args.downscale}× smaller per side, {args.frames} frames, {args.video_steps} steps of "
+        f"{args.video_batch:,} pixels ({args.video_steps * args.video_batch / video_pixels:.1f} passes over the "
+        "training pixels), and the number reported is held-out PSNR, so the absolute values are not comparable.",
     ]
     write_section("\n".join(lines), "temporal")
     print("wrote the temporal section of BENCHMARKS.md")
