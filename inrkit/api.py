@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from inrkit import __version__
-from inrkit.backends import prepare_field
+from inrkit.backends import prepare_field, resolve_backend
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
@@ -129,10 +129,15 @@ def fit(
     _apply_signal_defaults(opened, model_options, train_options)
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis,
                                  n_frames=opened.n_frames)
-    lr = train_options.lr if train_options.lr is not None else get_preset(model_options.model).lr
+    preset = get_preset(model_options.model)
+    lr = train_options.lr if train_options.lr is not None else preset.lr
     device = resolve_device(train_options.device)
+    batch_size = preset.default_batch_size(device.type)
+    if train_options.batch_size is None and batch_size is not None and batch_size < opened.n_samples:
+        train_options.batch_size = batch_size
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
+    resolve_backend(field, train_options.backend, device)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
     _prepare_run_dir(run_dir, overwrite)
     config = {

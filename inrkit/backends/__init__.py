@@ -31,24 +31,37 @@ def check_backend(name: str) -> str:
     return name
 
 
+def resolve_backend(field: torch.nn.Module, backend: str, device: torch.device) -> str:
+    """The backend that will run ``field`` on ``device``: "tcnn" or the grid lookup's name; raises
+    :class:`~inrkit.errors.InrkitError` when the request cannot be met (checked before a run starts)."""
+    from inrkit.backends.tcnn_module import tcnn_compatible
+
+    check_backend(backend)
+    compatible = tcnn_compatible(field)
+    if backend == "tcnn":
+        if not compatible:
+            raise ConfigError("backend 'tcnn' needs a FullyFusedMLP/CutlassMLP network on a tcnn encoding "
+                              "(e.g. --model hashgrid)")
+        if not tcnn_available() or device.type != "cuda":
+            raise ConfigError("backend 'tcnn' needs the tinycudann package and a CUDA device")
+        return "tcnn"
+    if backend == "auto" and compatible and device.type == "cuda" and tcnn_available():
+        return "tcnn"
+    return backend
+
+
 def prepare_field(field: torch.nn.Module, backend: str, device: torch.device) -> torch.nn.Module:
     """The module that runs ``field`` with ``backend`` on ``device``: the field itself (its grid encodings
     told which lookup to use) or, for tcnn, a :class:`~inrkit.backends.tcnn_module.TcnnField` with the same weights."""
-    from inrkit.backends.tcnn_module import TcnnField, tcnn_compatible
+    from inrkit.backends.tcnn_module import TcnnField
     from inrkit.encodings.grid import GridEncoding
-    from inrkit.errors import InrkitError
 
-    check_backend(backend)
-    wants_tcnn = backend == "tcnn" or (backend == "auto" and device.type == "cuda" and tcnn_available())
-    if wants_tcnn and tcnn_compatible(field):
-        if not tcnn_available() or device.type != "cuda":
-            raise InrkitError("backend 'tcnn' needs the tinycudann package and a CUDA device")
+    resolved = resolve_backend(field, backend, device)
+    if resolved == "tcnn":
         return TcnnField(field.to(device))
-    if backend == "tcnn":
-        raise InrkitError("backend 'tcnn' needs a FullyFusedMLP/CutlassMLP network on a tcnn encoding (e.g. --model hashgrid)")
     for module in field.modules():
         if isinstance(module, GridEncoding):
-            module.backend = backend
+            module.backend = resolved
     return field
 
 

@@ -3,7 +3,7 @@
 Inductor fuses the index arithmetic, the corner gathers and the weighted sum of each level into
 a few Triton kernels (forward and backward), instead of the dozens of small kernels eager PyTorch
 launches per level. The graph is specialised on the grid's geometry, so one compiled function is
-cached per distinct ``GridEncodingSpec`` (interpolation, geometry, active levels).
+cached per distinct ``GridEncodingSpec`` (interpolation, geometry, active levels) and batch size.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ def _compiled(geometry: GridGeometry, interpolation: str, n_active: int):
     def lookup(x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return grid_forward_reference(x, params, spec)
 
-    return torch.compile(lookup, dynamic=True)
+    # static shapes: inductor's dynamic-shape lowering of the int64 index arithmetic fails (torch 2.13);
+    # training batches have one size, so only evaluation chunks trigger (a few) recompilations
+    return torch.compile(lookup, dynamic=False)
 
 
 def grid_forward(x: torch.Tensor, params: torch.Tensor, spec: GridEncodingSpec) -> torch.Tensor:

@@ -63,26 +63,51 @@ static Grid make_grid(int32_t dims, int32_t n_levels, int32_t features, int32_t 
     return g;
 }
 
+#define BLOCK 32 /* points whose corner indices are computed (and their entries prefetched) before use */
+
+/* Corner indices and weights of points [i0, i0 + count) at one level; prefetches their entries. */
+static inline int block_lookup(const Grid *g, int level, const float *x, int64_t i0, int count, const float *table,
+                               uint32_t *index, float *weight) {
+    int corners = 1;
+    for (int b = 0; b < count; ++b) {
+        uint32_t cell[4];
+        float upper[4];
+        corners = locate(g, level, x + (i0 + b) * g->dims, cell, upper);
+        for (int k = 0; k < corners; ++k) {
+            uint32_t j = corner_index(g, level, cell, k, upper, &weight[b * corners + k]);
+            index[b * corners + k] = j;
+            __builtin_prefetch(table + (int64_t)j * g->features);
+        }
+    }
+    return corners;
+}
+
 /* Rows [begin, end) of out (n, n_levels * features), row-major; inactive levels are zero. */
 void inrkit_grid_forward(const float *x, int64_t begin, int64_t end, const float *params, float *out, int32_t dims,
-                         int32_t n_levels,
-                         int32_t features, int32_t interpolation, int32_t n_active, const float *scales,
+                         int32_t n_levels, int32_t features, int32_t interpolation, int32_t n_active, const float *scales,
                          const int64_t *resolutions, const int64_t *sizes, const int64_t *offsets, const uint8_t *hashed) {
     Grid g = make_grid(dims, n_levels, features, interpolation, n_active, scales, resolutions, sizes, offsets, hashed);
     const int64_t width = (int64_t)n_levels * features;
+    uint32_t index[BLOCK * 16];
+    float weight[BLOCK * 16];
     for (int level = 0; level < n_levels; ++level) {
         const float *table = params + offsets[level] * features;
-        for (int64_t i = begin; i < end; ++i) {
-            float *y = out + i * width + (int64_t)level * features;
-            for (int f = 0; f < features; ++f) y[f] = 0.0f;
-            if (level >= g.n_active) continue;
-            uint32_t cell[4];
-            float upper[4];
-            int corners = locate(&g, level, x + i * dims, cell, upper);
-            for (int k = 0; k < corners; ++k) {
-                float w;
-                const float *entry = table + (int64_t)corner_index(&g, level, cell, k, upper, &w) * features;
-                for (int f = 0; f < features; ++f) y[f] += w * entry[f];
+        for (int64_t i0 = begin; i0 < end; i0 += BLOCK) {
+            const int count = (int)(end - i0 < BLOCK ? end - i0 : BLOCK);
+            if (level >= g.n_active) {
+                for (int b = 0; b < count; ++b)
+                    for (int f = 0; f < features; ++f) out[(i0 + b) * width + (int64_t)level * features + f] = 0.0f;
+                continue;
+            }
+            const int corners = block_lookup(&g, level, x, i0, count, table, index, weight);
+            for (int b = 0; b < count; ++b) {
+                float *y = out + (i0 + b) * width + (int64_t)level * features;
+                for (int f = 0; f < features; ++f) y[f] = 0.0f;
+                for (int k = 0; k < corners; ++k) {
+                    const float w = weight[b * corners + k];
+                    const float *entry = table + (int64_t)index[b * corners + k] * features;
+                    for (int f = 0; f < features; ++f) y[f] += w * entry[f];
+                }
             }
         }
     }
@@ -90,23 +115,26 @@ void inrkit_grid_forward(const float *x, int64_t begin, int64_t end, const float
 
 /* For levels [level_begin, level_end): grad_params += sum over the n points of weight * grad_out. */
 void inrkit_grid_backward(const float *x, int64_t n, int32_t level_begin, int32_t level_end, const float *grad_out,
-                          float *grad_params, int32_t dims, int32_t n_levels, int32_t features, int32_t interpolation, int32_t n_active,
-                          const float *scales, const int64_t *resolutions, const int64_t *sizes, const int64_t *offsets,
-                          const uint8_t *hashed) {
+                          float *grad_params, int32_t dims, int32_t n_levels, int32_t features, int32_t interpolation,
+                          int32_t n_active, const float *scales, const int64_t *resolutions, const int64_t *sizes,
+                          const int64_t *offsets, const uint8_t *hashed) {
     Grid g = make_grid(dims, n_levels, features, interpolation, n_active, scales, resolutions, sizes, offsets, hashed);
     const int64_t width = (int64_t)n_levels * features;
+    uint32_t index[BLOCK * 16];
+    float weight[BLOCK * 16];
     if (level_end > g.n_active) level_end = g.n_active;
     for (int level = level_begin; level < level_end; ++level) {
         float *table = grad_params + offsets[level] * features;
-        for (int64_t i = 0; i < n; ++i) {
-            const float *dy = grad_out + i * width + (int64_t)level * features;
-            uint32_t cell[4];
-            float upper[4];
-            int corners = locate(&g, level, x + i * dims, cell, upper);
-            for (int k = 0; k < corners; ++k) {
-                float w;
-                float *entry = table + (int64_t)corner_index(&g, level, cell, k, upper, &w) * features;
-                for (int f = 0; f < features; ++f) entry[f] += w * dy[f];
+        for (int64_t i0 = 0; i0 < n; i0 += BLOCK) {
+            const int count = (int)(n - i0 < BLOCK ? n - i0 : BLOCK);
+            const int corners = block_lookup(&g, level, x, i0, count, table, index, weight);
+            for (int b = 0; b < count; ++b) {
+                const float *dy = grad_out + (i0 + b) * width + (int64_t)level * features;
+                for (int k = 0; k < corners; ++k) {
+                    const float w = weight[b * corners + k];
+                    float *entry = table + (int64_t)index[b * corners + k] * features;
+                    for (int f = 0; f < features; ++f) entry[f] += w * dy[f];
+                }
             }
         }
     }
