@@ -84,7 +84,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         out = args.out or _default_out(args.path, args.model)
         run = api.fit(args.path, out=out, overwrite=args.overwrite, **options)
     metrics = run.metrics
-    quality = "  ".join(f"{k.upper()} {metrics[k]:.4g}" for k in ("psnr", "ssim") if k in metrics)
+    names = {"psnr": "PSNR", "psnr_heldout": "held-out PSNR", "snr": "SNR", "ssim": "SSIM"}
+    quality = "  ".join(f"{label} {metrics[k]:.4g}" for k, label in names.items() if k in metrics)
     print(f"fitted {run.config['model']['model']} ({run.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
           f"{metrics['step']} steps: {quality}  ->  {run.dir}")
     return 0
@@ -98,11 +99,29 @@ def cmd_render(args: argparse.Namespace) -> int:
         return cmd_render_nerf(args)
     if args.turntable or args.mesh:
         raise InrkitError(f"--turntable and --mesh need a radiance-field run (inrkit nerf); {args.run} is not one")
+    run = api.load_run(args.run)
+    kind = run.config["signal"].get("kind")
     width, height = _parse_size(args.size) if args.size else (None, None)
-    name = f"render-{args.size or 'original'}.png"
-    run = Path(args.run)
-    out = args.out or (run / name if run.is_dir() else run.with_name(f"{run.stem}-{name}"))
-    path = api.render_image(args.run, out, height=height, width=width, device=args.device)
+    if kind != "audio" and args.rate is not None:
+        raise InrkitError(f"--rate applies to audio runs; {args.run} is a {kind} run")
+    if kind != "video" and args.fps is not None:
+        raise InrkitError(f"--fps applies to video runs and NeRF turntables; {args.run} is a {kind} run")
+    source = Path(args.run)
+
+    def default_out(name: str) -> Path:
+        return source / name if source.is_dir() else source.with_name(f"{source.stem}-{name}")
+
+    if kind == "audio":
+        if args.size:
+            raise InrkitError("--size does not apply to audio runs (use --rate)")
+        out = args.out or default_out(f"render-{args.rate or 'original'}.wav")
+        path = api.render_audio(run, out, rate=args.rate, device=args.device)
+    elif kind == "video":
+        out = args.out or default_out(f"render-{args.size or 'original'}-{args.fps or 'original'}fps.mp4")
+        path = api.render_video(run, out, fps=args.fps, height=height, width=width, device=args.device)
+    else:
+        out = args.out or default_out(f"render-{args.size or 'original'}.png")
+        path = api.render_image(run, out, height=height, width=width, device=args.device)
     print(f"wrote {path}")
     return 0
 
@@ -142,7 +161,8 @@ def cmd_render_nerf(args: argparse.Namespace) -> int:
     if not (args.turntable or args.mesh or args.out):
         args.turntable = str(Path(args.run) / "turntable.mp4")
     if args.turntable:
-        print(f"wrote {run.render_turntable(args.turntable, n_frames=args.frames, fps=args.fps, size=size)}")
+        fps = round(args.fps) if args.fps else 30
+        print(f"wrote {run.render_turntable(args.turntable, n_frames=args.frames, fps=fps, size=size)}")
     if args.mesh:
         print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
     if args.out:
@@ -193,6 +213,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     config = run.config
     signal = config["signal"]
     shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
+    if signal.get("kind") == "video":
+        shape += f" x {signal['n_frames']} frames @ {signal['fps']:g} fps"
+    elif signal.get("kind") == "audio":
+        shape = f"{signal['n_samples']} samples @ {signal['sample_rate']} Hz"
     print(f"run        {run.dir}")
     print(f"signal     {signal.get('kind')} {shape} x{signal.get('channels', '?')}  from {signal.get('source')}")
     print(f"model      {config['model']['model']}  ({run.field.n_params:,} parameters)")
@@ -252,7 +276,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     print(f"{'model':<14} {'params (2->3)':>13}  {'lr':>7}  description")
     for name, preset in PRESETS.items():
-        print(f"{name:<14} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
+        if preset.time_varying:  # counted for (t, y, x) -> RGB, 250 frames
+            n_params = build_field(name, 3, 3, n_frames=250).n_params
+            print(f"{name:<14} {n_params:>13,}* {preset.lr:>7.0e}  {preset.description}")
+        else:
+            print(f"{name:<14} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
+    print("* for a (t, y, x) -> RGB video of 250 frames")
     return 0
 
 
@@ -268,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inrkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit a field to a file (image)")
-    fit.add_argument("path", nargs="?", help="the signal to fit (PNG, JPEG, TIFF, EXR)")
+    fit = commands.add_parser("fit", help="fit a field to a file (image, audio, video)")
+    fit.add_argument("path", nargs="?", help="the signal to fit: image (PNG, JPEG, TIFF, EXR), audio (WAV), "
+                                             "video (MP4, GIF, or a folder of frames)")
     fit.add_argument("--out", help="run directory (default: runs/<name>-<model>)")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -279,14 +309,18 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_flags(fit, options_class)
     fit.set_defaults(handler=cmd_fit)
 
-    render = commands.add_parser("render", help="render a fitted image at any size, or a NeRF run's turntable/mesh")
+    render = commands.add_parser("render", help="render a fitted image (any size), audio (any rate), video (any fps/size), "
+                                                "or a NeRF run's turntable/mesh")
     render.add_argument("run", help="run directory or .inrz file")
-    render.add_argument("--size", help="WIDTHxHEIGHT (default: the original size)")
-    render.add_argument("--out", help="output image: .png, .jpg, .tif, .exr (default: RUN/render-SIZE.png)")
+    render.add_argument("--size", help="image/video: WIDTHxHEIGHT (default: the original size)")
+    render.add_argument("--rate", type=int, help="audio: sample rate in Hz (default: the original)")
+    render.add_argument("--fps", type=float, help="video: frame rate, same duration (default: the original); "
+                                                  "NeRF turntable: frames per second (default: 30)")
+    render.add_argument("--out", help="output: image .png/.jpg/.tif/.exr, audio .wav, video .mp4 or a folder for PNG "
+                                      "frames (default: RUN/render-...)")
     render.add_argument("--device", default="auto")
     render.add_argument("--turntable", help="NeRF runs: orbit video (.mp4 or .gif; default RUN/turntable.mp4)")
     render.add_argument("--frames", type=int, default=120, help="NeRF turntable frames (default: 120)")
-    render.add_argument("--fps", type=int, default=30, help="NeRF turntable frames per second (default: 30)")
     render.add_argument("--mesh", help="NeRF runs: extract a mesh with vertex colours (.ply, .obj, .glb)")
     render.add_argument("--mesh-resolution", type=int, default=256, help="marching-cubes cells per axis (default: 256)")
     render.set_defaults(handler=cmd_render)

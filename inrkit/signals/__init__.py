@@ -1,4 +1,5 @@
-"""Signals: one module per kind of data. ``open_signal`` picks the kind from the file suffix.
+"""Signals: one module per kind of data. ``open_signal`` picks the kind from the file suffix
+(a directory is read by the kind that reads folders: a video's frames).
 
 Each kind registers a :class:`SignalKind` in ``KINDS``: its file suffixes, its options dataclass
 (the CLI turns its fields into ``inrkit fit`` flags) and how to open it from a file or a run config.
@@ -12,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from inrkit.errors import InrkitError
-from inrkit.signals import image
+from inrkit.signals import audio, image, video
+from inrkit.signals.audio import AudioOptions, AudioSignal
+from inrkit.signals.audio_files import AUDIO_SUFFIXES
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import ImageOptions, ImageSignal
 from inrkit.signals.image_files import IMAGE_SUFFIXES
+from inrkit.signals.video import VideoOptions, VideoSignal
+from inrkit.signals.video_files import VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,14 @@ class SignalKind:
     options: type
     open: Callable[[Path, Any], Signal]
     from_config: Callable[[dict[str, Any]], Signal]
+    reads_folders: bool = False
 
 
 KINDS: dict[str, SignalKind] = {
     "image": SignalKind("image", IMAGE_SUFFIXES, ImageOptions, ImageSignal.from_file, ImageSignal.from_config),
+    "audio": SignalKind("audio", AUDIO_SUFFIXES, AudioOptions, AudioSignal.from_file, AudioSignal.from_config),
+    "video": SignalKind("video", VIDEO_SUFFIXES, VideoOptions, VideoSignal.from_file, VideoSignal.from_config,
+                        reads_folders=True),
 }
 SIGNAL_OPTIONS: tuple[type, ...] = tuple(kind.options for kind in KINDS.values())
 
@@ -45,7 +54,9 @@ def signal_option_names() -> set[str]:
 
 
 def kind_of(path: Path) -> SignalKind:
-    """The signal kind that reads ``path``, chosen by its suffix."""
+    """The signal kind that reads ``path``, chosen by its suffix (or the folder-reading kind for a directory)."""
+    if path.is_dir():
+        return next(kind for kind in KINDS.values() if kind.reads_folders)
     suffix = path.suffix.lower()
     for kind in KINDS.values():
         if suffix in kind.suffixes:
@@ -62,7 +73,7 @@ def open_signal(path: str | Path, options: dict[str, Any] | None = None) -> Sign
     """
     path = Path(path)
     if not path.exists():
-        raise InrkitError(f"cannot read {path}: no such file")
+        raise InrkitError(f"cannot read {path}: no such file or folder")
     kind = kind_of(path)
     options = options or {}
     own = _option_names(kind.options)
@@ -85,14 +96,20 @@ def signal_from_config(config: dict[str, Any]) -> Signal:
 __all__ = [
     "KINDS",
     "SIGNAL_OPTIONS",
+    "AudioOptions",
+    "AudioSignal",
     "Batch",
     "ImageOptions",
     "ImageSignal",
     "Signal",
     "SignalKind",
+    "VideoOptions",
+    "VideoSignal",
+    "audio",
     "image",
     "kind_of",
     "open_signal",
     "signal_from_config",
     "signal_option_names",
+    "video",
 ]
