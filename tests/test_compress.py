@@ -20,19 +20,26 @@ from inrkit.signals import ImageSignal
 SMALL = {"width": 16, "depth": 2}
 
 
+def dims_for(model: str) -> dict:
+    """Input dimensions (and frame count) of the test field: time-varying presets take (t, y, x)."""
+    return {"n_input_dims": 3, "n_frames": 5} if PRESETS[model].time_varying else {"n_input_dims": 2}
+
+
 def overrides_for(model: str) -> dict:
     """Small sizes: SL2A with a low degree and rank, hash grids with 2^10-entry tables and 8 levels."""
     if model == "sl2a":
         return dict(SMALL, degree=8, rank=4)
     if model.startswith("hashgrid"):
         return {"depth": 1, "log2_hashmap_size": 10, "n_levels": 8}
+    if PRESETS[model].time_varying:
+        return {"width": 16, "depth": 4}  # ResFields layers 1-3 need four hidden layers
     return dict(SMALL)
 
 
 def small_field(model: str, seed: int = 0) -> inrkit.fields.Field:
     """A small randomly initialised field of ``model``."""
     torch.manual_seed(seed)
-    field = build_field(model, 2, 3, **overrides_for(model))
+    field = build_field(model, n_output_dims=3, **dims_for(model), **overrides_for(model))
     with torch.no_grad():  # move every weight off its initial value so nothing is accidentally "rebuilt"
         for parameter in field.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))
@@ -64,8 +71,8 @@ def test_round_trip_every_backbone(model, tmp_path):
     compress(field, path, bits=8)
     decoded = load(path).field
     assert_exact_round_trip(field, decoded, 8, "tensor")
-    coords = torch.rand(64, 2) * 2 - 1
-    reference = build_field(model, 2, 3, **overrides_for(model))
+    coords = torch.rand(64, field.n_input_dims) * 2 - 1
+    reference = build_field(model, n_output_dims=3, **dims_for(model), **overrides_for(model))
     reference.load_state_dict({n: expected_dequantised(t, 8, "tensor") if n in dict(field.named_parameters()) else t
                                for n, t in field.state_dict().items()})
     assert torch.equal(decoded(coords), reference.eval()(coords))
