@@ -9,7 +9,7 @@ Example:
 __version__ = "0.1.0"
 
 from inrkit import fields, signals
-from inrkit.api import Run, fit, load, load_run, render_image
+from inrkit.api import Run, export_mesh, fit, load, load_run, render_image
 from inrkit.errors import InrkitError
 
-__all__ = ["InrkitError", "Run", "__version__", "fields", "fit", "load", "load_run", "render_image", "signals"]
+__all__ = ["InrkitError", "Run", "__version__", "export_mesh", "fields", "fit", "load", "load_run", "render_image", "signals"]

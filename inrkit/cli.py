@@ -13,10 +13,11 @@ import os
 import sys
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any
 
-from inrkit.errors import InrkitError
+from inrkit.errors import InrkitError, InrkitWarning
 
 
 def _flag_type(annotation: Any) -> type:
@@ -66,6 +67,9 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+QUALITY_METRICS = ("psnr", "ssim", "iou", "chamfer_l1", "chamfer_l2", "normal_consistency", "fscore")
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.fields import ModelOptions
@@ -84,7 +88,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         out = args.out or _default_out(args.path, args.model)
         run = api.fit(args.path, out=out, overwrite=args.overwrite, **options)
     metrics = run.metrics
-    quality = "  ".join(f"{k.upper()} {metrics[k]:.4g}" for k in ("psnr", "ssim") if k in metrics)
+    quality = "  ".join(f"{k.upper()} {metrics[k]:.4g}" for k in QUALITY_METRICS if k in metrics)
     print(f"fitted {run.config['model']['model']} ({run.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
           f"{metrics['step']} steps: {quality}  ->  {run.dir}")
     return 0
@@ -96,6 +100,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     width, height = _parse_size(args.size) if args.size else (None, None)
     out = args.out or Path(args.run) / f"render-{args.size or 'original'}.png"
     path = api.render_image(args.run, out, height=height, width=width, device=args.device)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_mesh(args: argparse.Namespace) -> int:
+    from inrkit import api
+
+    out = args.out or Path(args.run) / f"mesh-{args.resolution}.ply"
+    path = api.export_mesh(args.run, out, resolution=args.resolution, device=args.device)
     print(f"wrote {path}")
     return 0
 
@@ -140,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inrkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit a field to a file (image)")
-    fit.add_argument("path", nargs="?", help="the signal to fit (PNG, JPEG, TIFF, EXR)")
+    fit = commands.add_parser("fit", help="fit a field to a file (image, mesh, point cloud)")
+    fit.add_argument("path", nargs="?", help="the signal to fit (PNG, JPEG, TIFF, EXR; OBJ, PLY, STL, OFF, GLB, XYZ)")
     fit.add_argument("--out", help="run directory (default: runs/<name>-<model>)")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -158,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--device", default="auto")
     render.set_defaults(handler=cmd_render)
 
+    mesh = commands.add_parser("mesh", help="extract the surface of a fitted SDF by marching cubes")
+    mesh.add_argument("run", help="run directory of an SDF fit")
+    mesh.add_argument("--resolution", type=int, default=256, help="grid points per axis (default: 256)")
+    mesh.add_argument("--out", help="output mesh: .ply, .obj, .stl, .glb (default: RUN/mesh-RESOLUTION.ply)")
+    mesh.add_argument("--device", default="auto")
+    mesh.set_defaults(handler=cmd_mesh)
+
     info = commands.add_parser("info", help="show a run's config, parameter count and metrics")
     info.add_argument("run", help="run directory")
     info.set_defaults(handler=cmd_info)
@@ -167,11 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """inrkit's own warnings as one line ``inrkit: warning: ...``; others as Python prints them."""
+    if issubclass(category, InrkitWarning):
+        print(f"inrkit: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``inrkit`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except InrkitError as err:
         from inrkit.train import TrainingInterrupted
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from inrkit.errors import InrkitError
-from inrkit.signals import image
+from inrkit.signals import image, sdf
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import ImageOptions, ImageSignal
 from inrkit.signals.image_files import IMAGE_SUFFIXES
+from inrkit.signals.sdf import SdfOptions, SdfSignal
+from inrkit.signals.shape_files import SHAPE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class SignalKind:
 
 KINDS: dict[str, SignalKind] = {
     "image": SignalKind("image", IMAGE_SUFFIXES, ImageOptions, ImageSignal.from_file, ImageSignal.from_config),
+    "sdf": SignalKind("sdf", SHAPE_SUFFIXES, SdfOptions, SdfSignal.from_file, SdfSignal.from_config),
 }
 SIGNAL_OPTIONS: tuple[type, ...] = tuple(kind.options for kind in KINDS.values())
 
@@ -88,11 +91,14 @@ __all__ = [
     "Batch",
     "ImageOptions",
     "ImageSignal",
+    "SdfOptions",
+    "SdfSignal",
     "Signal",
     "SignalKind",
     "image",
     "kind_of",
     "open_signal",
+    "sdf",
     "signal_from_config",
     "signal_option_names",
 ]
