@@ -10,10 +10,12 @@ distance ``sdf = 2v − 1`` in the normalised frame (negative inside). A SIREN (
 
 **Losses** (distances and gradients in the normalised frame):
 
-* ``mape`` (meshes, default; instant-ngp and ResFields): ``mean |f − s| / (|s| + 0.02)`` over a
-  pool of samples with exact ground truth ``s`` (:mod:`inrkit.signals.sdf_sampling`); 0.02 is
-  instant-ngp's 0.01 in its unit cube, which is half the size of ours.
-* ``l1``: ``mean |f − s|``.
+* ``l1`` (meshes, default): ``mean |f − s|`` over a pool of samples with exact ground truth ``s``
+  (:mod:`inrkit.signals.sdf_sampling`).
+* ``mape`` (instant-ngp and ResFields): ``mean |f − s| / (|s| + 0.02)``; 0.02 is instant-ngp's 0.01
+  in its unit cube, which is half the size of ours. It weights far samples 40× less than surface
+  ones; with sine networks this leaves spurious surfaces ("floaters") in the corners of the box
+  on short runs, which is why ``l1`` is the default.
 * ``siren`` (point clouds, default; SIREN's ``loss_functions.sdf``): a batch of N surface points
   with normals ``n`` and N uniform points in [-1, 1]³, ``g = ∇ₓf``, means over all 2N points::
 
@@ -42,7 +44,7 @@ from inrkit.signals.base import Batch, Signal
 from inrkit.signals.sdf_sampling import edge_defects, inside, training_samples
 from inrkit.signals.shape_files import SHAPE_SUFFIXES, Shape, read_shape
 
-SDF_LOSSES = ("auto", "mape", "l1", "siren")
+SDF_LOSSES = ("auto", "l1", "mape", "siren")
 EXTENT = 0.9  # the longest side of the shape spans [-EXTENT, EXTENT]
 DEFAULT_BATCH = 1 << 14
 EVAL_POINTS = 100_000
@@ -56,7 +58,7 @@ SIREN_WEIGHTS = {"surface": 3000.0, "off_surface": 100.0, "normal": 100.0, "eiko
 class SdfOptions:
     """How a mesh or point cloud becomes a signed distance signal, and how its mesh is exported."""
 
-    sdf_loss: str = field(default="auto", metadata={"help": "auto (mape for meshes, siren for point clouds) | mape | l1 | siren"})
+    sdf_loss: str = field(default="auto", metadata={"help": "auto (l1 for meshes, siren for point clouds) | l1 | mape | siren"})
     sdf_samples: int = field(default=250_000, metadata={"help": "training pool of a mesh: points with exact "
                                                                 "distances, or surface points for the siren loss"})
     export: str | None = field(default=None, metadata={"help": "after fitting, write the mesh here (.ply .obj .stl .glb)"})
@@ -154,7 +156,7 @@ class SdfSignal(Signal):
         self.normals = shape.normals
         self.loss_name = self.options.sdf_loss
         if self.loss_name == "auto":
-            self.loss_name = "mape" if self.is_mesh else "siren"
+            self.loss_name = "l1" if self.is_mesh else "siren"
         if not self.is_mesh and self.loss_name != "siren":
             raise InrkitError(f"--sdf-loss {self.loss_name} needs a mesh: a point cloud has no signed distances; use siren")
         self.defects = edge_defects(shape.vertices, shape.faces) if self.is_mesh else (0, 0)

@@ -22,25 +22,31 @@ from inrkit.shape_metrics import sample_surface
 SAMPLE_MIX: tuple[tuple[float, float | None], ...] = ((1 / 8, 0.0), (2 / 8, 0.005), (2 / 8, 0.02), (1 / 8, 0.08), (2 / 8, None))
 
 
-def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Signed distance ``(N,)`` float64 of ``points (N, 3)`` to the mesh: negative inside (winding number > ½)."""
-    import igl
-
-    distance, _, _, _ = igl.signed_distance(
-        np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(vertices, dtype=np.float64),
-        np.ascontiguousarray(faces, dtype=np.int64), igl.SignedDistanceType.SIGNED_DISTANCE_TYPE_FAST_WINDING_NUMBER,
-    )
-    return distance
+def _arrays(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(vertices, dtype=np.float64),
+            np.ascontiguousarray(faces, dtype=np.int64))
 
 
 def inside(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Occupancy ``(N,)`` bool: fast generalised winding number of the mesh at ``points`` above ½."""
     import igl
 
-    winding = igl.fast_winding_number(np.ascontiguousarray(vertices, dtype=np.float64),
-                                      np.ascontiguousarray(faces, dtype=np.int64),
-                                      np.ascontiguousarray(points, dtype=np.float64))
-    return winding > 0.5
+    points, vertices, faces = _arrays(points, vertices, faces)
+    return igl.fast_winding_number(vertices, faces, points) > 0.5
+
+
+def signed_distance(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Signed distance ``(N,)`` float64 of ``points (N, 3)`` to the mesh: negative inside (winding number > ½).
+
+    The magnitude is the exact distance to the nearest triangle (libigl's
+    ``point_mesh_squared_distance``; its fast-winding-number ``signed_distance`` mode
+    approximates the magnitude too, by up to 0.3 % on a box).
+    """
+    import igl
+
+    points, vertices, faces = _arrays(points, vertices, faces)
+    squared, _, _ = igl.point_mesh_squared_distance(points, vertices, faces)
+    return np.where(inside(points, vertices, faces), -1.0, 1.0) * np.sqrt(squared)
 
 
 def edge_defects(vertices: np.ndarray, faces: np.ndarray) -> tuple[int, int]:
