@@ -233,3 +233,33 @@ def test_open_mesh_fits_with_a_warning(tmp_path: Path) -> None:
         signal = open_signal(path, {"sdf_samples": 4096})
     assert any(issubclass(w.category, InrkitWarning) and "not a closed manifold" in str(w.message) for w in caught)
     assert signal.defects[0] > 0
+
+
+# -- every backbone ----------------------------------------------------------------------------------
+BACKBONES = {
+    "siren": {"width": 16, "depth": 2},
+    "finer": {"width": 16, "depth": 2},
+    "sl2a": {"width": 16, "depth": 2, "rank": 4, "degree": 8},
+    "relu-pe": {"width": 16, "depth": 2},
+}
+
+
+@pytest.mark.parametrize("model", BACKBONES)
+@pytest.mark.parametrize("loss", ["l1", "siren"])
+def test_every_backbone_trains_on_both_losses(model: str, loss: str) -> None:
+    from inrkit.fields import Field, ModelOptions, preset_config
+
+    signal = SdfSignal(read_shape_from(sphere_mesh()), SdfOptions(sdf_samples=2048, sdf_loss=loss))
+    field = Field(preset_config(ModelOptions(model=model, **BACKBONES[model]), 3, 1, signal.samples_per_axis))
+    optimizer = torch.optim.Adam(field.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(8):
+        value = signal.loss(field, signal.sample(512, generator))
+        optimizer.zero_grad()
+        value.backward()
+        assert all(torch.isfinite(p.grad).all() for p in field.parameters() if p.grad is not None)
+        optimizer.step()
+        losses.append(value.item())
+    assert np.isfinite(losses).all()
+    assert min(losses[-3:]) < losses[0]

@@ -47,7 +47,7 @@ from inrkit.signals.shape_files import SHAPE_SUFFIXES, Shape, read_shape
 SDF_LOSSES = ("auto", "l1", "mape", "siren")
 EXTENT = 0.9  # the longest side of the shape spans [-EXTENT, EXTENT]
 DEFAULT_BATCH = 1 << 14
-EVAL_POINTS = 100_000
+EVAL_POINTS = 50_000
 FSCORE_THRESHOLD = 0.01  # of the longest bounding-box side
 LIPSCHITZ = 2.0  # safety factor of the narrow-band grid evaluation (a trained SDF has |∇f| ≈ 1)
 MAPE_EPSILON = 0.02
@@ -305,7 +305,14 @@ class SdfSignal(Signal):
         return surface_distances(points / unit, normals, ref_points / unit, ref_normals, FSCORE_THRESHOLD)
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
+        """``out_dir/mesh.ply`` (and ``options.export``) at ``options.resolution``, in the input's units."""
         mesh = self.mesh(field, self.options.resolution)
+        if len(mesh.faces) == 0:
+            message = f"the fitted field has no zero crossing in the box, so there is no mesh (the run is in {out_dir})"
+            if self.options.export:
+                raise InrkitError(f"{message}; nothing written to {self.options.export}")
+            warn(message)
+            return []
         vertices = self.to_original(mesh.vertices.astype(np.float64))
         paths = [write_mesh(Path(out_dir) / "mesh.ply", vertices, mesh.faces)]
         if self.options.export:
