@@ -173,7 +173,7 @@ def marching_cubes(volume: np.ndarray, box: tuple[Sequence[float], Sequence[floa
         return Mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))
     spacing = tuple((high - low) / (np.asarray(volume.shape) - 1))
     vertices, faces, _, _ = measure.marching_cubes(
-        volume, level, spacing=spacing, gradient_direction="ascent" if inside == "below" else "descent",
+        volume, level, spacing=spacing, gradient_direction="descent" if inside == "below" else "ascent",
         allow_degenerate=False,
     )
     return Mesh((vertices + low).astype(np.float32), faces.astype(np.int64))
