@@ -119,9 +119,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     run = api.load_run(args.run)
     config = run.config
     signal = config["signal"]
-    shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
+    if signal.get("kind") == "sdf":
+        shape = f"{signal['shape']}, {signal['n_vertices']:,} vertices, {signal['n_faces']:,} faces, loss {signal['loss']}"
+    else:
+        shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal) + f" x{signal.get('channels', '?')}"
     print(f"run        {run.dir}")
-    print(f"signal     {signal.get('kind')} {shape} x{signal.get('channels', '?')}  from {signal.get('source')}")
+    print(f"signal     {signal.get('kind')} {shape}  from {signal.get('source')}")
     print(f"model      {config['model']['model']}  ({run.field.n_params:,} parameters)")
     print(f"network    {config['field']['network']}")
     print(f"encoding   {config['field']['encoding']}")
