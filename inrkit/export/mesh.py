@@ -120,7 +120,8 @@ def sample_grid(
         fine = [_level_index(n, stride) for n in shape]
         values = _refine(f, axes, corners, values, fine, stride * 4 * np.linalg.norm(spacing) * lipschitz, level, chunk)
         corners = fine
-    return values + level
+    values += level
+    return values
 
 
 def _refine(f: ScalarFunction, axes: list[np.ndarray], corners: list[np.ndarray], values: np.ndarray,
@@ -145,11 +146,9 @@ def _refine(f: ScalarFunction, axes: list[np.ndarray], corners: list[np.ndarray]
         bx = (blocks[0][0][rows], blocks[0][1][rows])
         ix = np.ix_(bx[0], blocks[1][0], blocks[2][0])
         out[rows] = fill[ix]
-        need = np.zeros(out[rows].shape, dtype=bool)
-        for sx in bx:
-            for sy in blocks[1]:
-                for sz in blocks[2]:
-                    need |= active[np.ix_(sx, sy, sz)]
+        need = active[bx[0]] | active[bx[1]]  # a point is needed if any block holding it is active: OR axis by axis
+        need = need[:, blocks[1][0]] | need[:, blocks[1][1]]
+        need = need[:, :, blocks[2][0]] | need[:, :, blocks[2][1]]
         local = np.argwhere(need)
         if len(local):
             index = np.stack([fine[0][rows][local[:, 0]], fine[1][local[:, 1]], fine[2][local[:, 2]]], axis=1)
