@@ -92,6 +92,12 @@ def test_edge_defects_of_a_closed_mesh_with_split_seams() -> None:
     assert edge_defects(vertices, faces) == (0, 0)
 
 
+def test_edge_defects_counts_non_manifold_edges() -> None:
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1]], dtype=float)
+    faces = np.array([[0, 1, 2], [1, 0, 3], [0, 1, 4]])  # three triangles share the edge 0-1
+    assert edge_defects(vertices, faces) == (6, 1)
+
+
 # -- reading shapes ------------------------------------------------------------------------------
 @pytest.mark.parametrize("suffix", [".obj", ".ply", ".stl", ".off", ".glb"])
 def test_mesh_formats(tmp_path: Path, suffix: str) -> None:
