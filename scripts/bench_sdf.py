@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--export-512", nargs="*", default=["armadillo_ingp.obj"], help="meshes also exported at 512³")
     parser.add_argument("--work", default="/tmp/inrkit-bench-sdf")
     parser.add_argument("--no-write", action="store_true", help="print the table instead of updating BENCHMARKS.md")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the (mesh, model) rows already in WORK/rows.jsonl (same protocol) and run only the others")
     args = parser.parse_args()
     data, work = Path(args.data), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -127,9 +129,17 @@ def main() -> None:
     for row in signs:
         print(f"signs: {row}", flush=True)
 
+    rows_file = work / "rows.jsonl"
+    previous = [json.loads(line) for line in rows_file.read_text().splitlines()] if args.reuse and rows_file.exists() else []
+    if not args.reuse:
+        rows_file.write_text("")
+    done = {(r["mesh"], r["model"]): r for r in previous}
     rows = []
     for mesh_name in args.meshes:
         for model in args.models:
+            if (mesh_name, model) in done:
+                rows.append({**done[(mesh_name, model)], "reused": True})
+                continue
             run_dir = work / f"{Path(mesh_name).stem}-{model}"
             command = [sys.executable, "-m", "inrkit.cli", "fit", str(data / mesh_name), "--model", model,
                        "--width", str(args.width), "--depth", str(args.depth), "--batch-size", str(args.batch_size),
@@ -149,6 +159,8 @@ def main() -> None:
                 row[f"export{resolution}_s"], row[f"export{resolution}_mb"] = result["seconds"], export_peak
                 row[f"export{resolution}_faces"] = result["faces"]
             print(json.dumps(row), flush=True)
+            with rows_file.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")
             rows.append(row)
     total = time.perf_counter() - bench_start
     markdown = render(args, gt, signs, rows, total)
@@ -166,7 +178,9 @@ def render(args: argparse.Namespace, gt: dict, signs: list[dict], rows: list[dic
         "",
         f"Machine: {platform.machine()}, {torch.get_num_threads()} CPU threads, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; other agents' jobs shared the 2 cores during the run, "
-        f"so times are upper bounds. Whole benchmark: {total / 60:.1f} min.",
+        f"so times are upper bounds. This invocation: {total / 60:.1f} min"
+        + (f"; {sum('reused' in r for r in rows)} rows (marked *) were measured by an earlier invocation of the same "
+           "protocol and reused (`--reuse`)." if any("reused" in r for r in rows) else "."),
         f"Command: `flock /tmp/inrkit-bench.lock {command}`",
         "",
         f"**Ground truth**: {gt['points']:,} training samples (1/8 on the surface, 5/8 jittered at σ 0.005/0.02/0.08, "
@@ -193,7 +207,8 @@ def render(args: argparse.Namespace, gt: dict, signs: list[dict], rows: list[dic
     for r in rows:
         e512 = (f"{r['export512_s']:.1f} | {r['export512_mb']:.0f}" if "export512_s" in r else "– | –")
         lines.append(
-            f"| {r['mesh']} | {r['model']} | {r['train_s']:.0f} | {r['iou']:.4f} | {1e3 * r['chamfer_l1']:.2f} | "
+            f"| {r['mesh']} | {r['model']}{' *' if 'reused' in r else ''} | {r['train_s']:.0f} | {r['iou']:.4f} | "
+            f"{1e3 * r['chamfer_l1']:.2f} | "
             f"{1e3 * r['chamfer_l2']:.3f} | {r['normal_consistency']:.4f} | {r['fscore']:.4f} | {r['fit_wall_s']:.0f} | "
             f"{r['fit_peak_mb']:.0f} | {r['export256_s']:.1f} | {r['export256_mb']:.0f} | {e512} |")
     armadillo = [r for r in rows if r["mesh"].startswith("armadillo") and r["model"] in SL2A_IOU_ARMADILLO]
