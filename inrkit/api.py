@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from inrkit import __version__
+from inrkit.backends import prepare_field, resolve_backend
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
@@ -28,6 +29,7 @@ from inrkit.signals.image import denormalise, render
 from inrkit.signals.image_files import write_image
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
+from inrkit.train.level_schedule import CoarseToFine
 
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, "metrics.jsonl", "checkpoint.json")
 
@@ -112,10 +114,14 @@ def fit(
         raise InrkitError("nothing to fit: give a signal path")
     opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis)
-    lr = train_options.lr if train_options.lr is not None else get_preset(model_options.model).lr
+    preset = get_preset(model_options.model)
+    lr = train_options.lr if train_options.lr is not None else preset.lr
+    if train_options.batch_size is None and preset.batch_size is not None and preset.batch_size < opened.n_samples:
+        train_options.batch_size = preset.batch_size
     device = resolve_device(train_options.device)
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
+    resolve_backend(field, train_options.backend, device)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
     _prepare_run_dir(run_dir, overwrite)
     config = {
@@ -134,11 +140,17 @@ def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainO
     """Run the trainer (from the run's checkpoint when ``resume``), write the outputs, return the Run."""
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
-    trainer = Trainer(field, signal.to(device), options, run_dir, float(config["train"]["lr"]), device)
+    module = prepare_field(field, options.backend, device)
+    hooks = [CoarseToFine(module, options.coarse_to_fine)] if options.coarse_to_fine else []
+    trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks)
     if resume:
         trainer.resume()
     metrics = trainer.fit()
-    signal.write_outputs(field, run_dir)
+    for hook in hooks:
+        hook(10**9)  # every level on for the outputs, as in the saved field
+    signal.write_outputs(module, run_dir)
+    if module is not field:  # tcnn ran it: hand back the plain PyTorch field
+        field = module.to_field().to(device)
     return Run(run_dir, field, config, metrics, signal)
 
 
@@ -151,7 +163,7 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
     config = read_json(run_dir / CONFIG_FILE)
     opened = signal if isinstance(signal, Signal) else signal_from_config(config["signal"])
     saved = TrainOptions(**config["train"])
-    for key in ("steps", "seconds", "device", "quiet", "eval_every"):
+    for key in ("steps", "seconds", "device", "quiet", "eval_every", "backend"):
         if getattr(train_options, key) != getattr(TrainOptions(), key):
             setattr(saved, key, getattr(train_options, key))
     saved.validate()

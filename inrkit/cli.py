@@ -140,9 +140,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from inrkit.fields import PRESETS, build_field
 
-    print(f"{'model':<9} {'params (2->3)':>13}  {'lr':>7}  description")
+    print(f"{'model':<14} {'params (2->3)':>13}  {'lr':>7}  description")
     for name, preset in PRESETS.items():
-        print(f"{name:<9} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
+        print(f"{name:<14} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
     return 0
 
 

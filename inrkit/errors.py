@@ -11,6 +11,10 @@ class InrkitError(Exception):
     """
 
 
+class ConfigError(InrkitError, ValueError):
+    """An invalid field, encoding, network or optimiser config; the message names the offending key."""
+
+
 class InrkitWarning(UserWarning):
     """Something the user should know about the input (an open mesh, estimated normals); work goes on.
 

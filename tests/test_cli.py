@@ -132,3 +132,17 @@ def test_progress_lines_when_not_quiet(tmp_path, smooth_png, capsys):
     lines = err.strip().splitlines()
     assert [line.split()[1] for line in lines] == ["5/10", "10/10"]
     assert all("psnr" in line for line in lines)
+
+
+def test_hashgrid_from_the_command_line(tmp_path, smooth_png, capsys):
+    source = smooth_png("photo.png", 24, 32)
+    out = tmp_path / "run"
+    assert main(["fit", str(source), "--model", "hashgrid", "--steps", "30", "--log2-hashmap-size", "10",
+                 "--backend", "fast", "--coarse-to-fine", "5", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    config = read_json(out / "config.json")
+    assert config["field"]["encoding"]["otype"] == "HashGrid" and config["field"]["encoding"]["log2_hashmap_size"] == 10
+    assert config["field"]["optimizer"]["otype"] == "Adam" and config["train"]["backend"] == "fast"
+    assert main(["info", str(out)]) == 0
+    assert "HashGrid" in capsys.readouterr().out
+    assert main(["render", str(out), "--size", "64x48", "--out", str(tmp_path / "big.png")]) == 0
+    assert read_image(tmp_path / "big.png").shape[:2] == (48, 64)

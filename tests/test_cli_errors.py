@@ -48,6 +48,14 @@ CASES = {
     "seconds-negative": (lambda d: _png(d), ["--seconds", "-1"], "--seconds"),
     "eval-every-negative": (lambda d: _png(d), ["--eval-every", "-1"], "--eval-every"),
     "no-such-device": (lambda d: _png(d), ["--device", "tpu"], "unknown device"),
+    "grid-features-3": (lambda d: _png(d), ["--model", "hashgrid", "--features-per-level", "3"], "n_features_per_level"),
+    "grid-table-2^40": (lambda d: _png(d), ["--model", "hashgrid", "--log2-hashmap-size", "40"], "log2_hashmap_size"),
+    "grid-negative-resolution": (lambda d: _png(d), ["--model", "hashgrid", "--base-resolution", "-2"], "base_resolution"),
+    "grid-width-100": (lambda d: _png(d), ["--model", "hashgrid", "--width", "100"], "n_neurons"),
+    "grid-option-for-siren": (lambda d: _png(d), ["--model", "siren", "--n-levels", "4"], "does not apply"),
+    "bad-backend": (lambda d: _png(d), ["--backend", "cuda"], "--backend"),
+    "tcnn-for-siren": (lambda d: _png(d), ["--backend", "tcnn"], "FullyFusedMLP"),
+    "coarse-to-fine-negative": (lambda d: _png(d), ["--model", "hashgrid", "--coarse-to-fine", "-1"], "--coarse-to-fine"),
 }
 
 

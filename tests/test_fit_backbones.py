@@ -22,6 +22,8 @@ FAST = {
     "ffn": ({"width": 64, "steps": 300}, 40.0),
     "relu": ({"steps": 300}, 25.0),
     "sl2a": ({"width": 64, "steps": 200}, 30.0),
+    "hashgrid": ({"steps": 150}, 50.0),
+    "hashgrid-siren": ({"steps": 150}, 33.0),
 }
 
 DEFAULT_ARCHITECTURE = {
@@ -34,6 +36,8 @@ DEFAULT_ARCHITECTURE = {
     "ffn": ({}, 40.0),
     "relu": ({}, 25.0),
     "sl2a": ({}, 40.0),
+    "hashgrid": ({}, 50.0),
+    "hashgrid-siren": ({}, 40.0),
 }
 
 

@@ -5,18 +5,20 @@
 * :class:`GaussianFourier` — Tancik et al.'s random Fourier features
   ``γ(v) = [sin(2π B v'), cos(2π B v')]`` with ``B ~ N(0, σ²)`` and ``v' = (v+1)/2 ∈ [0,1)``
   (the official notebook works on [0,1) coordinates).
-* :class:`Identity` — no encoding.
+* :class:`Frequency` — tiny-cuda-nn's ``Frequency`` encoding on [0,1] inputs:
+  per dimension ``[sin(2^0 π x), cos(2^0 π x), sin(2^1 π x), …]`` (dimension outer, octave, then sin/cos).
+* :class:`Identity` — ``y = scale·x + offset`` (tcnn's keys; the defaults give ``y = x``).
+
+inrkit's own encodings see the field's coordinates in [-1,1] (``input_domain = "signed"``);
+tcnn's encodings see ``(x + 1)/2 ∈ [0,1]`` as tcnn does (``input_domain = "unit"``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
-
-ENCODING_OTYPES = ("Identity", "PositionalEncoding", "GaussianFourier")
 
 
 def nyquist_frequencies(samples: int) -> int:
@@ -29,14 +31,39 @@ def nyquist_frequencies(samples: int) -> int:
 
 
 class Identity(nn.Module):
-    """``y = x``."""
+    """``y = scale·x + offset`` on inrkit's [-1,1] coordinates (tcnn's ``Identity`` keys)."""
 
-    def __init__(self, n_input_dims: int) -> None:
+    input_domain = "signed"
+
+    def __init__(self, n_input_dims: int, scale: float = 1.0, offset: float = 0.0) -> None:
         super().__init__()
         self.n_output_dims = n_input_dims
+        self.scale, self.offset = float(scale), float(offset)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+        if self.scale == 1.0 and self.offset == 0.0:
+            return x
+        return self.scale * x + self.offset
+
+
+class Frequency(nn.Module):
+    """tcnn's ``Frequency``: ``(N, d) -> (N, 2·n·d)`` on inputs in [0,1].
+
+    Output ``j`` encodes dimension ``j // 2n`` at octave ``k = (j // 2) mod n``:
+    ``sin(2^k·π·x)`` for even ``j``, ``cos(2^k·π·x)`` for odd ``j``.
+    """
+
+    input_domain = "unit"
+
+    def __init__(self, n_input_dims: int, n_frequencies: int = 12) -> None:
+        super().__init__()
+        self.register_buffer("frequencies", math.pi * 2.0 ** torch.arange(n_frequencies, dtype=torch.float32),
+                             persistent=False)
+        self.n_output_dims = 2 * n_frequencies * n_input_dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        phase = x[:, :, None] * self.frequencies  # (N, d, n)
+        return torch.stack((torch.sin(phase), torch.cos(phase)), dim=-1).flatten(1)
 
 
 class PositionalEncoding(nn.Module):
@@ -46,6 +73,8 @@ class PositionalEncoding(nn.Module):
     ``sin(2^k·π·x_j), cos(2^k·π·x_j)``; the raw ``x`` first when ``include_input``.
     ``include_pi=False`` gives FINER's PEMLP variant ``sin(2^k·x)``.
     """
+
+    input_domain = "signed"
 
     def __init__(self, n_input_dims: int, n_frequencies: int, include_input: bool = True, include_pi: bool = True):
         super().__init__()
@@ -67,6 +96,8 @@ class GaussianFourier(nn.Module):
     ``B`` (shape ``(m, d)``, entries ``N(0, σ²)``) is drawn from ``seed`` and saved with the weights.
     """
 
+    input_domain = "signed"
+
     def __init__(self, n_input_dims: int, n_features: int = 256, sigma: float = 10.0, seed: int = 0) -> None:
         super().__init__()
         generator = torch.Generator().manual_seed(int(seed))
@@ -76,22 +107,3 @@ class GaussianFourier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         phase = (2.0 * math.pi) * ((x + 1.0) * 0.5) @ self.B.T
         return torch.cat((torch.sin(phase), torch.cos(phase)), dim=1)
-
-
-def build_encoding(n_input_dims: int, config: dict[str, Any]) -> nn.Module:
-    """Build an encoding from its config dict (``{"otype": ..., ...}``)."""
-    otype = config.get("otype", "Identity")
-    if otype == "Identity":
-        return Identity(n_input_dims)
-    if otype == "PositionalEncoding":
-        return PositionalEncoding(
-            n_input_dims,
-            int(config["n_frequencies"]),
-            bool(config.get("include_input", True)),
-            bool(config.get("include_pi", True)),
-        )
-    if otype == "GaussianFourier":
-        return GaussianFourier(
-            n_input_dims, int(config.get("n_features", 256)), float(config.get("sigma", 10.0)), int(config.get("seed", 0))
-        )
-    raise ValueError(f"unknown encoding otype {otype!r}; choose one of {', '.join(ENCODING_OTYPES)}")

@@ -13,7 +13,8 @@ Config (tiny-cuda-nn's schema, extended)::
 signal's normalised space ``[0, 1]``: the network's raw output ``r`` (after the optional sigmoid) is
 mapped from ``output.range = [lo, hi]`` by ``(r − lo)/(hi − lo)``. A network trained on targets in
 ``[−1, 1]`` (SIREN, FINER) thus sees exactly its paper's target range, while every field speaks
-``[0, 1]`` to the rest of inrkit.
+``[0, 1]`` to the rest of inrkit. Coordinates enter in [-1, 1]; tcnn's encodings (hash grids,
+Frequency, SphericalHarmonics, Composite) receive ``(x + 1)/2 ∈ [0, 1]`` as in tcnn.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ import torch
 from torch import nn
 
 from inrkit.encodings import build_encoding
+from inrkit.errors import ConfigError
+from inrkit.fields.fused_mlp import TCNN_NETWORK_OTYPES, TcnnMLP
 from inrkit.fields.mlp import MLP_OTYPES, CoordinateMLP
 from inrkit.fields.sl2a import SL2ANet
 
-NETWORK_OTYPES = (*MLP_OTYPES, "SL2A")
+NETWORK_OTYPES = (*MLP_OTYPES, "SL2A", *TCNN_NETWORK_OTYPES)
 OUTPUT_ACTIVATIONS = ("None", "Sigmoid")
 
 
@@ -38,7 +41,9 @@ def build_network(n_input_dims: int, n_output_dims: int, config: dict[str, Any])
         return SL2ANet(n_input_dims, n_output_dims, config)
     if config["otype"] in MLP_OTYPES:
         return CoordinateMLP(n_input_dims, n_output_dims, config)
-    raise ValueError(f"unknown network otype {config['otype']!r}; choose one of {', '.join(NETWORK_OTYPES)}")
+    if config["otype"] in TCNN_NETWORK_OTYPES:
+        return TcnnMLP(n_input_dims, n_output_dims, config)
+    raise ConfigError(f"unknown network otype {config['otype']!r}; choose one of {', '.join(NETWORK_OTYPES)}")
 
 
 class Field(nn.Module):
@@ -62,11 +67,13 @@ class Field(nn.Module):
         low, high = output.get("range", [0.0, 1.0])
         self.output_activation = output.get("activation", "None")
         if self.output_activation not in OUTPUT_ACTIVATIONS:
-            raise ValueError(f"unknown output activation {self.output_activation!r}")
+            raise ConfigError(f"unknown output activation {self.output_activation!r}")
         self._out_low = float(low)
         self._out_span = float(high) - float(low)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        if self.encoding.input_domain == "unit":
+            coords = (coords + 1.0) * 0.5  # tcnn's encodings take [0,1]
         raw = self.network(self.encoding(coords))
         if self.output_activation == "Sigmoid":
             raw = torch.sigmoid(raw)

@@ -35,6 +35,11 @@ class ModelOptions:
     degree: int | None = field(default=None, metadata={"help": "SL2A Chebyshev degree K"})
     n_frequencies: int | None = field(default=None, metadata={"help": "relu-pe octaves (default: Nyquist rule)"})
     sigma: float | None = field(default=None, metadata={"help": "ffn Gaussian Fourier feature scale"})
+    n_levels: int | None = field(default=None, metadata={"help": "hash grid: number of levels L"})
+    features_per_level: int | None = field(default=None, metadata={"help": "hash grid: features per level F (1, 2, 4, 8)"})
+    log2_hashmap_size: int | None = field(default=None, metadata={"help": "hash grid: log2 of the table size T per level"})
+    base_resolution: int | None = field(default=None, metadata={"help": "hash grid: coarsest resolution N_min"})
+    per_level_scale: float | None = field(default=None, metadata={"help": "hash grid: growth factor b between levels"})
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,19 @@ class Preset:
     output: dict[str, Any]
     lr: float
     options: tuple[str, ...]  # which ModelOptions keys apply (besides width/depth)
+    optimizer: dict[str, Any] | None = None  # tcnn optimizer config; None: torch.optim.Adam
+    batch_size: int | None = None  # default samples per step; None: full batch (the MLP papers' protocol)
 
 
 _SIGNED = {"range": [-1.0, 1.0], "activation": "None"}
 _UNIT = {"range": [0.0, 1.0], "activation": "None"}
 _IDENTITY = {"otype": "Identity"}
+# instant-ngp's image config (tiny-cuda-nn data/config_hash.json): hash grid L16 F2 T2^15 N_min 16 b 1.5,
+# a 64-wide 2-hidden-layer ReLU FullyFusedMLP, Adam lr 1e-2 with beta2 0.99, eps 1e-15, L2 1e-6 on the MLP
+_HASH_GRID = {"otype": "HashGrid", "n_levels": 16, "n_features_per_level": 2, "log2_hashmap_size": 15,
+              "base_resolution": 16, "per_level_scale": 1.5, "interpolation": "Linear"}
+_TCNN_ADAM = {"otype": "Adam", "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15, "l2_reg": 1e-6}
+_GRID_OPTIONS = ("n_levels", "features_per_level", "log2_hashmap_size", "base_resolution", "per_level_scale")
 
 PRESETS: dict[str, Preset] = {
     "siren": Preset(
@@ -105,6 +118,18 @@ PRESETS: dict[str, Preset] = {
         {"otype": "SL2A", "n_neurons": 256, "n_hidden_layers": 4, "degree": 256, "rank": 128},
         _IDENTITY, _UNIT, 1e-3, ("rank", "degree"),
     ),
+    "hashgrid": Preset(
+        "instant-ngp image config: hash grid L16 F2 T2^15 + 64x2 ReLU FullyFusedMLP, tcnn Adam",
+        {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64,
+         "n_hidden_layers": 2},
+        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 16,
+    ),
+    "hashgrid-siren": Preset(
+        "hash grid (as hashgrid) feeding a 64x2 SIREN head (w0=30), tcnn Adam",
+        {"otype": "Siren", "n_neurons": 64, "n_hidden_layers": 2, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
+         "omega_on_bias": True},
+        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM, 1 << 16,
+    ),
 }
 
 _OPTION_KEYS = {
@@ -117,6 +142,11 @@ _OPTION_KEYS = {
     "degree": ("network", "degree"),
     "n_frequencies": ("encoding", "n_frequencies"),
     "sigma": ("encoding", "sigma"),
+    "n_levels": ("encoding", "n_levels"),
+    "features_per_level": ("encoding", "n_features_per_level"),
+    "log2_hashmap_size": ("encoding", "log2_hashmap_size"),
+    "base_resolution": ("encoding", "base_resolution"),
+    "per_level_scale": ("encoding", "per_level_scale"),
 }
 
 
@@ -159,6 +189,8 @@ def preset_config(
         "network": dict(preset.network),
         "output": dict(preset.output),
     }
+    if preset.optimizer is not None:
+        config["optimizer"] = dict(preset.optimizer)
     for name, value in (("width", options.width), ("depth", options.depth)):
         if value is not None and value < 1:
             raise InrkitError(f"--{name} must be a positive integer, got {value}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from inrkit.backends import BACKENDS
 from inrkit.devices import DEVICE_CHOICES
 from inrkit.errors import InrkitError
 from inrkit.train.schedules import SCHEDULES
@@ -26,6 +27,9 @@ class TrainOptions:
     device: str = field(default="auto", metadata={"help": f"{' | '.join(DEVICE_CHOICES)} | cuda:N"})
     amp: bool = field(default=False, metadata={"help": "mixed precision (bfloat16 autocast) on CUDA"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+    backend: str = field(default="auto", metadata={"help": "auto | torch (reference) | fast | tcnn: engine for hash grids"})
+    coarse_to_fine: int = field(default=0, metadata={
+        "help": "hash grids: start with a quarter of the levels and unlock one every N steps (0: all levels at once)"})
 
     def validate(self) -> None:
         """Raise :class:`InrkitError` for impossible settings."""
@@ -39,6 +43,10 @@ class TrainOptions:
             raise InrkitError(f"--batch-size must be positive, got {self.batch_size}")
         if self.eval_every < 0:
             raise InrkitError(f"--eval-every must be >= 0, got {self.eval_every}")
+        if self.backend not in BACKENDS:
+            raise InrkitError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.coarse_to_fine < 0:
+            raise InrkitError(f"--coarse-to-fine must be >= 0, got {self.coarse_to_fine}")
         if self.schedule not in SCHEDULES:
             raise InrkitError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
 

@@ -22,6 +22,7 @@ from inrkit.errors import InrkitError
 from inrkit.metrics import psnr_from_mse
 from inrkit.signals.base import Signal
 from inrkit.train import checkpoint
+from inrkit.train.optim import build_optimizer
 from inrkit.train.options import TrainOptions
 from inrkit.train.progress import ProgressBar
 from inrkit.train.schedules import lr_factor
@@ -65,7 +66,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.base_lr = lr
         self.device = device
-        self.optimizer = torch.optim.Adam(field.parameters(), lr=lr)
+        self.optimizer = build_optimizer(field, lr, getattr(field, "config", {}).get("optimizer"))
         self.generator = torch.Generator(device=device).manual_seed(options.seed)
         self.step = 0
         self.elapsed = 0.0

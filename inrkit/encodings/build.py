@@ -1,0 +1,42 @@
+"""``build_encoding``: an encoding module from its tcnn-style config dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from inrkit.encodings.composite import Composite
+from inrkit.encodings.frequency import Frequency, GaussianFourier, Identity, PositionalEncoding
+from inrkit.encodings.grid import GRID_OTYPES, GridEncoding
+from inrkit.encodings.spherical_harmonics import SphericalHarmonics
+from inrkit.errors import ConfigError
+
+ENCODING_OTYPES = ("Identity", "PositionalEncoding", "GaussianFourier", "Frequency", "SphericalHarmonics", "Composite",
+                   *GRID_OTYPES)
+
+
+def build_encoding(n_input_dims: int, config: dict[str, Any]) -> nn.Module:
+    """Build an encoding from its config dict (``{"otype": ..., ...}``); every module has ``n_output_dims``
+    and ``input_domain`` ("signed": inrkit's [-1,1] coordinates, "unit": tcnn's [0,1])."""
+    otype = config.get("otype", "Identity")
+    try:
+        if otype == "Identity":
+            return Identity(n_input_dims, float(config.get("scale", 1.0)), float(config.get("offset", 0.0)))
+        if otype == "PositionalEncoding":
+            return PositionalEncoding(n_input_dims, int(config["n_frequencies"]), bool(config.get("include_input", True)),
+                                      bool(config.get("include_pi", True)))
+        if otype == "GaussianFourier":
+            return GaussianFourier(n_input_dims, int(config.get("n_features", 256)), float(config.get("sigma", 10.0)),
+                                   int(config.get("seed", 0)))
+        if otype == "Frequency":
+            return Frequency(n_input_dims, int(config.get("n_frequencies", 12)))
+    except KeyError as err:
+        raise ConfigError(f"encoding {otype!r} needs the key {err}") from None
+    if otype == "SphericalHarmonics":
+        return SphericalHarmonics(n_input_dims, config)
+    if otype == "Composite":
+        return Composite(n_input_dims, config)
+    if otype in GRID_OTYPES:
+        return GridEncoding(n_input_dims, config)
+    raise ConfigError(f"unknown encoding otype {otype!r}; choose one of {', '.join(ENCODING_OTYPES)}")

@@ -1,0 +1,104 @@
+"""Optimisers: PyTorch's Adam by default, tcnn's Adam for configs that ask for it.
+
+A field config may carry an ``"optimizer"`` entry in tiny-cuda-nn's schema. ``{"otype": "Adam",
+"learning_rate": …, "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15, "l2_reg": 1e-6}`` selects
+:class:`TcnnAdam`, which follows tcnn's semantics:
+
+* L2 regularisation ``g ← g + λ·w`` on **matrix** parameters (MLP weights) only;
+* non-matrix parameters (hash-grid tables, biases): entries whose gradient is exactly zero are
+  skipped — no moment decay, no step — and each entry counts its own steps ``t_i``;
+* ``w ← w − lr·√(1 − β2^t)/(1 − β1^t) · m/(√v + ε)``.
+
+Untouched hash entries thus keep their moments, and one Adam step costs only the touched rows
+(the fast CPU backend runs the sparse update in C; elsewhere it is a masked PyTorch update).
+Without an ``"optimizer"`` entry a field trains with ``torch.optim.Adam(lr)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from inrkit.errors import ConfigError
+
+OPTIMIZER_KEYS = ("otype", "learning_rate", "beta1", "beta2", "epsilon", "l2_reg")
+
+
+class TcnnAdam(torch.optim.Optimizer):
+    """Adam with tcnn's semantics (module docstring). Param groups carry ``matrix: bool``."""
+
+    def __init__(self, params: Any, lr: float, betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-15,
+                 l2_reg: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "l2_reg": l2_reg, "matrix": True})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(param)
+                    state["exp_avg_sq"] = torch.zeros_like(param, dtype=param.real.dtype if param.is_complex() else None)
+                    state["step"] = (torch.zeros((), dtype=torch.int64) if group["matrix"]
+                                     else torch.zeros(param.shape, dtype=torch.int32, device=param.device))
+                if group["matrix"]:
+                    self._matrix_step(param, state, group["lr"], beta1, beta2, group["eps"], group["l2_reg"])
+                else:
+                    self._sparse_step(param, state, group["lr"], beta1, beta2, group["eps"])
+
+    @staticmethod
+    def _matrix_step(param: torch.Tensor, state: dict[str, torch.Tensor], lr: float, beta1: float, beta2: float,
+                     eps: float, l2_reg: float) -> None:
+        grad = param.grad + l2_reg * param if l2_reg else param.grad
+        state["step"] += 1
+        t = int(state["step"])
+        state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
+        magnitude = (grad * grad.conj()).real if grad.is_complex() else grad * grad
+        state["exp_avg_sq"].mul_(beta2).add_(magnitude, alpha=1 - beta2)
+        step_size = lr * (1 - beta2**t) ** 0.5 / (1 - beta1**t)
+        param.sub_(step_size * state["exp_avg"] / (state["exp_avg_sq"].sqrt() + eps))
+
+    @staticmethod
+    def _sparse_step(param: torch.Tensor, state: dict[str, torch.Tensor], lr: float, beta1: float, beta2: float,
+                     eps: float) -> None:
+        grad = param.grad
+        if param.device.type == "cpu" and param.dtype == torch.float32 and param.is_contiguous():
+            from inrkit.backends import cpu_grid
+
+            if cpu_grid.available():
+                cpu_grid.sparse_adam_(param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], lr, beta1,
+                                      beta2, eps)
+                return
+        touched = grad != 0
+        state["step"] += touched.to(torch.int32)
+        t = state["step"].clamp(min=1).to(param.dtype)
+        exp_avg = torch.where(touched, beta1 * state["exp_avg"] + (1 - beta1) * grad, state["exp_avg"])
+        exp_avg_sq = torch.where(touched, beta2 * state["exp_avg_sq"] + (1 - beta2) * grad * grad, state["exp_avg_sq"])
+        state["exp_avg"].copy_(exp_avg)
+        state["exp_avg_sq"].copy_(exp_avg_sq)
+        step_size = lr * torch.sqrt(1 - beta2**t) / (1 - beta1**t)
+        param.sub_(torch.where(touched, step_size * exp_avg / (exp_avg_sq.sqrt() + eps), 0.0))
+
+
+def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] | None = None) -> torch.optim.Optimizer:
+    """The optimiser for ``module``: :class:`TcnnAdam` for a tcnn ``Adam`` config, else ``torch.optim.Adam``.
+
+    Matrices (parameters with two or more dimensions) form the ``matrix`` group; the rest (hash
+    tables, biases) the non-matrix group.
+    """
+    if not config:
+        return torch.optim.Adam(module.parameters(), lr=lr)
+    unknown = sorted(set(config) - set(OPTIMIZER_KEYS))
+    if config.get("otype") != "Adam" or unknown:
+        raise ConfigError(f"optimizer: only tcnn's 'Adam' with keys {', '.join(OPTIMIZER_KEYS)} is supported, "
+                          f"got otype {config.get('otype')!r}{' and keys ' + ', '.join(unknown) if unknown else ''}")
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "matrix": True},
+              {"params": [p for p in params if p.ndim < 2], "matrix": False}]
+    return TcnnAdam([g for g in groups if g["params"]], lr=lr,
+                    betas=(float(config.get("beta1", 0.9)), float(config.get("beta2", 0.99))),
+                    eps=float(config.get("epsilon", 1e-15)), l2_reg=float(config.get("l2_reg", 0.0)))
