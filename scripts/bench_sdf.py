@@ -37,7 +37,7 @@ from bench_common import ROOT, write_section
 sys.path.insert(0, str(ROOT))  # this checkout's inrkit, also when it is not installed
 
 MESHES = ["armadillo_ingp.obj", "spot.obj", "stanford-bunny.obj"]
-MODELS = ["siren", "finer", "relu-pe", "sl2a"]
+MODELS = ["siren", "finer", "relu-pe", "sl2a", "hashgrid"]
 SL2A_IOU_ARMADILLO = {"sl2a": 0.9983, "finer": 0.9899, "siren": 0.9895, "relu-pe": 0.9870}
 
 
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--export-512", nargs="*", default=["armadillo_ingp.obj"], help="meshes also exported at 512³")
     parser.add_argument("--work", default="/tmp/inrkit-bench-sdf")
     parser.add_argument("--no-write", action="store_true", help="print the table instead of updating BENCHMARKS.md")
+    parser.add_argument("--skip", nargs="*", default=[], metavar="MESH:MODEL", help="pairs not to run (named in the notes)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the (mesh, model) rows already in WORK/rows.jsonl (same protocol) and run only the others")
     args = parser.parse_args()
@@ -137,6 +138,8 @@ def main() -> None:
     rows = []
     for mesh_name in args.meshes:
         for model in args.models:
+            if f"{mesh_name}:{model}" in args.skip:
+                continue
             if (mesh_name, model) in done:
                 rows.append({**done[(mesh_name, model)], "reused": True})
                 continue
@@ -211,6 +214,8 @@ def render(args: argparse.Namespace, gt: dict, signs: list[dict], rows: list[dic
             f"{1e3 * r['chamfer_l1']:.2f} | "
             f"{1e3 * r['chamfer_l2']:.3f} | {r['normal_consistency']:.4f} | {r['fscore']:.4f} | {r['fit_wall_s']:.0f} | "
             f"{r['fit_peak_mb']:.0f} | {r['export256_s']:.1f} | {r['export256_mb']:.0f} | {e512} |")
+    if args.skip:
+        lines += ["", "Not run (CPU time): " + ", ".join(f"`{pair}`" for pair in args.skip) + "."]
     armadillo = [r for r in rows if r["mesh"].startswith("armadillo") and r["model"] in SL2A_IOU_ARMADILLO]
     if armadillo:
         lines += [
