@@ -116,9 +116,10 @@ def fit(
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis)
     preset = get_preset(model_options.model)
     lr = train_options.lr if train_options.lr is not None else preset.lr
-    if train_options.batch_size is None and preset.batch_size is not None and preset.batch_size < opened.n_samples:
-        train_options.batch_size = preset.batch_size
     device = resolve_device(train_options.device)
+    batch_size = preset.default_batch_size(device.type)
+    if train_options.batch_size is None and batch_size is not None and batch_size < opened.n_samples:
+        train_options.batch_size = batch_size
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
     resolve_backend(field, train_options.backend, device)

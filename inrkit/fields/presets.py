@@ -53,7 +53,12 @@ class Preset:
     lr: float
     options: tuple[str, ...]  # which ModelOptions keys apply (besides width/depth)
     optimizer: dict[str, Any] | None = None  # tcnn optimizer config; None: torch.optim.Adam
-    batch_size: int | None = None  # default samples per step; None: full batch (the MLP papers' protocol)
+    batch_size: int | None = None  # default samples per step on the CPU; None: full batch (the MLP papers' protocol)
+    gpu_batch_size: int | None = None  # default samples per step on a GPU (None: as on the CPU)
+
+    def default_batch_size(self, device_type: str) -> int | None:
+        """Samples per step when the user gives none: hash grids take many small steps on a CPU."""
+        return self.gpu_batch_size or self.batch_size if device_type == "cuda" else self.batch_size
 
 
 _SIGNED = {"range": [-1.0, 1.0], "activation": "None"}
@@ -122,13 +127,13 @@ PRESETS: dict[str, Preset] = {
         "instant-ngp image config: hash grid L16 F2 T2^15 + 64x2 ReLU FullyFusedMLP, tcnn Adam",
         {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64,
          "n_hidden_layers": 2},
-        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 16,
+        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 14, 1 << 18,
     ),
     "hashgrid-siren": Preset(
         "hash grid (as hashgrid) feeding a 64x2 SIREN head (w0=30), tcnn Adam",
         {"otype": "Siren", "n_neurons": 64, "n_hidden_layers": 2, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
          "omega_on_bias": True},
-        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM, 1 << 16,
+        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM, 1 << 14, 1 << 18,
     ),
 }
 
