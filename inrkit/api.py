@@ -1,4 +1,5 @@
-"""The Python API: ``fit``, ``load``, ``load_run``, ``render_image``, ``export_mesh``. The CLI is a thin shell over it.
+"""The Python API: ``fit``, ``load``, ``load_run``, ``render_image``/``render_audio``/``render_video``,
+``export_mesh``. The CLI is a thin shell over it.
 
 Example:
     >>> import inrkit
@@ -22,11 +23,15 @@ from inrkit import __version__
 from inrkit.backends import prepare_field, resolve_backend
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
+from inrkit.export import inrz
+from inrkit.export.compress import load as load_inrz
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
 from inrkit.files import read_json, write_json
 from inrkit.signals import Signal, open_signal, signal_from_config, signal_option_names
+from inrkit.signals.audio import write_audio
 from inrkit.signals.image import denormalise, render
 from inrkit.signals.image_files import write_image
+from inrkit.signals.video import write_video
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
 from inrkit.train.level_schedule import CoarseToFine
@@ -74,6 +79,16 @@ def _split_options(options: dict[str, Any]) -> tuple[ModelOptions, TrainOptions,
             {k: v for k, v in options.items() if k in signal_names})
 
 
+def _apply_signal_defaults(signal: Signal, model_options: ModelOptions, train_options: TrainOptions) -> None:
+    """Fill options the user left unset (None) with the signal's suggestions (audio: ω0 3000, ...)."""
+    get_preset(model_options.model)  # an unknown model is reported as such, before any suggestion
+    for key, value in signal.default_options(model_options.model).items():
+        target = model_options if hasattr(model_options, key) else train_options
+        if getattr(target, key) is None:
+            setattr(target, key, value)
+    train_options.validate()
+
+
 def _prepare_run_dir(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise InrkitError(f"output {out} exists and is not a directory")
@@ -113,7 +128,9 @@ def fit(
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
     opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
-    field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis)
+    _apply_signal_defaults(opened, model_options, train_options)
+    field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis,
+                                 n_frames=opened.n_frames)
     preset = get_preset(model_options.model)
     lr = train_options.lr if train_options.lr is not None else preset.lr
     device = resolve_device(train_options.device)
@@ -176,8 +193,11 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run directory (config, weights, metrics) without reopening its signal."""
+    """Open a run directory (config, weights, metrics) or an ``.inrz`` file without reopening its signal."""
     run_dir = Path(path)
+    if inrz.is_inrz(run_dir) or (run_dir.suffix == inrz.SUFFIX and not run_dir.is_dir()):
+        decoded = load_inrz(run_dir)
+        return Run(run_dir, decoded.field, decoded.config, decoded.metrics)
     if not (run_dir / CONFIG_FILE).is_file():
         raise InrkitError(f"cannot load {run_dir}: not an inrkit run directory (no {CONFIG_FILE})")
     try:
@@ -192,17 +212,40 @@ def load_run(path: str | Path) -> Run:
 
 
 def load(path: str | Path) -> Field:
-    """The field of a run directory, ready to query: ``field(coords)`` with coords in [-1, 1]."""
+    """The field of a run directory or ``.inrz`` file, ready to query: ``field(coords)`` with coords in [-1, 1]."""
     return load_run(path).field
+
+
+def _open_kind(run: str | Path | Run, kind: str) -> tuple[Run, dict[str, Any]]:
+    opened = run if isinstance(run, Run) else load_run(run)
+    signal_config = opened.config["signal"]
+    if signal_config.get("kind") != kind:
+        raise InrkitError(f"render: run {opened.dir} is a {signal_config.get('kind')} run, not {kind}")
+    return opened, signal_config
+
+
+def render_audio(run: str | Path | Run, out: str | Path, rate: int | None = None, device: str = "auto") -> Path:
+    """Write an audio run as a WAV at ``rate`` Hz (default: the original), same duration and encoding."""
+    opened, signal_config = _open_kind(run, "audio")
+    return write_audio(opened.field.to(resolve_device(device)), signal_config, out, rate)
+
+
+def render_video(run: str | Path | Run, out: str | Path, fps: float | None = None, height: int | None = None,
+                 width: int | None = None, device: str = "auto") -> Path:
+    """Write a video run at any frame rate (frame interpolation) and size: an MP4 when ``out`` has a
+    video suffix (``.mp4``), else a folder of PNG frames."""
+    opened, signal_config = _open_kind(run, "video")
+    field = opened.field.to(resolve_device(device))
+    as_mp4 = Path(out).suffix.lower() in (".mp4", ".mov", ".mkv", ".m4v")
+    written = write_video(field, signal_config, out if as_mp4 else None, fps=fps, height=height, width=width,
+                          frames_folder=None if as_mp4 else out)
+    return written[0]
 
 
 def render_image(run: str | Path | Run, out: str | Path, height: int | None = None, width: int | None = None,
                  device: str = "auto") -> Path:
     """Render an image run at any size (default: the original) and write it in the source's units."""
-    opened = run if isinstance(run, Run) else load_run(run)
-    signal_config = opened.config["signal"]
-    if signal_config.get("kind") != "image":
-        raise InrkitError(f"render: run {opened.dir} is a {signal_config.get('kind')} run, not an image run")
+    opened, signal_config = _open_kind(run, "image")
     height = height or int(signal_config["height"])
     width = width or int(signal_config["width"])
     field = opened.field.to(resolve_device(device))

@@ -67,9 +67,6 @@ def _parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-QUALITY_METRICS = ("psnr", "ssim", "iou", "chamfer_l1", "chamfer_l2", "normal_consistency", "fscore")
-
-
 def cmd_fit(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.fields import ModelOptions
@@ -88,7 +85,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         out = args.out or _default_out(args.path, args.model)
         run = api.fit(args.path, out=out, overwrite=args.overwrite, **options)
     metrics = run.metrics
-    quality = "  ".join(f"{k.upper()} {metrics[k]:.4g}" for k in QUALITY_METRICS if k in metrics)
+    names = {"psnr": "PSNR", "psnr_heldout": "held-out PSNR", "snr": "SNR", "ssim": "SSIM", "iou": "IoU",
+             "chamfer_l1": "Chamfer-L1", "chamfer_l2": "Chamfer-L2", "normal_consistency": "NC", "fscore": "F-score"}
+    quality = "  ".join(f"{label} {metrics[k]:.4g}" for k, label in names.items() if k in metrics)
     print(f"fitted {run.config['model']['model']} ({run.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
           f"{metrics['step']} steps: {quality}  ->  {run.dir}")
     return 0
@@ -96,10 +95,35 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.nerf.api import is_nerf_run
 
+    if is_nerf_run(args.run):
+        return cmd_render_nerf(args)
+    if args.turntable or args.mesh:
+        raise InrkitError(f"--turntable and --mesh need a radiance-field run (inrkit nerf); {args.run} is not one")
+    run = api.load_run(args.run)
+    kind = run.config["signal"].get("kind")
     width, height = _parse_size(args.size) if args.size else (None, None)
-    out = args.out or Path(args.run) / f"render-{args.size or 'original'}.png"
-    path = api.render_image(args.run, out, height=height, width=width, device=args.device)
+    if kind != "audio" and args.rate is not None:
+        raise InrkitError(f"--rate applies to audio runs; {args.run} is a {kind} run")
+    if kind != "video" and args.fps is not None:
+        raise InrkitError(f"--fps applies to video runs and NeRF turntables; {args.run} is a {kind} run")
+    source = Path(args.run)
+
+    def default_out(name: str) -> Path:
+        return source / name if source.is_dir() else source.with_name(f"{source.stem}-{name}")
+
+    if kind == "audio":
+        if args.size:
+            raise InrkitError("--size does not apply to audio runs (use --rate)")
+        out = args.out or default_out(f"render-{args.rate or 'original'}.wav")
+        path = api.render_audio(run, out, rate=args.rate, device=args.device)
+    elif kind == "video":
+        out = args.out or default_out(f"render-{args.size or 'original'}-{args.fps or 'original'}fps.mp4")
+        path = api.render_video(run, out, fps=args.fps, height=height, width=width, device=args.device)
+    else:
+        out = args.out or default_out(f"render-{args.size or 'original'}.png")
+        path = api.render_image(run, out, height=height, width=width, device=args.device)
     print(f"wrote {path}")
     return 0
 
@@ -113,27 +137,151 @@ def cmd_mesh(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nerf(args: argparse.Namespace) -> int:
+    from inrkit import nerf
+    from inrkit.devices import resolve_device
+    from inrkit.train import TrainOptions
+
+    options = _collect(args, nerf.NerfOptions, TrainOptions)
+    if args.resume:
+        out = args.out or args.scene
+        if out is None:
+            raise InrkitError("--resume needs the run directory: inrkit nerf --resume --out RUN")
+        run = nerf.fit(None, resume=True, out=out, **{k: v for k, v in options.items() if k != "preset"})
+    else:
+        if args.scene is None:
+            raise InrkitError("give the scene: inrkit nerf SCENE_DIR (or a procedural scene .json)")
+        out = args.out or _default_out(args.scene.rstrip("/"), "nerf")
+        if resolve_device(args.device).type == "cpu" and not args.quiet:
+            print("inrkit: training on the CPU: a 128x128 procedural scene needs about 5 minutes (34 dB on 2 cores); "
+                  "800x800 scenes need a GPU (hours on a CPU). --seconds bounds the run.", file=sys.stderr)
+        run = nerf.fit(args.scene, out=out, overwrite=args.overwrite, **options)
+    metrics = run.metrics
+    print(f"fitted {run.config['model']['model']} ({run.model.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
+          f"{metrics['step']} steps: test PSNR {metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.4f}  ->  {run.dir}")
+    if args.mesh:
+        print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
+    return 0
+
+
+def cmd_render_nerf(args: argparse.Namespace) -> int:
+    from inrkit import nerf
+
+    run = nerf.load(args.run, device=args.device)
+    size = _parse_size(args.size) if args.size else None
+    if not (args.turntable or args.mesh or args.out):
+        args.turntable = str(Path(args.run) / "turntable.mp4")
+    if args.turntable:
+        fps = round(args.fps) if args.fps else 30
+        print(f"wrote {run.render_turntable(args.turntable, n_frames=args.frames, fps=fps, size=size)}")
+    if args.mesh:
+        print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
+    if args.out:
+        from inrkit.signals.image_files import write_image
+
+        camera = run.turntable_cameras(1, size)[0]
+        rgb = run.render(camera)["rgb"]
+        print(f"wrote {write_image(args.out, (rgb.clip(0, 1) * 255).round().astype('uint8'))}")
+    return 0
+
+
+def _print_inrz_info(path: Path) -> None:
+    from inrkit.export import load
+    from inrkit.export.compress import sample_count
+
+    decoded = load(path)
+    samples = sample_count(decoded.config.get("signal"))
+    rate = f", {8 * decoded.n_bytes / samples:.4f} bpp" if samples else ""
+    print(f"file       {path}  ({decoded.n_bytes:,} bytes{rate})")
+    signal = decoded.config.get("signal") or {}
+    shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
+    print(f"signal     {signal.get('kind', 'unknown')} {shape} x{signal.get('channels', '?')}")
+    print(f"model      {decoded.config['model'].get('model') or '?'}  ({decoded.field.n_params:,} parameters)")
+    print(f"network    {decoded.config['field']['network']}")
+    print(f"encoding   {decoded.config['field'].get('encoding')}")
+    for entry in decoded.header["tensors"]:
+        how = entry["storage"]
+        if how == "quantized":
+            model = entry["params"].get("model", "")
+            how = f"{entry['bits']}-bit {entry['scheme']} {entry['coder']}{' ' + model if model else ''}"
+        shape = "x".join(map(str, entry["shape"])) or "scalar"
+        print(f"tensor     {entry['name']:<34} {shape:>11}  {how:<32} {entry['length']:>9,} B")
+    if decoded.metrics:
+        print("metrics    " + "  ".join(f"{k} {v}" for k, v in decoded.metrics.items()))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.export import is_inrz
+    from inrkit.nerf.api import is_nerf_run
 
+    if is_inrz(args.run):
+        _print_inrz_info(Path(args.run))
+        return 0
+    if is_nerf_run(args.run):
+        return cmd_info_nerf(args)
     run = api.load_run(args.run)
     config = run.config
     signal = config["signal"]
+    shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
     if signal.get("kind") == "sdf":
         shape = f"{signal['shape']}, {signal['n_vertices']:,} vertices, {signal['n_faces']:,} faces, loss {signal['loss']}"
-    else:
-        shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal) + f" x{signal.get('channels', '?')}"
+    elif signal.get("kind") == "video":
+        shape += f" x {signal['n_frames']} frames @ {signal['fps']:g} fps"
+    elif signal.get("kind") == "audio":
+        shape = f"{signal['n_samples']} samples @ {signal['sample_rate']} Hz"
     print(f"run        {run.dir}")
-    print(f"signal     {signal.get('kind')} {shape}  from {signal.get('source')}")
+    channels = "" if signal.get("kind") == "sdf" else f" x{signal.get('channels', '?')}"
+    print(f"signal     {signal.get('kind')} {shape}{channels}  from {signal.get('source')}")
     print(f"model      {config['model']['model']}  ({run.field.n_params:,} parameters)")
     print(f"network    {config['field']['network']}")
     print(f"encoding   {config['field']['encoding']}")
-    train = config["train"]
-    print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  seconds {train['seconds']}  "
-          f"batch {train['batch_size'] or 'full'}  seed {train['seed']}")
+    train = config.get("train")
+    if train:
+        print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  "
+              f"seconds {train['seconds']}  batch {train['batch_size'] or 'full'}  seed {train['seed']}")
     if run.metrics:
         shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items())
         print(f"metrics    {shown}")
+    return 0
+
+
+def cmd_info_nerf(args: argparse.Namespace) -> int:
+    from inrkit import nerf
+
+    run = nerf.load(args.run)
+    config, signal = run.config, run.config["signal"]
+    print(f"run        {run.dir}")
+    print(f"scene      {signal['source']}  views {signal['n_views']}  downscale {signal['downscale']}  "
+          f"aabb_scale {signal['aabb_scale']}")
+    print(f"model      {config['model']['model']}  ({run.model.field.n_params:,} parameters)")
+    for part in ("position_encoding", "density_network", "direction_encoding", "rgb_network"):
+        print(f"{part:<19}{config['nerf']['field'][part]}")
+    print(f"grid       {run.model.grid.n_cascades} cascade(s) x {run.model.grid.resolution}^3, "
+          f"{100 * run.model.grid.occupancy_fraction():.1f}% occupied")
+    train = config["train"]
+    print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  seconds {train['seconds']}  "
+          f"loss {signal['loss']}  samples/step {signal['target_samples']}")
+    if run.metrics:
+        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items())
+        print(f"metrics    {shown}")
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from inrkit import export
+
+    options = export.CompressOptions(**_collect(args, export.CompressOptions))
+    report = export.compress(args.run, args.out, options, signal=args.signal)
+    print(report.summary())
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from inrkit import export
+
+    decoded = export.decompress(args.file, args.out, overwrite=args.overwrite)
+    print(f"decoded {args.file} ({decoded.field.n_params:,} parameters) -> {args.out}")
     return 0
 
 
@@ -142,13 +290,20 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     print(f"{'model':<14} {'params (2->3)':>13}  {'lr':>7}  description")
     for name, preset in PRESETS.items():
-        print(f"{name:<14} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
+        if preset.time_varying:  # counted for (t, y, x) -> RGB, 250 frames
+            n_params = build_field(name, 3, 3, n_frames=250).n_params
+            print(f"{name:<14} {n_params:>13,}* {preset.lr:>7.0e}  {preset.description}")
+        else:
+            print(f"{name:<14} {build_field(name, 2, 3).n_params:>13,}  {preset.lr:>7.0e}  {preset.description}")
+    print("* for a (t, y, x) -> RGB video of 250 frames")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     from inrkit import __version__
+    from inrkit.export import CompressOptions
     from inrkit.fields import ModelOptions
+    from inrkit.nerf import NerfOptions
     from inrkit.signals import SIGNAL_OPTIONS
     from inrkit.train import TrainOptions
 
@@ -156,8 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inrkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit a field to a file (image, mesh, point cloud)")
-    fit.add_argument("path", nargs="?", help="the signal to fit (PNG, JPEG, TIFF, EXR; OBJ, PLY, STL, OFF, GLB, XYZ)")
+    fit = commands.add_parser("fit", help="fit a field to a file (image, audio, video, mesh, point cloud)")
+    fit.add_argument("path", nargs="?", help="the signal to fit: image (PNG, JPEG, TIFF, EXR), audio (WAV), "
+                                             "video (MP4, GIF, or a folder of frames), mesh (OBJ, PLY, STL, OFF, GLB) "
+                                             "or point cloud (PLY, XYZ)")
     fit.add_argument("--out", help="run directory (default: runs/<name>-<model>)")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -167,11 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_flags(fit, options_class)
     fit.set_defaults(handler=cmd_fit)
 
-    render = commands.add_parser("render", help="render a fitted image at any size")
-    render.add_argument("run", help="run directory")
-    render.add_argument("--size", help="WIDTHxHEIGHT (default: the original size)")
-    render.add_argument("--out", help="output image: .png, .jpg, .tif, .exr (default: RUN/render-SIZE.png)")
+    render = commands.add_parser("render", help="render a fitted image (any size), audio (any rate), video (any fps/size), "
+                                                "or a NeRF run's turntable/mesh")
+    render.add_argument("run", help="run directory or .inrz file")
+    render.add_argument("--size", help="image/video: WIDTHxHEIGHT (default: the original size)")
+    render.add_argument("--rate", type=int, help="audio: sample rate in Hz (default: the original)")
+    render.add_argument("--fps", type=float, help="video: frame rate, same duration (default: the original); "
+                                                  "NeRF turntable: frames per second (default: 30)")
+    render.add_argument("--out", help="output: image .png/.jpg/.tif/.exr, audio .wav, video .mp4 or a folder for PNG "
+                                      "frames (default: RUN/render-...)")
     render.add_argument("--device", default="auto")
+    render.add_argument("--turntable", help="NeRF runs: orbit video (.mp4 or .gif; default RUN/turntable.mp4)")
+    render.add_argument("--frames", type=int, default=120, help="NeRF turntable frames (default: 120)")
+    render.add_argument("--mesh", help="NeRF runs: extract a mesh with vertex colours (.ply, .obj, .glb)")
+    render.add_argument("--mesh-resolution", type=int, default=256, help="marching-cubes cells per axis (default: 256)")
     render.set_defaults(handler=cmd_render)
 
     mesh = commands.add_parser("mesh", help="extract the surface of a fitted SDF by marching cubes")
@@ -181,9 +347,34 @@ def build_parser() -> argparse.ArgumentParser:
     mesh.add_argument("--device", default="auto")
     mesh.set_defaults(handler=cmd_mesh)
 
-    info = commands.add_parser("info", help="show a run's config, parameter count and metrics")
-    info.add_argument("run", help="run directory")
+    nerf = commands.add_parser("nerf", help="fit a radiance field to posed views (Blender / instant-ngp transforms)")
+    nerf.add_argument("scene", nargs="?", help="scene folder (transforms_*.json or transforms.json) or a procedural "
+                                                "scene .json (scenes/blocks.json)")
+    nerf.add_argument("--out", help="run directory (default: runs/<scene>-nerf)")
+    nerf.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    nerf.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    nerf.add_argument("--mesh", help="after fitting, extract a mesh with vertex colours (.ply, .obj, .glb)")
+    nerf.add_argument("--mesh-resolution", type=int, default=256, help="marching-cubes cells per axis (default: 256)")
+    add_dataclass_flags(nerf, NerfOptions)
+    add_dataclass_flags(nerf, TrainOptions)
+    nerf.set_defaults(handler=cmd_nerf, schedule="ngp", eval_every=0)
+
+    info = commands.add_parser("info", help="show a run's or .inrz file's config, parameter count and metrics")
+    info.add_argument("run", help="run directory or .inrz file")
     info.set_defaults(handler=cmd_info)
+
+    compress = commands.add_parser("compress", help="quantise and entropy-code a run's weights into an .inrz file")
+    compress.add_argument("run", help="run directory (or .inrz file to re-encode)")
+    compress.add_argument("out", help="output .inrz file")
+    compress.add_argument("--signal", help="the original signal file (default: the run's source, if it still exists)")
+    add_dataclass_flags(compress, CompressOptions)
+    compress.set_defaults(handler=cmd_compress)
+
+    decompress = commands.add_parser("decompress", help="decode an .inrz file into a run directory")
+    decompress.add_argument("file", help="input .inrz file")
+    decompress.add_argument("--out", required=True, help="run directory to write")
+    decompress.add_argument("--overwrite", action="store_true", help="replace files in an existing directory")
+    decompress.set_defaults(handler=cmd_decompress)
 
     models = commands.add_parser("models", help="list the model presets")
     models.set_defaults(handler=cmd_models)

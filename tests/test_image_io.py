@@ -109,9 +109,9 @@ def test_grey_alpha_composite(tmp_path):
 
 
 def test_open_signal_refuses_other_files(tmp_path):
-    (tmp_path / "sound.wav").write_bytes(b"RIFF")
+    (tmp_path / "notes.txt").write_bytes(b"hello")
     with pytest.raises(InrkitError, match="unsupported file type"):
-        open_signal(tmp_path / "sound.wav")
+        open_signal(tmp_path / "notes.txt")
     with pytest.raises(InrkitError, match="no such file"):
         open_signal(tmp_path / "missing.png")
 

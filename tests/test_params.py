@@ -49,8 +49,9 @@ def test_width_and_depth_overrides():
 @pytest.mark.parametrize("model", PRESETS)
 def test_default_architecture_builds_runs_and_rebuilds(model):
     torch.manual_seed(0)
-    field = build_field(model, 2, 3)
-    coords = torch.rand(64, 2) * 2 - 1
+    n_in = 3 if PRESETS[model].time_varying else 2  # time-varying presets see (t, y, x)
+    field = build_field(model, n_in, 3, n_frames=5 if PRESETS[model].time_varying else None)
+    coords = torch.rand(64, n_in) * 2 - 1
     out = field(coords)
     assert out.shape == (64, 3)
     assert out.dtype == torch.float32

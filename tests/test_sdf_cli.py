@@ -89,7 +89,7 @@ def test_fit_and_mesh_commands(tmp_path: Path, capsys) -> None:
     out, exported = tmp_path / "run", tmp_path / "fit.stl"
     assert main(["fit", str(source), "--out", str(out), "--export", str(exported), *FAST]) == 0
     printed = capsys.readouterr().out
-    assert "IOU" in printed and "CHAMFER_L1" in printed
+    assert "IoU" in printed and "Chamfer-L1" in printed
     assert exported.is_file() and (out / "mesh.ply").is_file()
     assert main(["mesh", str(out), "--resolution", "20", "--out", str(tmp_path / "m.glb"), "--device", "cpu"]) == 0
     assert trimesh.load(tmp_path / "m.glb", force="mesh").faces.shape[0] > 0

@@ -167,6 +167,8 @@ def marching_cubes(volume: np.ndarray, box: tuple[Sequence[float], Sequence[floa
 
     if inside not in INSIDE:
         raise InrkitError(f"inside must be one of {', '.join(INSIDE)}, got {inside!r}")
+    if not np.isfinite(volume).all():
+        raise InrkitError("cannot extract a mesh: the field has NaN or infinite values")
     low, high = (np.asarray(b, dtype=np.float64).reshape(3) for b in box)
     if not (volume.min() < level < volume.max()):
         return Mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int64))

@@ -6,14 +6,15 @@ from inrkit.fields.field import NETWORK_OTYPES, Field, build_network
 from inrkit.fields.presets import PRESETS, ModelOptions, Preset, get_preset, preset_config
 
 
-def build_field(model: str = "siren", n_input_dims: int = 2, n_output_dims: int = 3, **overrides) -> Field:
-    """Build a field from a preset name and :class:`ModelOptions` overrides.
+def build_field(model: str = "siren", n_input_dims: int = 2, n_output_dims: int = 3, n_frames: int | None = None,
+                **overrides) -> Field:
+    """Build a field from a preset name and :class:`ModelOptions` overrides (``n_frames``: time-varying presets).
 
     Example:
         >>> build_field("siren", 2, 3).n_params
         198915
     """
-    return Field(preset_config(ModelOptions(model=model, **overrides), n_input_dims, n_output_dims))
+    return Field(preset_config(ModelOptions(model=model, **overrides), n_input_dims, n_output_dims, n_frames=n_frames))
 
 
 __all__ = [

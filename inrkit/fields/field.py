@@ -63,6 +63,9 @@ class Field(nn.Module):
         self.n_output_dims = int(config["n_output_dims"])
         self.encoding = build_encoding(self.n_input_dims, config.get("encoding", {"otype": "Identity"}))
         self.network = build_network(self.encoding.n_output_dims, self.n_output_dims, config["network"])
+        time_dim = getattr(self.network, "time_dim", None)
+        if time_dim is not None and not 0 <= time_dim < self.n_input_dims:
+            raise ValueError(f"time_dim {time_dim} is not an input column of a {self.n_input_dims}-D field")
         output = config.get("output", {})
         low, high = output.get("range", [0.0, 1.0])
         self.output_activation = output.get("activation", "None")
@@ -72,9 +75,12 @@ class Field(nn.Module):
         self._out_span = float(high) - float(low)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        time_dim = getattr(self.network, "time_dim", None)
+        time = None if time_dim is None else coords[:, time_dim]  # ResFields layers read t in [-1, 1]
         if self.encoding.input_domain == "unit":
             coords = (coords + 1.0) * 0.5  # tcnn's encodings take [0,1]
-        raw = self.network(self.encoding(coords))
+        encoded = self.encoding(coords)
+        raw = self.network(encoded) if time is None else self.network(encoded, time)
         if self.output_activation == "Sigmoid":
             raw = torch.sigmoid(raw)
         if self._out_low == 0.0 and self._out_span == 1.0:

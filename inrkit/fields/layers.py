@@ -7,11 +7,13 @@ the first one.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from inrkit.fields import activations
+from inrkit.fields.resfields import ResFieldLinear
 
 
 def siren_uniform_(weight: torch.Tensor, fan_in: int, omega_0: float, is_first: bool) -> None:
@@ -35,6 +37,8 @@ class PeriodicLayer(nn.Module):
       * ``"finer"`` — FINER: ``sin(ω0·(|z|+1)·z)`` with ``z = Wx+b``, ``|z|+1`` detached.
 
     ``first_bias_scale`` (FINER): when set, the first layer's bias is drawn from ``U(±k)``.
+    ``resfield`` (``{"n_frames", "rank", "mode", "fusion"}``): the linear map becomes a
+    :class:`~inrkit.fields.resfields.ResFieldLinear` with weights ``W(t)``; ``forward`` then needs ``time``.
     """
 
     def __init__(
@@ -47,19 +51,33 @@ class PeriodicLayer(nn.Module):
         omega_on_bias: bool = True,
         damping: str = "sqrt",
         first_bias_scale: float | None = None,
+        resfield: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.omega_0 = float(omega_0)
         self.activation = activation
         self.omega_on_bias = omega_on_bias
         self.damping = damping
-        self.linear = nn.Linear(in_features, out_features)
+        self.is_resfield = resfield is not None
+        if resfield is not None:
+            self.linear: nn.Linear = ResFieldLinear(in_features, out_features, **resfield)
+        else:
+            self.linear = nn.Linear(in_features, out_features)
         siren_uniform_(self.linear.weight, in_features, self.omega_0, is_first)
         if is_first and first_bias_scale is not None:
             with torch.no_grad():
                 self.linear.bias.uniform_(-first_bias_scale, first_bias_scale)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, time: torch.Tensor | None = None) -> torch.Tensor:
+        if self.is_resfield:
+            if time is None:
+                raise ValueError("a ResFields layer needs the time of each sample")
+            if self.activation == "finer":
+                return activations.finer(self.linear(x, time), self.omega_0)
+            z = self.linear(x, time, scale=self.omega_0)  # ω0·(W(t)x + b)
+            if not self.omega_on_bias:
+                z = z + (1.0 - self.omega_0) * self.linear.bias  # the paper's ω0·W(t)x + b
+            return activations.spder(z, self.damping) if self.activation == "spder" else activations.sine(z)
         if self.activation == "finer":
             return activations.finer(self.linear(x), self.omega_0)
         # ω0 scales the (small) weight matrix rather than the (N, out) activations: the same

@@ -7,6 +7,9 @@ official SIREN ``hidden_layers=3`` is ``n_hidden_layers=4``):
 otype        extra keys
 ===========  =========================================================================
 ``Siren``    ``first_omega_0`` (30), ``hidden_omega_0`` (30), ``omega_on_bias`` (true)
+``ResFieldSiren``  as Siren, plus ``n_frames`` (C), ``rank`` (10), ``resfield_layers`` ([1, 2, 3]),
+             ``time_mode`` (``"interpolation"`` | ``"lookup"``), ``fusion`` (``"add"`` | ``"mul"``),
+             ``time_dim`` (0: the input column holding t); see :mod:`inrkit.fields.resfields`
 ``Spder``    as Siren, plus ``damping`` (``"sqrt"`` | ``"arctan"``)
 ``Finer``    ``first_omega_0``, ``hidden_omega_0``, ``first_bias_scale`` (null)
 ``Gauss``    ``scale`` (30)
@@ -25,7 +28,7 @@ from torch import nn
 
 from inrkit.fields.layers import GaborLayer, GaussLayer, PeriodicLayer, siren_uniform_
 
-PERIODIC_OTYPES = {"Siren": "sine", "Spder": "spder", "Finer": "finer"}
+PERIODIC_OTYPES = {"Siren": "sine", "Spder": "spder", "Finer": "finer", "ResFieldSiren": "sine"}
 MLP_OTYPES = (*PERIODIC_OTYPES, "Gauss", "Wire", "ReLU")
 
 
@@ -43,6 +46,15 @@ class CoordinateMLP(nn.Module):
         depth = int(config["n_hidden_layers"])
         width = int(config["n_neurons"])
         self.is_complex = otype == "Wire"
+        self.time_dim: int | None = None
+        resfield_layers: set[int] = set()
+        if otype == "ResFieldSiren":
+            self.time_dim = int(config.get("time_dim", 0))
+            resfield_layers = {int(i) for i in config.get("resfield_layers", [1, 2, 3])}
+            if not resfield_layers <= set(range(depth)):
+                raise ValueError(f"resfield_layers {sorted(resfield_layers)} must lie in 0..{depth - 1}")
+            resfield = {"n_frames": int(config["n_frames"]), "rank": int(config.get("rank", 10)),
+                        "mode": str(config.get("time_mode", "interpolation")), "fusion": str(config.get("fusion", "add"))}
         layers: list[nn.Module] = []
         if otype in PERIODIC_OTYPES:
             first_omega = float(config.get("first_omega_0", 30.0))
@@ -58,6 +70,7 @@ class CoordinateMLP(nn.Module):
                         omega_on_bias=bool(config.get("omega_on_bias", True)),
                         damping=str(config.get("damping", "sqrt")),
                         first_bias_scale=config.get("first_bias_scale"),
+                        resfield=resfield if i in resfield_layers else None,
                     )
                 )
             self.output = nn.Linear(width, n_output_dims)
@@ -83,6 +96,12 @@ class CoordinateMLP(nn.Module):
             raise ValueError(f"unknown network otype {otype!r}")
         self.hidden = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.output(self.hidden(x))
+    def forward(self, x: torch.Tensor, time: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (N, in)`` -> ``(N, out)``; ``time (N,)`` feeds the ResFields layers (ignored otherwise)."""
+        if self.time_dim is None:
+            y = self.output(self.hidden(x))
+        else:
+            for layer in self.hidden:
+                x = layer(x, time) if getattr(layer, "is_resfield", False) else layer(x)
+            y = self.output(x)
         return y.real if self.is_complex else y

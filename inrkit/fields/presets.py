@@ -17,6 +17,7 @@ from typing import Any
 from inrkit.encodings import nyquist_frequencies
 from inrkit.errors import InrkitError
 from inrkit.fields.activations import SPDER_DAMPINGS
+from inrkit.fields.resfields import FUSIONS, TIME_MODES
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ModelOptions:
     scale: float | None = field(default=None, metadata={"help": "Gauss s / WIRE s0"})
     damping: str | None = field(default=None, metadata={"help": "SPDER damping: sqrt | arctan"})
     first_bias_scale: float | None = field(default=None, metadata={"help": "FINER first-layer bias U(-k, k)"})
-    rank: int | None = field(default=None, metadata={"help": "SL2A low-rank fusion rank"})
+    rank: int | None = field(default=None, metadata={"help": "SL2A low-rank fusion rank / ResFields rank"})
     degree: int | None = field(default=None, metadata={"help": "SL2A Chebyshev degree K"})
     n_frequencies: int | None = field(default=None, metadata={"help": "relu-pe octaves (default: Nyquist rule)"})
     sigma: float | None = field(default=None, metadata={"help": "ffn Gaussian Fourier feature scale"})
@@ -40,6 +41,9 @@ class ModelOptions:
     log2_hashmap_size: int | None = field(default=None, metadata={"help": "hash grid: log2 of the table size T per level"})
     base_resolution: int | None = field(default=None, metadata={"help": "hash grid: coarsest resolution N_min"})
     per_level_scale: float | None = field(default=None, metadata={"help": "hash grid: growth factor b between levels"})
+    resfield_layers: str | None = field(default=None, metadata={"help": "ResFields: comma-separated layer indices (1,2,3)"})
+    time_mode: str | None = field(default=None, metadata={"help": "ResFields time: interpolation | lookup"})
+    fusion: str | None = field(default=None, metadata={"help": "ResFields fusion: add | mul"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,11 @@ class Preset:
     def default_batch_size(self, device_type: str) -> int | None:
         """Samples per step when the user gives none: hash grids take many small steps on a CPU."""
         return self.gpu_batch_size or self.batch_size if device_type == "cuda" else self.batch_size
+
+    @property
+    def time_varying(self) -> bool:
+        """True when the network needs the signal's frame count (fits time-varying signals only)."""
+        return "n_frames" in self.network
 
 
 _SIGNED = {"range": [-1.0, 1.0], "activation": "None"}
@@ -118,6 +127,13 @@ PRESETS: dict[str, Preset] = {
         {"otype": "ReLU", "n_neurons": 256, "n_hidden_layers": 4},
         _IDENTITY, _UNIT, 1e-3, (),
     ),
+    "resfields": Preset(
+        "SIREN with ResFields W(t)=W+sum_r v_r(t) M_r in hidden layers 1-3, rank 10 (time-varying signals)",
+        {"otype": "ResFieldSiren", "n_neurons": 256, "n_hidden_layers": 4, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
+         "omega_on_bias": True, "n_frames": None, "rank": 10, "resfield_layers": [1, 2, 3],
+         "time_mode": "interpolation", "fusion": "add", "time_dim": 0},
+        _IDENTITY, _SIGNED, 5e-4, ("omega0", "hidden_omega0", "rank", "resfield_layers", "time_mode", "fusion"),
+    ),
     "sl2a": Preset(
         "SL2A-INR: Chebyshev first layer (K=256) + low-rank (r=128) ReLU fusion",
         {"otype": "SL2A", "n_neurons": 256, "n_hidden_layers": 4, "degree": 256, "rank": 128},
@@ -152,6 +168,9 @@ _OPTION_KEYS = {
     "log2_hashmap_size": ("encoding", "log2_hashmap_size"),
     "base_resolution": ("encoding", "base_resolution"),
     "per_level_scale": ("encoding", "per_level_scale"),
+    "resfield_layers": ("network", "resfield_layers"),
+    "time_mode": ("network", "time_mode"),
+    "fusion": ("network", "fusion"),
 }
 
 
@@ -178,13 +197,46 @@ def _check_positive(config: dict[str, Any]) -> None:
             raise InrkitError(f"--{key.replace('_', '-')} must be positive, got {value}")
 
 
+def _parse_layers(text: str) -> list[int]:
+    try:
+        layers = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise InrkitError(f"--resfield-layers must be comma-separated layer indices such as 1,2,3, got {text!r}") from None
+    if not layers:
+        raise InrkitError("--resfield-layers must name at least one layer")
+    return layers
+
+
+def _check_resfields(config: dict[str, Any], n_frames: int | None) -> None:
+    """Fill in the number of frames and validate the ResFields keys of a ``ResFieldSiren`` network."""
+    network = config["network"]
+    if network.get("n_frames") is None:
+        if n_frames is None:
+            raise InrkitError("model resfields needs a time-varying signal (a video): the signal has no frames")
+        network["n_frames"] = int(n_frames)
+    if isinstance(network["resfield_layers"], str):
+        network["resfield_layers"] = _parse_layers(network["resfield_layers"])
+    depth = network["n_hidden_layers"]
+    outside = [i for i in network["resfield_layers"] if not 0 <= i < depth]
+    if outside:
+        raise InrkitError(f"--resfield-layers {outside} outside the {depth} hidden layers (0..{depth - 1})")
+    if network["time_mode"] not in TIME_MODES:
+        raise InrkitError(f"--time-mode must be one of {', '.join(TIME_MODES)}")
+    if network["fusion"] not in FUSIONS:
+        raise InrkitError(f"--fusion must be one of {', '.join(FUSIONS)}")
+    if config["n_input_dims"] < 2:
+        raise InrkitError("model resfields needs time plus at least one other coordinate")
+
+
 def preset_config(
-    options: ModelOptions, n_input_dims: int, n_output_dims: int, samples_per_axis: int = 512
+    options: ModelOptions, n_input_dims: int, n_output_dims: int, samples_per_axis: int = 512,
+    n_frames: int | None = None,
 ) -> dict[str, Any]:
     """Field config for ``options.model`` with the overrides applied.
 
     ``samples_per_axis`` (the signal's largest side) sets relu-pe's octave count by SL²A's rule,
     ``nyquist_frequencies(samples_per_axis // 3)``, when ``n_frequencies`` is not given.
+    ``n_frames`` (time-varying signals) sizes the ResFields coefficient table, stored in the config.
     """
     preset = get_preset(options.model)
     config: dict[str, Any] = {
@@ -215,6 +267,8 @@ def preset_config(
     _check_positive(config)
     if config["network"].get("damping", "sqrt") not in SPDER_DAMPINGS:
         raise InrkitError(f"--damping must be one of {', '.join(SPDER_DAMPINGS)}")
+    if config["network"]["otype"] == "ResFieldSiren":
+        _check_resfields(config, n_frames)
     if config["encoding"].get("otype") == "PositionalEncoding" and config["encoding"]["n_frequencies"] is None:
         config["encoding"]["n_frequencies"] = nyquist_frequencies(samples_per_axis // 3)
     return config

@@ -1,4 +1,5 @@
-"""Signals: one module per kind of data. ``open_signal`` picks the kind from the file suffix.
+"""Signals: one module per kind of data. ``open_signal`` picks the kind from the file suffix
+(a directory is read by the kind that reads folders: a video's frames).
 
 Each kind registers a :class:`SignalKind` in ``KINDS``: its file suffixes, its options dataclass
 (the CLI turns its fields into ``inrkit fit`` flags) and how to open it from a file or a run config.
@@ -12,12 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from inrkit.errors import InrkitError
-from inrkit.signals import image, sdf
+from inrkit.signals import audio, image, sdf, video
+from inrkit.signals.audio import AudioOptions, AudioSignal
+from inrkit.signals.audio_files import AUDIO_SUFFIXES
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import ImageOptions, ImageSignal
 from inrkit.signals.image_files import IMAGE_SUFFIXES
 from inrkit.signals.sdf import SdfOptions, SdfSignal
 from inrkit.signals.shape_files import SHAPE_SUFFIXES
+from inrkit.signals.video import VideoOptions, VideoSignal
+from inrkit.signals.video_files import VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,14 @@ class SignalKind:
     options: type
     open: Callable[[Path, Any], Signal]
     from_config: Callable[[dict[str, Any]], Signal]
+    reads_folders: bool = False
 
 
 KINDS: dict[str, SignalKind] = {
     "image": SignalKind("image", IMAGE_SUFFIXES, ImageOptions, ImageSignal.from_file, ImageSignal.from_config),
+    "audio": SignalKind("audio", AUDIO_SUFFIXES, AudioOptions, AudioSignal.from_file, AudioSignal.from_config),
+    "video": SignalKind("video", VIDEO_SUFFIXES, VideoOptions, VideoSignal.from_file, VideoSignal.from_config,
+                        reads_folders=True),
     "sdf": SignalKind("sdf", SHAPE_SUFFIXES, SdfOptions, SdfSignal.from_file, SdfSignal.from_config),
 }
 SIGNAL_OPTIONS: tuple[type, ...] = tuple(kind.options for kind in KINDS.values())
@@ -48,7 +57,9 @@ def signal_option_names() -> set[str]:
 
 
 def kind_of(path: Path) -> SignalKind:
-    """The signal kind that reads ``path``, chosen by its suffix."""
+    """The signal kind that reads ``path``, chosen by its suffix (or the folder-reading kind for a directory)."""
+    if path.is_dir():
+        return next(kind for kind in KINDS.values() if kind.reads_folders)
     suffix = path.suffix.lower()
     for kind in KINDS.values():
         if suffix in kind.suffixes:
@@ -65,7 +76,7 @@ def open_signal(path: str | Path, options: dict[str, Any] | None = None) -> Sign
     """
     path = Path(path)
     if not path.exists():
-        raise InrkitError(f"cannot read {path}: no such file")
+        raise InrkitError(f"cannot read {path}: no such file or folder")
     kind = kind_of(path)
     options = options or {}
     own = _option_names(kind.options)
@@ -88,6 +99,8 @@ def signal_from_config(config: dict[str, Any]) -> Signal:
 __all__ = [
     "KINDS",
     "SIGNAL_OPTIONS",
+    "AudioOptions",
+    "AudioSignal",
     "Batch",
     "ImageOptions",
     "ImageSignal",
@@ -95,10 +108,14 @@ __all__ = [
     "SdfSignal",
     "Signal",
     "SignalKind",
+    "VideoOptions",
+    "VideoSignal",
+    "audio",
     "image",
     "kind_of",
     "open_signal",
     "sdf",
     "signal_from_config",
     "signal_option_names",
+    "video",
 ]

@@ -36,6 +36,17 @@ class Signal(ABC):
     def n_samples(self) -> int:
         """Number of training samples (pixels, audio samples, ...)."""
 
+    n_frames: int | None = None  # time samples of a time-varying signal (video frames); None otherwise
+
+    def default_options(self, model: str) -> dict[str, Any]:
+        """Option values this signal suggests for preset ``model`` where the user gave none.
+
+        Keys are :class:`~inrkit.fields.ModelOptions` or :class:`~inrkit.train.TrainOptions` fields
+        (e.g. audio: ``{"omega0": 3000.0, "batch_size": 8192}``); ``inrkit.fit`` applies them before
+        building the field, so they are recorded in ``config.json``.
+        """
+        return {}
+
     @abstractmethod
     def to(self, device: torch.device) -> Signal:
         """Move the training data to ``device``; returns ``self``."""

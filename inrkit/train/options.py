@@ -20,7 +20,8 @@ class TrainOptions:
     steps: int | None = field(default=None, metadata={"help": f"optimizer steps (default {DEFAULT_STEPS} unless --seconds)"})
     seconds: float | None = field(default=None, metadata={"help": "wall-clock budget in seconds"})
     lr: float | None = field(default=None, metadata={"help": "learning rate (default: the model preset's)"})
-    schedule: str = field(default="exp", metadata={"help": "lr schedule: exp (x0.1 over the run) | constant | cosine"})
+    schedule: str = field(default="exp", metadata={
+        "help": "lr schedule: exp (x0.1 over the run) | constant | cosine | ngp (instant-ngp steps)"})
     batch_size: int | None = field(default=None, metadata={"help": "samples per step (default: full batch)"})
     eval_every: int = field(default=500, metadata={"help": "evaluate and checkpoint every N steps (0: only at the end)"})
     seed: int = field(default=0, metadata={"help": "random seed"})

@@ -1,0 +1,257 @@
+"""Field weights to a tensor table + payload and back (the body of an ``.inrz`` file).
+
+Every entry of ``field.state_dict()`` becomes one table entry, in order:
+
+* ``quantized`` — trainable tensors: codes from :mod:`inrkit.export.quantize`, coded by
+  :mod:`inrkit.export.entropy`; per-channel steps (float32) precede the codes in the payload, a
+  per-tensor step sits in the table as a JSON number (float32 value, exact);
+* ``float16`` — tensors the caller marks as sensitive, stored as IEEE half floats (real view);
+* ``float32`` — buffers that the config does not regenerate, stored losslessly;
+* ``rebuilt`` — buffers that ``Field(config)`` regenerates bit for bit (e.g. the Gaussian Fourier
+  matrix ``B`` drawn from its seed): no bytes, only a CRC32 that the decoder checks on the rebuilt
+  buffer, so a change in torch's random generator is caught instead of silently giving another field.
+
+Decoding builds the field on torch's ``meta`` device first, so the table is checked against the
+config's shapes and dtypes, and the total size against ``max_elements``, before any real allocation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from inrkit.errors import InrkitError
+from inrkit.export import entropy
+from inrkit.export.inrz import check_numbers, is_int, is_number, require
+from inrkit.export.quantize import MAX_BITS, MIN_BITS, SCHEMES, best_step, channel_count, dequantise, quantise, real_view
+from inrkit.fields import Field
+
+MAX_ELEMENTS = 1 << 26  # 64 M values (256 MB as float32): above every preset and a 3-D hash grid with T = 2^19
+MAX_TENSORS = 4096
+MAX_LAYERS = 1024
+STORAGES = ("quantized", "float16", "float32", "rebuilt")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "complex64": torch.complex64}
+
+
+@dataclass
+class QuantisationPlan:
+    """How to store a field's tensors: bit width, step scheme, coder, fp16 name patterns, fixed steps."""
+
+    bits: int = 8
+    scheme: str = "tensor"
+    coder: str = "auto"
+    fp16: tuple[str, ...] = ()
+    steps: dict[str, torch.Tensor] | None = None  # reuse these steps (after fine-tuning) instead of searching
+
+    def validate(self) -> None:
+        """Raise :class:`InrkitError` for impossible settings."""
+        if not (MIN_BITS <= self.bits <= MAX_BITS):
+            raise InrkitError(f"--bits must be between {MIN_BITS} and {MAX_BITS}, got {self.bits}")
+        if self.scheme not in SCHEMES:
+            raise InrkitError(f"--scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
+        if self.coder not in ("auto", *entropy.CODERS):
+            raise InrkitError(f"--coder must be one of auto, {', '.join(entropy.CODERS)}, got {self.coder!r}")
+
+    def storage(self, name: str, is_buffer: bool) -> str:
+        """``quantized``/``float16`` for parameters (by the fp16 patterns), ``float32`` for buffers."""
+        if is_buffer:
+            return "float32"
+        return "float16" if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.fp16) else "quantized"
+
+
+def float32_json(value: float) -> float:
+    """The shortest decimal that reads back as the same float32 (``0.0014460808597505093`` -> ``0.0014460809``)."""
+    return float(str(np.float32(value)))
+
+
+def dtype_name(tensor: torch.Tensor) -> str:
+    """``torch.float32`` -> ``"float32"``."""
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+def tensor_crc(tensor: torch.Tensor) -> int:
+    """CRC32 of a tensor's bytes (real view, little-endian as stored in memory)."""
+    return zlib.crc32(real_view(tensor.detach().cpu().contiguous()).numpy().tobytes())
+
+
+def _rebuilt_buffers(config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The buffers ``Field(config)`` creates by itself (its parameters' random init leaves the caller's RNG alone)."""
+    with torch.random.fork_rng(devices=[]):
+        return dict(Field(config).named_buffers())
+
+
+def plan_steps(field: Field, plan: QuantisationPlan) -> dict[str, torch.Tensor]:
+    """The step of every quantised parameter: ``plan.steps`` where given, else the MSE-optimal search."""
+    out = {}
+    for name, parameter in field.named_parameters():
+        if plan.storage(name, is_buffer=False) == "quantized":
+            given = (plan.steps or {}).get(name)
+            out[name] = given if given is not None else best_step(parameter, plan.bits, plan.scheme)
+    return out
+
+
+def encode_tensors(field: Field, plan: QuantisationPlan) -> tuple[list[dict[str, Any]], bytes]:
+    """``(table, payload)``: the tensor table (JSON-able) and the payload bytes of ``field``."""
+    plan.validate()
+    buffers = dict(field.named_buffers())
+    rebuilt = _rebuilt_buffers(field.config) if buffers else {}
+    steps = plan_steps(field, plan)
+    table, chunks = [], []
+    for name, tensor in field.state_dict().items():
+        tensor = tensor.detach().cpu()
+        entry: dict[str, Any] = {"name": name, "shape": list(tensor.shape), "dtype": dtype_name(tensor)}
+        if name in buffers:
+            same = name in rebuilt and rebuilt[name].shape == tensor.shape and torch.equal(rebuilt[name].cpu(), tensor)
+            storage = "rebuilt" if same else "float32"
+        else:
+            storage = plan.storage(name, is_buffer=False)
+        entry["storage"] = storage
+        if storage == "rebuilt":
+            entry["crc32"] = tensor_crc(tensor)
+            data = b""
+        elif storage == "float32":
+            data = real_view(tensor).float().numpy().astype("<f4").tobytes()
+        elif storage == "float16":
+            data = real_view(tensor).float().numpy().astype("<f2").tobytes()
+        else:
+            step = steps[name].float().cpu()
+            q = quantise(tensor, step, plan.bits)
+            coded, params, coder = entropy.encode_best(q.numpy(), plan.bits, plan.coder)
+            entry.update({"bits": plan.bits, "scheme": plan.scheme, "coder": coder, "params": params})
+            if step.numel() == 1 and channel_count(tensor.shape, plan.scheme) == 1:
+                entry["step"] = float32_json(float(step[0]))
+                data = coded
+            else:
+                data = step.numpy().astype("<f4").tobytes() + coded
+        entry["length"] = len(data)
+        table.append(entry)
+        chunks.append(data)
+    return table, b"".join(chunks)
+
+
+# -- decoding ---------------------------------------------------------------------------------------
+def _check_layer_counts(config: Any) -> None:
+    """Refuse layer/level counts that would make even a meta-device build slow."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if key in ("n_hidden_layers", "n_levels"):
+                require(is_int(value, 0, MAX_LAYERS), f"header field config {key} must be an integer in 0..{MAX_LAYERS}")
+            _check_layer_counts(value)
+    elif isinstance(config, list):
+        for value in config:
+            _check_layer_counts(value)
+
+
+def _build(config: dict[str, Any], device: str) -> Field:
+    try:
+        with torch.device(device), torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's "zero-element tensors" note on a forged zero width
+            return Field(config)
+    except Exception as err:  # the constructor is fed an untrusted config: any failure is a bad file
+        reason = str(err) if isinstance(err, InrkitError) else f"{type(err).__name__}: {err}"
+        reason = reason.replace("\n", " ")[:300]  # the message may quote file-provided strings
+        raise InrkitError(f"header field config is invalid ({reason})") from None
+
+
+def _real_numel(shape: list[int], dtype: str) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * (2 if dtype == "complex64" else 1)
+
+
+def _check_entry(entry: Any, expected_name: str, expected_shape: list[int], expected_dtype: str, is_buffer: bool) -> int:
+    """Validate one table entry against the config's tensor; returns its byte length in the payload."""
+    require(isinstance(entry, dict), "tensor table entries must be objects")
+    name = entry.get("name")
+    require(name == expected_name, f"tensor table entry {name!r} does not match the config's tensor {expected_name!r}")
+    require(entry.get("shape") == expected_shape,
+            f"tensor {name} has shape {entry.get('shape')}, the config gives {expected_shape}")
+    require(entry.get("dtype") == expected_dtype, f"tensor {name} has dtype {entry.get('dtype')!r}, expected {expected_dtype!r}")
+    storage = entry.get("storage")
+    require(storage in STORAGES, f"tensor {name} has unknown storage {storage!r}")
+    require(storage not in ("rebuilt", "float32") or is_buffer, f"tensor {name} is a parameter stored as {storage}")
+    length = entry.get("length")
+    require(is_int(length, 0, 1 << 32), f"tensor {name} has an invalid length")
+    count = _real_numel(expected_shape, expected_dtype)
+    if storage == "rebuilt":
+        require(length == 0 and is_int(entry.get("crc32"), 0, (1 << 32) - 1), f"tensor {name}: invalid rebuilt entry")
+    elif storage in ("float16", "float32"):
+        width = 2 if storage == "float16" else 4
+        require(length == width * count, f"tensor {name} stores {length} bytes, expected {width * count}")
+    else:
+        require(is_int(entry.get("bits"), MIN_BITS, MAX_BITS), f"tensor {name} has invalid bits")
+        require(entry.get("scheme") in SCHEMES, f"tensor {name} has an unknown scheme")
+        require(entry.get("coder") in entropy.CODERS, f"tensor {name} has an unknown coder")
+        require(isinstance(entry.get("params"), dict), f"tensor {name} has invalid coder parameters")
+        rows = channel_count(expected_shape, entry["scheme"])
+        if rows == 1 and "step" in entry:
+            require(is_number(entry["step"]) and entry["step"] > 0, f"tensor {name} has an invalid step")
+        else:
+            require(length >= 4 * rows, f"tensor {name} is too short for its {rows} steps")
+    return length
+
+
+def _decode_steps(data: bytes, name: str) -> torch.Tensor:
+    steps = np.frombuffer(data, dtype="<f4").astype(np.float32)
+    require(bool(np.isfinite(steps).all() and (steps > 0).all()), f"tensor {name} has invalid quantisation steps")
+    return torch.from_numpy(steps)
+
+
+def _decode_tensor(entry: dict[str, Any], data: bytes, target: torch.Tensor) -> torch.Tensor:
+    name, shape, dtype = entry["name"], entry["shape"], entry["dtype"]
+    real_shape = [*shape, 2] if dtype == "complex64" else shape
+    count = _real_numel(shape, dtype)
+    storage = entry["storage"]
+    if storage == "rebuilt":
+        require(tensor_crc(target) == entry["crc32"],
+                f"buffer {name} rebuilt from the config differs from the encoded one (torch's generator changed?)")
+        return target
+    if storage in ("float16", "float32"):
+        values = torch.from_numpy(np.frombuffer(data, dtype="<f2" if storage == "float16" else "<f4").astype(np.float32))
+    else:
+        rows = channel_count(shape, entry["scheme"])
+        if rows == 1 and "step" in entry:
+            step = torch.tensor([entry["step"]], dtype=torch.float32)
+        else:
+            step, data = _decode_steps(data[: 4 * rows], name), data[4 * rows :]
+        codes = entropy.decode(data, count, entry["bits"], entry["coder"], entry["params"])
+        values = dequantise(torch.from_numpy(codes), step)
+    values = values.reshape(real_shape)
+    if dtype == "complex64":
+        values = torch.view_as_complex(values.contiguous())
+    return values.to(_DTYPES[dtype])
+
+
+def decode_field(header: dict[str, Any], payload: bytes, max_elements: int = MAX_ELEMENTS) -> Field:
+    """Rebuild the field of an ``.inrz`` header and payload; every check happens before allocation."""
+    config = header.get("field")
+    require(isinstance(config, dict), "header has no field config")
+    check_numbers(config, "header field config")
+    _check_layer_counts(config)
+    skeleton = _build(config, "meta")
+    total = sum(t.numel() for t in (*skeleton.parameters(), *skeleton.buffers()))
+    require(total <= max_elements, f"header field has {total:,} values, above the limit of {max_elements:,}")
+    expected = skeleton.state_dict()
+    buffer_names = {name for name, _ in skeleton.named_buffers()}
+    table = header.get("tensors")
+    require(isinstance(table, list) and len(table) <= MAX_TENSORS, "header tensor table is missing or too long")
+    require(len(table) == len(expected), f"header lists {len(table)} tensors, the field config has {len(expected)}")
+    offsets, offset = [], 0
+    for entry, (name, tensor) in zip(table, expected.items(), strict=True):
+        dtype = dtype_name(tensor)
+        require(dtype in _DTYPES, f"tensor {name} has unsupported dtype {dtype}")
+        length = _check_entry(entry, name, list(tensor.shape), dtype, name in buffer_names)
+        offsets.append(offset)
+        offset += length
+    require(offset == len(payload), f"tensor table accounts for {offset} payload bytes, the payload has {len(payload)}")
+    field = _build(config, "cpu")
+    state = field.state_dict()
+    decoded = {}
+    for entry, start in zip(table, offsets, strict=True):
+        decoded[entry["name"]] = _decode_tensor(entry, payload[start : start + entry["length"]], state[entry["name"]])
+    field.load_state_dict(decoded, strict=True)
+    return field.eval()

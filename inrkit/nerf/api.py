@@ -1,0 +1,441 @@
+"""The radiance-field API: ``fit``, ``load`` and the :class:`NeRF` they return.
+
+Example:
+    >>> import inrkit
+    >>> scene = inrkit.nerf.Scene.from_blender("lego/")                         # doctest: +SKIP
+    >>> nerf = inrkit.nerf.fit(scene, preset="instant-ngp", seconds=300)        # doctest: +SKIP
+    >>> nerf.metrics["psnr"], nerf.evaluate(scene.test_cameras)["psnr"]         # doctest: +SKIP
+    >>> image = nerf.render(scene.test_cameras[0])["rgb"]                        # (H, W, 3) in [0, 1]
+    >>> nerf.export_mesh("lego.ply", resolution=256)                            # doctest: +SKIP
+    >>> nerf.render_turntable("lego.mp4")                                       # doctest: +SKIP
+    >>> same = inrkit.nerf.load(nerf.dir)                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inrkit import __version__
+from inrkit.backends import check_backend
+from inrkit.devices import resolve_device, seed_everything
+from inrkit.encodings.grid import GridEncoding
+from inrkit.errors import InrkitError
+from inrkit.files import read_json, write_json
+from inrkit.nerf.cameras import Camera, orbit_cameras
+from inrkit.nerf.model import NerfModel
+from inrkit.nerf.occupancy import update_due
+from inrkit.nerf.presets import get_nerf_preset, model_config
+from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
+from inrkit.nerf.scene import Scene
+from inrkit.train import Trainer, TrainOptions
+from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
+from inrkit.train.level_schedule import CoarseToFine
+
+MESH_DENSITY_THRESHOLD = 2.5  # instant-ngp's default marching-cubes level (σ per unit-cube length)
+
+
+@dataclass
+class NerfOptions:
+    """What to fit and how; the ``inrkit nerf`` flags are generated from these fields."""
+
+    preset: str = field(default="auto", metadata={"help": "instant-ngp | instant-ngp-cpu | auto (the first on CUDA)"})
+    backbone: str | None = field(default=None, metadata={
+        "help": "replace the density MLP by an inrkit backbone (siren, relu-pe, ...)"})
+    downscale: int = field(default=1, metadata={"help": "divide image width and height by this integer"})
+    holdout: int = field(default=8, metadata={"help": "without a test split, every k-th view is a test view"})
+    loss: str | None = field(default=None, metadata={"help": "huber | mse (default: the preset's)"})
+    target_samples: int | None = field(default=None, metadata={"help": "samples per step of the adaptive ray batch"})
+    train_background: str = field(default="random", metadata={"help": "random | white | black behind training rays"})
+    grid_resolution: int | None = field(default=None, metadata={"help": "occupancy-grid cells per axis (default: the preset's)"})
+    steps_per_unit: int | None = field(default=None, metadata={"help": "ray-marching steps per unit-cube length"})
+    scene_resolution: int = field(default=128, metadata={"help": "image size for procedural scene definitions (.json)"})
+
+    def validate(self) -> None:
+        """Raise :class:`InrkitError` for impossible settings (before anything is read or written)."""
+        from inrkit.signals.radiance import BACKGROUNDS, LOSSES
+
+        if self.loss is not None and self.loss not in LOSSES:
+            raise InrkitError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.train_background not in BACKGROUNDS:
+            raise InrkitError(f"--train-background must be one of {', '.join(BACKGROUNDS)}, got {self.train_background!r}")
+        for name in ("target_samples", "grid_resolution", "steps_per_unit"):
+            value = getattr(self, name)
+            if value is not None and value < (256 if name == "target_samples" else 2):
+                raise InrkitError(f"--{name.replace('_', '-')} is too small: {value}")
+        if self.downscale < 1 or self.holdout < 2 or self.scene_resolution < 8:
+            raise InrkitError("--downscale must be >= 1, --holdout >= 2 and --scene-resolution >= 8")
+
+
+def _resolve_preset(name: str, device: torch.device) -> str:
+    if name == "auto":
+        return "instant-ngp" if device.type == "cuda" else "instant-ngp-cpu"
+    get_nerf_preset(name)
+    return name
+
+
+def turntable_config(scene: Scene) -> dict[str, Any]:
+    """Orbit defaults from the training cameras: centre of the box, mean up vector, mean distance and elevation."""
+    centre = -np.asarray(scene.offset) / scene.scale + 0.5 / scene.scale
+    poses = np.stack([c.c2w for c in scene.train_cameras])
+    up = poses[:, :3, 1].mean(axis=0)
+    up = up / max(np.linalg.norm(up), 1e-9)
+    offsets = poses[:, :3, 3] - centre
+    radius = float(np.linalg.norm(offsets, axis=1).mean())
+    elevation = float(np.degrees(np.arcsin(np.clip((offsets @ up) / np.linalg.norm(offsets, axis=1), -1, 1)).mean()))
+    return {"center": centre.tolist(), "up": up.tolist(), "radius": radius, "elevation": elevation,
+            "camera": scene.test_cameras[0].to_json()}
+
+
+class NeRF:
+    """A fitted radiance field: render views, evaluate, export a mesh or a turntable video."""
+
+    def __init__(self, model: NerfModel, config: dict[str, Any], run_dir: Path | None = None,
+                 metrics: dict[str, Any] | None = None, scene: Scene | None = None) -> None:
+        self.model = model
+        self.config = config
+        self.dir = run_dir
+        self.metrics = metrics or {}
+        self.scene = scene
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> NeRF:
+        self.model.to(resolve_device(device) if isinstance(device, str) else device)
+        return self
+
+    def render(self, camera: Camera, background: float | tuple[float, float, float] = 1.0) -> dict[str, np.ndarray]:
+        """``rgb (H, W, 3)`` on ``background``, ``depth (H, W)`` (world units, expected) and ``opacity (H, W)``."""
+        from inrkit.signals.radiance import render_camera
+
+        self.model.eval()
+        return render_camera(self.model, camera, torch.tensor(background, dtype=torch.float32, device=self.device))
+
+    def evaluate(self, cameras: list[Camera] | Scene | None = None, images: list[np.ndarray] | None = None) -> dict[str, Any]:
+        """Mean and per-view PSNR/SSIM on white. ``cameras`` defaults to the scene's test views.
+
+        Ground truth comes from ``images`` (straight RGBA or RGB ``(H, W, C)`` in [0, 1]) or, for
+        cameras of this NeRF's scene, from the scene's images.
+        """
+        from inrkit.signals.radiance import evaluate_views
+
+        scene = cameras if isinstance(cameras, Scene) else self.scene
+        if cameras is None or isinstance(cameras, Scene):
+            if scene is None:
+                raise InrkitError("evaluate needs cameras and images, or a scene")
+            cameras = scene.test_cameras
+        if images is None:
+            if scene is None:
+                raise InrkitError("evaluate needs ground-truth images for cameras that are not from this NeRF's scene")
+            images = [self._scene_image(scene, camera) for camera in cameras]
+        self.model.eval()
+        return evaluate_views(self.model, list(cameras), images)
+
+    @staticmethod
+    def _scene_image(scene: Scene, camera: Camera) -> np.ndarray:
+        for split, views in scene.splits.items():
+            for index, view in enumerate(views):
+                if view.camera is camera or view.camera.to_json() == camera.to_json():
+                    return scene.image(split, index)
+        raise InrkitError("a camera given to evaluate is not a view of the scene; pass its images too")
+
+    def export_mesh(self, path: str | Path, resolution: int = 256, threshold: float = MESH_DENSITY_THRESHOLD,
+                    chunk: int = 1 << 18) -> Path:
+        """Marching cubes of ``σ = threshold`` over the occupied part of the box; vertex colours seen along −normal."""
+        from inrkit.export.mesh import extract_mesh, write_mesh
+
+        self.model.eval()
+        device = self.device
+        low, high = self._occupied_bounds()
+
+        def density(points: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return self.model.density_world(torch.from_numpy(points).float().to(device)).cpu().numpy()
+
+        mesh = extract_mesh(density, (low, high), resolution, threshold, inside="above", chunk=chunk)
+        if len(mesh.faces) == 0:
+            raise InrkitError(f"cannot export a mesh: the density never crosses {threshold:g} in the scene box")
+        colors = self._vertex_colors(mesh.vertices, (high - low).max() / resolution, chunk)
+        return write_mesh(path, mesh.vertices, mesh.faces, colors)
+
+    def _occupied_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """World box of the occupied cells of the finest cascade, grown by one cell (the whole box if none)."""
+        grid = self.model.grid
+        cells = torch.nonzero(grid.occupied[0]).squeeze(1)
+        if cells.numel() == 0:
+            low_unit, high_unit = np.full(3, self.model.box[0]), np.full(3, self.model.box[1])
+        else:
+            corners = torch.cat((grid.cell_points(0, cells, torch.zeros(len(cells), 3, device=cells.device)),
+                                 grid.cell_points(0, cells, torch.ones(len(cells), 3, device=cells.device))))
+            cell = 1.0 / grid.resolution
+            low_unit = (corners.amin(0).cpu().numpy() - cell).clip(self.model.box[0], self.model.box[1])
+            high_unit = (corners.amax(0).cpu().numpy() + cell).clip(self.model.box[0], self.model.box[1])
+        offset = self.model.offset.cpu().numpy()
+        return (low_unit - offset) / self.model.scale, (high_unit - offset) / self.model.scale
+
+    @torch.no_grad()
+    def _vertex_colors(self, vertices: np.ndarray, step: float, chunk: int) -> np.ndarray:
+        """Colour of each vertex seen from outside: direction ``−n`` with ``n = −∇σ/|∇σ|`` (central differences)."""
+        device = self.device
+        colors = np.empty((len(vertices), 3), dtype=np.float32)
+        eye = torch.eye(3, device=device) * step
+        for start in range(0, len(vertices), chunk // 8):
+            points = torch.from_numpy(np.ascontiguousarray(vertices[start:start + chunk // 8])).float().to(device)
+            gradient = torch.stack([self.model.density_world(points + eye[d]) - self.model.density_world(points - eye[d])
+                                    for d in range(3)], dim=1)
+            outward = -gradient / gradient.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            _, rgb = self.model.field(self.model.to_unit(points), -outward)
+            colors[start:start + len(points)] = rgb.cpu().numpy()
+        return colors
+
+    def turntable_cameras(self, n_frames: int = 120, size: tuple[int, int] | None = None) -> list[Camera]:
+        """Cameras orbiting the scene (from the training cameras' mean distance, elevation and up vector)."""
+        orbit = self.config["turntable"]
+        reference = Camera.from_json(orbit["camera"])
+        if size is not None:
+            width, height = size
+            factor = width / reference.width
+            reference = Camera(reference.c2w, width, height, reference.fx * factor, reference.fy * factor,
+                               width / 2, height / 2)
+        return orbit_cameras(reference, n_frames, orbit["radius"], orbit["elevation"], np.asarray(orbit["center"]),
+                             np.asarray(orbit["up"]))
+
+    def render_turntable(self, path: str | Path, n_frames: int = 120, fps: int = 30,
+                         size: tuple[int, int] | None = None) -> Path:
+        """Write an orbit video (``.mp4`` via ffmpeg, or ``.gif``) on white, atomically."""
+        import imageio.v3 as iio
+
+        path = Path(path)
+        if path.suffix.lower() not in (".mp4", ".gif"):
+            raise InrkitError(f"turntable output must be .mp4 or .gif, got {path.name}")
+        if n_frames < 1:
+            raise InrkitError(f"turntable needs at least one frame, got {n_frames}")
+        frames = np.stack([np.round(np.clip(self.render(camera)["rgb"], 0, 1) * 255).astype(np.uint8)
+                           for camera in self.turntable_cameras(n_frames, size)])
+        if path.suffix.lower() == ".mp4" and frames.shape[1] % 2 + frames.shape[2] % 2:
+            frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # yuv420p needs even sizes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            if path.suffix.lower() == ".mp4":
+                iio.imwrite(tmp, frames, extension=".mp4", fps=fps)  # ffmpeg from imageio-ffmpeg
+            else:
+                iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def save(self, path: str | Path) -> Path:
+        """Copy the run directory to ``path`` (which must not exist)."""
+        if self.dir is None:
+            raise InrkitError("this NeRF has no run directory to save")
+        target = Path(path)
+        if target.exists():
+            raise InrkitError(f"cannot save to {target}: it already exists")
+        shutil.copytree(self.dir, target)
+        self.dir = target
+        return target
+
+
+def open_scene(scene: str | Path | Scene, options: NerfOptions, work_dir: Path | None = None) -> Scene:
+    """A :class:`Scene` from a folder, a procedural definition (``.json`` or a name) or a Scene."""
+    if isinstance(scene, Scene):
+        return scene
+    path = Path(scene)
+    if is_definition(path) or (not path.exists() and (SCENES_DIR / f"{path}.json").is_file()):
+        if work_dir is None:
+            raise InrkitError("a procedural scene needs an output directory to be rendered into")
+        folder = make_scene(scene, work_dir / "scene", resolution=options.scene_resolution)
+        return Scene.from_blender(folder, downscale=options.downscale, holdout=options.holdout)
+    if not path.exists():
+        raise InrkitError(f"cannot open scene {path}: no such directory")
+    return Scene.from_blender(path, downscale=options.downscale, holdout=options.holdout)
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InrkitError(f"output {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InrkitError(f"output directory {out} is not empty; pass --overwrite to replace it or --resume to continue")
+        if not (out / CONFIG_FILE).is_file():
+            raise InrkitError(f"refusing to overwrite {out}: it is not an inrkit run directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def set_grid_backend(model: NerfModel, backend: str) -> None:
+    """Run the hash-grid lookups of ``model`` with ``backend`` (auto | torch | fast; see :mod:`inrkit.backends`)."""
+    check_backend(backend)
+    for module in model.modules():
+        if isinstance(module, GridEncoding):
+            module.backend = backend
+
+
+def _grid_hook(model: NerfModel, generator: torch.Generator) -> Any:
+    def hook(step: int) -> None:
+        if update_due(step, model.grid.warmup_steps):
+            was_training = model.training
+            model.eval()
+            model.grid.update(step, model.field.density, generator=generator)
+            model.train(was_training)
+
+    return hook
+
+
+def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: float | None = None, steps: int | None = None,
+        out: str | Path | None = None, resume: bool = False, overwrite: bool = False, **options: Any) -> NeRF:
+    """Fit a radiance field to ``scene`` (a folder, a procedural definition or its name, or a :class:`Scene`).
+
+    ``options`` are fields of :class:`NerfOptions` and :class:`~inrkit.train.TrainOptions` (``lr``,
+    ``schedule``, ``batch_size`` = fixed rays per step, ``eval_every``, ``device``, ``quiet``, ...).
+    On a CPU expect minutes for a 128² procedural scene and hours for 800² scenes.
+    """
+    nerf_names = set(NerfOptions.__dataclass_fields__)
+    train_names = set(TrainOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - nerf_names - train_names)
+    if unknown:
+        raise InrkitError(f"unknown option {unknown[0]!r}")
+    nerf_options = NerfOptions(preset=preset, **{k: v for k, v in options.items() if k in nerf_names})
+    train_kwargs = {"schedule": "ngp", "eval_every": 0, **{k: v for k, v in options.items() if k in train_names}}
+    train_options = TrainOptions(steps=steps, seconds=seconds, **train_kwargs)
+    train_options.validate()
+    nerf_options.validate()
+    if train_options.backend == "tcnn":
+        raise InrkitError("--backend tcnn is not wired for radiance fields yet; use auto, fast or torch")
+    if resume:
+        return _resume(out, train_options)
+    if scene is None:
+        raise InrkitError("nothing to fit: give a scene folder or a procedural scene")
+    device = resolve_device(train_options.device)
+    preset_name = _resolve_preset(nerf_options.preset, device)
+    chosen = get_nerf_preset(preset_name)
+    run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-nerf-"))
+    staging = Path(tempfile.mkdtemp(prefix="inrkit-scene-"))
+    try:
+        opened = open_scene(scene, nerf_options, staging)
+        opened.verify_images()  # a corrupt image fails here, before anything is written
+        overrides = {k: v for k, v in (("grid.resolution", nerf_options.grid_resolution),
+                                        ("march.steps_per_unit", nerf_options.steps_per_unit)) if v is not None}
+        config_model = model_config(preset_name, opened.config(), nerf_options.backbone, overrides)
+        seed_everything(train_options.seed)
+        try:
+            model = NerfModel(config_model).to(device)
+        except ValueError as err:
+            raise InrkitError(f"cannot build the NeRF: {err}") from None
+        set_grid_backend(model, train_options.backend)
+        _prepare_out(run_dir, overwrite)
+        if (staging / "scene").is_dir():  # a rendered procedural scene moves into the run
+            shutil.move(str(staging / "scene"), run_dir / "scene")
+            opened = Scene.from_blender(run_dir / "scene", downscale=nerf_options.downscale, holdout=nerf_options.holdout)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    lr = train_options.lr if train_options.lr is not None else chosen.lr
+    config = {
+        "inrkit_version": __version__,
+        "kind": "nerf",
+        "nerf": config_model,
+        "options": asdict(nerf_options) | {"preset": preset_name},
+        "signal": {},
+        "model": {"model": preset_name if nerf_options.backbone is None else f"{preset_name}+{nerf_options.backbone}"},
+        "train": {**asdict(train_options), "lr": lr},
+        "turntable": turntable_config(opened),
+    }
+    signal = _signal(opened, nerf_options, chosen)
+    config["signal"] = signal.config()
+    write_json(run_dir / CONFIG_FILE, config)
+    model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
+    return _train(config, model, signal, train_options, run_dir, device, resume=False)
+
+
+def _signal(scene: Scene, options: NerfOptions, preset: Any) -> Any:
+    from inrkit.signals.radiance import RadianceSignal
+
+    return RadianceSignal(scene, options.target_samples or preset.target_samples, preset.initial_rays,
+                          options.loss or preset.loss, options.train_background)
+
+
+def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: TrainOptions, run_dir: Path,
+           device: torch.device, resume: bool) -> NeRF:
+    generator = torch.Generator(device=device).manual_seed(options.seed + 1)
+    hooks = [_grid_hook(model, generator)]
+    if options.coarse_to_fine:
+        hooks.append(CoarseToFine(model, options.coarse_to_fine))
+    trainer = Trainer(model, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
+                      step_hooks=hooks)  # tcnn Adam from config["nerf"]["optimizer"]
+    if resume:
+        trainer.resume()
+    metrics = trainer.fit()
+    signal.write_outputs(model, run_dir)
+    model.eval()
+    return NeRF(model, config, run_dir, metrics, signal.scene)
+
+
+def _resume(out: str | Path | None, train_options: TrainOptions) -> NeRF:
+    if out is None:
+        raise InrkitError("--resume needs the run directory (--out RUN)")
+    run_dir = Path(out)
+    config = _read_config(run_dir)
+    known = set(TrainOptions.__dataclass_fields__)
+    saved = TrainOptions(**{k: v for k, v in config["train"].items() if k in known})
+    defaults = TrainOptions(schedule="ngp", eval_every=0)
+    for key in ("steps", "seconds", "device", "quiet", "backend"):  # what a resumed run may change
+        if getattr(train_options, key) != getattr(defaults, key):
+            setattr(saved, key, getattr(train_options, key))
+    saved.validate()
+    device = resolve_device(saved.device)
+    options = NerfOptions(**config["options"])
+    scene = Scene.from_config(config["signal"])
+    model = NerfModel(config["nerf"]).to(device)
+    set_grid_backend(model, saved.backend)
+    config["train"] = asdict(saved)
+    write_json(run_dir / CONFIG_FILE, config)
+    return _train(config, model, _signal(scene, options, get_nerf_preset(options.preset)), saved, run_dir, device,
+                  resume=True)
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise InrkitError(f"cannot load {run_dir}: not an inrkit run directory (no {CONFIG_FILE})")
+    try:
+        config = read_json(run_dir / CONFIG_FILE)
+    except (OSError, ValueError) as err:
+        raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} ({err})") from None
+    if config.get("kind") != "nerf":
+        raise InrkitError(f"{run_dir} is not a radiance-field run (inrkit nerf)")
+    return config
+
+
+def load(run: str | Path, device: str = "cpu") -> NeRF:
+    """Open a radiance-field run directory (weights, occupancy grid, metrics); the scene is not reopened."""
+    run_dir = Path(run)
+    config = _read_config(run_dir)
+    try:
+        model = NerfModel(config["nerf"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} ({err})") from None
+    load_weights(model, run_dir / WEIGHTS_FILE)
+    model.eval()
+    history = read_metrics(run_dir)
+    return NeRF(model.to(resolve_device(device)), config, run_dir, history[-1] if history else {})
+
+
+def is_nerf_run(path: str | Path) -> bool:
+    """True when ``path`` is a run directory written by :func:`fit`."""
+    try:
+        return read_json(Path(path) / CONFIG_FILE).get("kind") == "nerf"
+    except (OSError, ValueError, AttributeError):
+        return False
+

@@ -1,0 +1,229 @@
+"""Audio as a signal: samples ``(n, C)`` at sample-centre times ``t ∈ [-1, 1]``.
+
+Sample ``i`` of ``n`` sits at ``t = (2i + 1)/n − 1`` (the pixel-centre rule of images), so the clip
+always spans [-1, 1] and a reconstruction at another rate ``r'`` queries ``n' = round(n·r'/r)``
+centres of the same interval. Values are scaled by the clip's peak as SIREN does
+(``x/max|x| ∈ [-1, 1]``) and stored in inrkit's normalised units ``v = (x/peak + 1)/2 ∈ [0, 1]``;
+``peak`` and the WAV encoding are kept in the run config, so the reconstruction is written back at
+the original level and bit depth.
+
+SIREN fits audio with ω0 = 30 on ``t ∈ [-100, 100]``, i.e. a first-layer ω0 of 3000 on [-1, 1]
+(REFERENCE §1.1); :meth:`AudioSignal.default_options` makes that the default for the sine family,
+and SPDER's audio damping ``arctan`` (§1.2).
+
+Metrics: PSNR on [0, 1] (equal to ``10·log10(4/MSE)`` on the peak-scaled [-1, 1] samples) and
+SNR ``10·log10(Σx² / Σ(x − x̂)²)``.
+
+Example:
+    >>> import numpy as np
+    >>> t = np.arange(8000) / 8000
+    >>> signal = AudioSignal.from_array(np.sin(2 * np.pi * 440 * t), sample_rate=8000)
+    >>> signal.n_samples, signal.sample_rate
+    (8000, 8000)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inrkit import metrics
+from inrkit.errors import InrkitError
+from inrkit.signals.audio_files import read_wav, write_wav
+from inrkit.signals.base import Batch, Signal
+from inrkit.signals.image import pixel_centre
+
+# SIREN's audio setting: ω0 = 30 on t ∈ [-100, 100] is ω0 = 3000 on [-1, 1] (REFERENCE §0, §1.1).
+AUDIO_FIRST_OMEGA_0 = 3000.0
+SINE_FAMILY = ("Siren", "Spder", "Finer", "ResFieldSiren")
+DEFAULT_AUDIO_BATCH = 8192
+
+
+@dataclass
+class AudioOptions:
+    """How a WAV file becomes a signal."""
+
+    max_audio_seconds: float = field(default=1800.0, metadata={"help": "refuse longer audio (raise to fit it anyway)"})
+
+
+@torch.no_grad()
+def render(field: torch.nn.Module, n_samples: int, max_points: int = 1 << 16) -> np.ndarray:
+    """Query ``field`` at ``n_samples`` sample centres of [-1, 1]: ``(n_samples, C)`` float32, unclamped."""
+    if n_samples < 1:
+        raise InrkitError(f"number of audio samples must be positive, got {n_samples}")
+    device = next(field.parameters()).device
+    chunks = []
+    for start in range(0, n_samples, max_points):
+        index = torch.arange(start, min(n_samples, start + max_points), device=device)
+        chunks.append(field(pixel_centre(index, n_samples)[:, None]).float().cpu().numpy())
+    return np.concatenate(chunks)
+
+
+def normalise(samples: np.ndarray, peak: float) -> np.ndarray:
+    """File scale to [0, 1]: ``(x/peak + 1)/2`` as float32."""
+    return ((samples / peak + 1.0) * 0.5).astype(np.float32)
+
+
+def denormalise(values: np.ndarray, peak: float) -> np.ndarray:
+    """[0, 1] to file scale: ``(2·clip(v, 0, 1) − 1)·peak``."""
+    return (2.0 * np.clip(values, 0.0, 1.0) - 1.0) * peak
+
+
+def snr(prediction: np.ndarray, target: np.ndarray) -> float:
+    """``10·log10(Σ target² / Σ (target − prediction)²)`` in dB (scale-free); ``inf`` for a perfect match."""
+    noise = float(np.square(target.astype(np.float64) - prediction).sum())
+    power = float(np.square(target.astype(np.float64)).sum())
+    if noise == 0.0:
+        return math.inf
+    return -math.inf if power == 0.0 else 10.0 * math.log10(power / noise)
+
+
+class AudioSignal(Signal):
+    """A clip to fit; see the module docstring for coordinates and normalisation."""
+
+    kind = "audio"
+    n_input_dims = 1
+
+    def __init__(self, samples: np.ndarray, sample_rate: int, subtype: str = "FLOAT", source: str | None = None,
+                 options: AudioOptions | None = None) -> None:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim == 1:
+            samples = samples[:, None]
+        if samples.ndim != 2:
+            raise InrkitError(f"audio samples must be (n, channels), got shape {samples.shape}")
+        if samples.shape[0] < 2:
+            raise InrkitError(f"audio has {samples.shape[0]} samples; inrkit needs at least 2")
+        if samples.shape[1] < 1:
+            raise InrkitError("audio has no channels")
+        if sample_rate < 1:
+            raise InrkitError(f"sample rate must be positive, got {sample_rate}")
+        if not np.isfinite(samples).all():
+            raise InrkitError("audio contains NaN or infinite samples")
+        peak = float(np.abs(samples).max())
+        self.peak = peak if peak > 0 else 1.0  # a silent clip stays silent
+        self.sample_rate = int(sample_rate)
+        self.subtype = subtype
+        self.source = source
+        self.options = options or AudioOptions()
+        self.n_output_dims = samples.shape[1]
+        self.values = torch.from_numpy(normalise(samples, self.peak))  # (n, C) in [0, 1]
+        self._times: torch.Tensor | None = None
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, options: AudioOptions | None = None) -> AudioSignal:
+        """Load a WAV file (8/16/24/32-bit integer or 32/64-bit float, any rate, any channel count)."""
+        options = options or AudioOptions()
+        path = Path(path)
+        if not path.is_file():
+            raise InrkitError(f"cannot read {path}: no such file")
+        if not options.max_audio_seconds > 0:
+            raise InrkitError(f"--max-audio-seconds must be positive, got {options.max_audio_seconds}")
+        samples, info = read_wav(path)
+        if info.frames == 0:
+            raise InrkitError(f"cannot fit {path}: the audio is empty (0 samples)")
+        seconds = info.frames / info.sample_rate
+        if seconds > options.max_audio_seconds:
+            raise InrkitError(f"{path} is {seconds:.1f} s long, above --max-audio-seconds {options.max_audio_seconds:g}; "
+                              "raise that limit to fit it anyway")
+        try:
+            return cls(samples, info.sample_rate, info.subtype, source=str(path.resolve()), options=options)
+        except InrkitError as err:
+            raise InrkitError(f"cannot fit {path}: {err}") from None
+
+    @classmethod
+    def from_array(cls, samples: np.ndarray, sample_rate: int) -> AudioSignal:
+        """Wrap ``(n,)`` or ``(n, C)`` float samples (any scale) at ``sample_rate`` Hz."""
+        return cls(samples, sample_rate)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> AudioSignal:
+        """Reopen the signal described by :meth:`config`."""
+        if config.get("source") is None:
+            raise InrkitError("this run was fitted to in-memory audio; its signal cannot be reopened")
+        return cls.from_file(config["source"], AudioOptions(**config.get("options", {})))
+
+    # -- Signal interface -----------------------------------------------------------------------
+    @property
+    def samples_per_axis(self) -> int:
+        return self.n_samples
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Length of the clip in seconds."""
+        return self.n_samples / self.sample_rate
+
+    def default_options(self, model: str) -> dict[str, Any]:
+        """SIREN's audio setting for the sine family (first-layer ω0 3000), SPDER's arctan damping,
+        and random batches of 8,192 samples (a full batch of a 7 s clip costs seconds per CPU step)."""
+        from inrkit.fields import get_preset
+
+        suggested: dict[str, Any] = {"batch_size": DEFAULT_AUDIO_BATCH}
+        preset = get_preset(model)
+        network = preset.network
+        on_raw_time = preset.encoding.get("otype", "Identity") == "Identity"  # not behind a grid or an encoding
+        if network["otype"] in SINE_FAMILY and on_raw_time and "omega0" in preset.options:
+            suggested["omega0"] = AUDIO_FIRST_OMEGA_0
+        if network["otype"] == "Spder":
+            suggested["damping"] = "arctan"
+        return suggested
+
+    def to(self, device: torch.device) -> AudioSignal:
+        self.values = self.values.to(device)
+        self._times = None
+        return self
+
+    def sample(self, batch_size: int | None, generator: torch.Generator | None = None) -> Batch:
+        device = self.values.device
+        if batch_size is None or batch_size >= self.n_samples:
+            if self._times is None:
+                self._times = pixel_centre(torch.arange(self.n_samples, device=device), self.n_samples)[:, None]
+            return Batch(self._times, self.values)
+        index = torch.randint(self.n_samples, (batch_size,), device=device, generator=generator)
+        return Batch(pixel_centre(index, self.n_samples)[:, None], self.values[index])
+
+    def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
+        prediction = np.clip(render(field, self.n_samples), 0.0, 1.0)
+        target = self.values.cpu()
+        return {"psnr": metrics.psnr(torch.from_numpy(prediction), target),
+                "snr": snr(2.0 * prediction - 1.0, 2.0 * target.numpy() - 1.0)}
+
+    def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
+        prediction = render(field, self.n_samples)
+        return [write_wav(out_dir / "reconstruction.wav", denormalise(prediction, self.peak), self.sample_rate, self.subtype)]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "options": asdict(self.options),
+            "n_samples": self.n_samples,
+            "sample_rate": self.sample_rate,
+            "channels": self.n_output_dims,
+            "normalisation": {"peak": self.peak, "subtype": self.subtype},
+        }
+
+
+def write_audio(field: torch.nn.Module, signal_config: dict[str, Any], out: str | Path, rate: int | None = None) -> Path:
+    """Render an audio run at ``rate`` Hz (default: the original) and write it as a WAV.
+
+    The clip keeps its duration: ``n' = round(n·rate/original_rate)`` samples are queried at the
+    sample centres of [-1, 1]: resampling by querying the continuous field.
+    """
+    original_rate = int(signal_config["sample_rate"])
+    rate = original_rate if rate is None else int(rate)
+    if rate < 1:
+        raise InrkitError(f"--rate must be a positive sample rate, got {rate}")
+    n_out = max(1, round(int(signal_config["n_samples"]) * rate / original_rate))
+    normalisation = signal_config["normalisation"]
+    samples = denormalise(render(field, n_out), float(normalisation["peak"]))
+    return write_wav(out, samples, rate, normalisation["subtype"])

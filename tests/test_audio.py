@@ -1,0 +1,150 @@
+"""Audio signal: WAV round-trips in every sample format, chirp fitting, rendering at other rates, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import inrkit
+from inrkit.cli import main
+from inrkit.errors import InrkitError
+from inrkit.files import read_json
+from inrkit.signals import AudioSignal, open_signal, signal_from_config
+from inrkit.signals.audio import AUDIO_FIRST_OMEGA_0, DEFAULT_AUDIO_BATCH, denormalise, snr
+from inrkit.signals.audio_files import WAV_SUBTYPES, check_riff, write_wav
+
+# Stored values are float32 in [0, 1] (24 significant bits, i.e. 2^-23 of the [-1, 1] range): 8 and 16-bit
+# files round-trip exactly, 24-bit ones within one step (256 in int32 units), 32-bit ones within 2^9 steps.
+EXACT_INT = {"PCM_U8": ("int16", 0), "PCM_16": ("int16", 0), "PCM_24": ("int32", 256), "PCM_32": ("int32", 512)}
+
+
+def chirp(rate: int = 4000, seconds: float = 0.5, channels: int = 1) -> np.ndarray:
+    """A linear chirp 100 -> 300 Hz (``(n, channels)``, peak 0.8), channels phase-shifted."""
+    t = np.arange(int(rate * seconds)) / rate
+    phase = 2 * np.pi * (100 * t + 200 * t**2 / seconds)
+    return np.stack([0.8 * np.sin(phase + c) for c in range(channels)], axis=1)
+
+
+@pytest.mark.parametrize("subtype", list(WAV_SUBTYPES))
+@pytest.mark.parametrize("channels", [1, 2])
+def test_wav_round_trip(tmp_path, subtype, channels):
+    rng = np.random.default_rng(0)
+    source = write_wav(tmp_path / "in.wav", rng.uniform(-0.9, 0.9, (300, channels)), 22050, subtype)
+    signal = AudioSignal.from_file(source)
+    assert (signal.n_samples, signal.n_output_dims, signal.sample_rate) == (300, channels, 22050)
+    assert float(signal.values.min()) >= 0.0 and float(signal.values.max()) <= 1.0
+    assert float(signal.values.max()) == 1.0 or float(signal.values.min()) == 0.0  # scaled by the peak
+    out = write_wav(tmp_path / "out.wav", denormalise(signal.values.numpy(), signal.peak), 22050, signal.subtype)
+    info = soundfile.info(str(out))
+    assert (info.subtype, info.samplerate, info.channels, info.frames) == (subtype, 22050, channels, 300)
+    if subtype in EXACT_INT:
+        dtype, tolerance = EXACT_INT[subtype]
+        original, _ = soundfile.read(str(source), dtype=dtype, always_2d=True)
+        again, _ = soundfile.read(str(out), dtype=dtype, always_2d=True)
+        assert np.abs(original.astype(np.int64) - again).max() <= tolerance
+    else:
+        original, _ = soundfile.read(str(source), dtype="float64", always_2d=True)
+        again, _ = soundfile.read(str(out), dtype="float64", always_2d=True)
+        np.testing.assert_allclose(again, original, atol=1e-6)
+
+
+def test_time_coordinates_are_sample_centres():
+    signal = AudioSignal.from_array(np.linspace(-1, 1, 8), sample_rate=8)
+    batch = signal.sample(None)
+    expected = (2 * torch.arange(8) + 1) / 8 - 1
+    torch.testing.assert_close(batch.coords[:, 0], expected)
+    assert signal.sample(5, torch.Generator().manual_seed(0)).coords.shape == (5, 1)
+
+
+def test_snr():
+    target = np.sin(np.linspace(0, 10, 100))
+    assert snr(target, target) == np.inf
+    assert snr(target + 0.1 * target, target) == pytest.approx(20.0)
+
+
+def test_fit_chirp_defaults_and_render(tmp_path):
+    path = write_wav(tmp_path / "chirp.wav", chirp(), 4000, "PCM_16")
+    run = inrkit.fit(path, model="siren", out=tmp_path / "run", steps=80, width=64, depth=3, eval_every=0,
+                     device="cpu", quiet=True, lr=1e-3)
+    # the audio default (SIREN's ω0 = 3000 on [-1, 1]) and the batch default are recorded in config.json
+    config = read_json(tmp_path / "run" / "config.json")
+    assert config["field"]["network"]["first_omega_0"] == AUDIO_FIRST_OMEGA_0
+    assert config["model"]["omega0"] == AUDIO_FIRST_OMEGA_0
+    assert config["train"]["batch_size"] == DEFAULT_AUDIO_BATCH
+    assert run.metrics["psnr"] > 30.0, run.metrics
+    assert run.metrics["snr"] > 20.0, run.metrics
+    info = soundfile.info(str(tmp_path / "run" / "reconstruction.wav"))
+    assert (info.samplerate, info.frames, info.subtype) == (4000, 2000, "PCM_16")
+    up = inrkit.render_audio(tmp_path / "run", tmp_path / "up.wav", rate=11025)
+    assert soundfile.info(str(up)).frames == round(2000 * 11025 / 4000)
+    reopened = signal_from_config(config["signal"])
+    assert isinstance(reopened, AudioSignal) and reopened.n_samples == 2000
+
+
+def test_defaults_follow_the_preset():
+    signal = AudioSignal.from_array(chirp(), 4000)
+    assert signal.default_options("spder") == {"batch_size": DEFAULT_AUDIO_BATCH, "omega0": 3000.0, "damping": "arctan"}
+    assert signal.default_options("relu-pe") == {"batch_size": DEFAULT_AUDIO_BATCH}
+    field = inrkit.fit(signal, model="finer", steps=1, width=8, depth=2, quiet=True, device="cpu", omega0=500.0).field
+    assert field.config["network"]["first_omega_0"] == 500.0  # the user's value wins
+
+
+def test_cli_fit_and_render_wav(tmp_path, capsys):
+    path = write_wav(tmp_path / "song.wav", chirp(channels=2), 4000, "FLOAT")
+    run_dir = tmp_path / "run"
+    assert main(["fit", str(path), "--model", "siren", "--out", str(run_dir), "--steps", "5", "--width", "16",
+                 "--device", "cpu", "--quiet"]) == 0
+    assert "SNR" in capsys.readouterr().out
+    assert main(["render", str(run_dir), "--rate", "8000", "--out", str(tmp_path / "x.wav")]) == 0
+    assert soundfile.info(str(tmp_path / "x.wav")).channels == 2
+    assert main(["render", str(run_dir), "--fps", "30"]) == 2
+    assert "--fps applies to video" in capsys.readouterr().err
+    assert main(["info", str(run_dir)]) == 0
+    assert "2000 samples @ 4000 Hz" in capsys.readouterr().out
+
+
+def _wav_bytes(subtype: str, n: int = 100) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, chirp()[:n], 4000, subtype=subtype, format="WAV")
+    return buffer.getvalue()
+
+
+BAD_WAVS = {
+    "truncated": (lambda: _wav_bytes("PCM_16")[:120], "truncated"),
+    "zero-length": (lambda: _wav_bytes("PCM_16", n=0), "empty"),
+    "single-sample": (lambda: _wav_bytes("PCM_16", n=1), "at least 2"),
+    "u-law": (lambda: _wav_bytes("ULAW"), "unsupported audio encoding"),
+    "not-riff": (lambda: b"ID3\x03" + bytes(100), "not a WAV file"),
+    "garbage-fmt": (lambda: _wav_bytes("PCM_16")[:20] + b"\x34\x12" + _wav_bytes("PCM_16")[22:], "corrupt or unsupported"),
+    "no-data": (lambda: _wav_bytes("PCM_16")[:36], "no data chunk"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_WAVS))
+def test_bad_wav_is_refused_with_one_line(tmp_path, capsys, case):
+    make, message = BAD_WAVS[case]
+    path = tmp_path / "bad.wav"
+    path.write_bytes(make())
+    with pytest.raises(InrkitError, match=message):
+        open_signal(path)
+    assert main(["fit", str(path), "--out", str(tmp_path / "run"), "--steps", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("inrkit: error:") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_nan_float_wav_is_refused(tmp_path):
+    samples = chirp()
+    samples[5] = np.nan
+    path = write_wav(tmp_path / "nan.wav", samples, 4000, "FLOAT")
+    with pytest.raises(InrkitError, match="NaN"):
+        open_signal(path)
+
+
+def test_check_riff_accepts_a_complete_file(tmp_path):
+    path = write_wav(tmp_path / "ok.wav", chirp(), 4000, "PCM_24")
+    check_riff(path)
