@@ -9,8 +9,8 @@ Example:
 __version__ = "0.1.0"
 
 from inrkit import export, fields, nerf, signals
-from inrkit.api import Run, fit, load, load_run, render_audio, render_image, render_video
+from inrkit.api import Run, export_mesh, fit, load, load_run, render_audio, render_image, render_video
 from inrkit.errors import InrkitError
 
-__all__ = ["InrkitError", "Run", "__version__", "export", "fields", "fit", "load", "load_run", "nerf", "render_audio",
-           "render_image", "render_video", "signals"]
+__all__ = ["InrkitError", "Run", "__version__", "export", "export_mesh", "fields", "fit", "load", "load_run", "nerf",
+           "render_audio", "render_image", "render_video", "signals"]

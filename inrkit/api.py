@@ -1,5 +1,5 @@
-"""The Python API: ``fit``, ``load``, ``load_run``, ``render_image``/``render_audio``/``render_video``.
-The CLI is a thin shell over it.
+"""The Python API: ``fit``, ``load``, ``load_run``, ``render_image``/``render_audio``/``render_video``,
+``export_mesh``. The CLI is a thin shell over it.
 
 Example:
     >>> import inrkit
@@ -256,3 +256,25 @@ def render_image(run: str | Path | Run, out: str | Path, height: int | None = No
     elif normalisation["dtype"].startswith("float"):
         normalisation = {"dtype": "float32", "low": 0.0, "high": 1.0}  # HDR to an 8/16-bit file: normalised
     return write_image(out, denormalise(pixels, normalisation))
+
+
+def export_mesh(run: str | Path | Run, out: str | Path, resolution: int = 256, device: str = "auto") -> Path:
+    """Marching cubes of an SDF run's zero level set at ``resolution``³, written in the input's units.
+
+    ``out`` ends in .ply, .obj, .stl or .glb. The grid spans the normalised cube [-1, 1]³ and is
+    evaluated in chunks (a narrow band around the surface at full resolution), so 512³ needs
+    about 1 GB of memory.
+    """
+    from inrkit.export.mesh import MESH_WRITE_SUFFIXES, write_mesh
+    from inrkit.signals.sdf import field_mesh
+
+    if Path(out).suffix.lower() not in MESH_WRITE_SUFFIXES:
+        raise InrkitError(f"--out must end in {', '.join(MESH_WRITE_SUFFIXES)}, got {str(out)!r}")
+    if not 8 <= resolution <= 2048:
+        raise InrkitError(f"--resolution must be between 8 and 2048, got {resolution}")
+    opened = run if isinstance(run, Run) else load_run(run)
+    signal_config = opened.config["signal"]
+    if signal_config.get("kind") != "sdf":
+        raise InrkitError(f"mesh: run {opened.dir} is a {signal_config.get('kind')} run, not an SDF run")
+    mesh = field_mesh(opened.field.to(resolve_device(device)), resolution, signal_config["transform"])
+    return write_mesh(out, mesh.vertices, mesh.faces)

@@ -13,10 +13,11 @@ import os
 import sys
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any
 
-from inrkit.errors import InrkitError
+from inrkit.errors import InrkitError, InrkitWarning
 
 
 def _flag_type(annotation: Any) -> type:
@@ -84,7 +85,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         out = args.out or _default_out(args.path, args.model)
         run = api.fit(args.path, out=out, overwrite=args.overwrite, **options)
     metrics = run.metrics
-    names = {"psnr": "PSNR", "psnr_heldout": "held-out PSNR", "snr": "SNR", "ssim": "SSIM"}
+    names = {"psnr": "PSNR", "psnr_heldout": "held-out PSNR", "snr": "SNR", "ssim": "SSIM", "iou": "IoU",
+             "chamfer_l1": "Chamfer-L1", "chamfer_l2": "Chamfer-L2", "normal_consistency": "NC", "fscore": "F-score"}
     quality = "  ".join(f"{label} {metrics[k]:.4g}" for k, label in names.items() if k in metrics)
     print(f"fitted {run.config['model']['model']} ({run.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
           f"{metrics['step']} steps: {quality}  ->  {run.dir}")
@@ -122,6 +124,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     else:
         out = args.out or default_out(f"render-{args.size or 'original'}.png")
         path = api.render_image(run, out, height=height, width=width, device=args.device)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_mesh(args: argparse.Namespace) -> int:
+    from inrkit import api
+
+    out = args.out or Path(args.run) / f"mesh-{args.resolution}.ply"
+    path = api.export_mesh(args.run, out, resolution=args.resolution, device=args.device)
     print(f"wrote {path}")
     return 0
 
@@ -213,12 +224,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     config = run.config
     signal = config["signal"]
     shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
-    if signal.get("kind") == "video":
+    if signal.get("kind") == "sdf":
+        shape = f"{signal['shape']}, {signal['n_vertices']:,} vertices, {signal['n_faces']:,} faces, loss {signal['loss']}"
+    elif signal.get("kind") == "video":
         shape += f" x {signal['n_frames']} frames @ {signal['fps']:g} fps"
     elif signal.get("kind") == "audio":
         shape = f"{signal['n_samples']} samples @ {signal['sample_rate']} Hz"
     print(f"run        {run.dir}")
-    print(f"signal     {signal.get('kind')} {shape} x{signal.get('channels', '?')}  from {signal.get('source')}")
+    channels = "" if signal.get("kind") == "sdf" else f" x{signal.get('channels', '?')}"
+    print(f"signal     {signal.get('kind')} {shape}{channels}  from {signal.get('source')}")
     print(f"model      {config['model']['model']}  ({run.field.n_params:,} parameters)")
     print(f"network    {config['field']['network']}")
     print(f"encoding   {config['field']['encoding']}")
@@ -297,9 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inrkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="fit a field to a file (image, audio, video)")
+    fit = commands.add_parser("fit", help="fit a field to a file (image, audio, video, mesh, point cloud)")
     fit.add_argument("path", nargs="?", help="the signal to fit: image (PNG, JPEG, TIFF, EXR), audio (WAV), "
-                                             "video (MP4, GIF, or a folder of frames)")
+                                             "video (MP4, GIF, or a folder of frames), mesh (OBJ, PLY, STL, OFF, GLB) "
+                                             "or point cloud (PLY, XYZ)")
     fit.add_argument("--out", help="run directory (default: runs/<name>-<model>)")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -324,6 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--mesh", help="NeRF runs: extract a mesh with vertex colours (.ply, .obj, .glb)")
     render.add_argument("--mesh-resolution", type=int, default=256, help="marching-cubes cells per axis (default: 256)")
     render.set_defaults(handler=cmd_render)
+
+    mesh = commands.add_parser("mesh", help="extract the surface of a fitted SDF by marching cubes")
+    mesh.add_argument("run", help="run directory of an SDF fit")
+    mesh.add_argument("--resolution", type=int, default=256, help="grid points per axis (default: 256)")
+    mesh.add_argument("--out", help="output mesh: .ply, .obj, .stl, .glb (default: RUN/mesh-RESOLUTION.ply)")
+    mesh.add_argument("--device", default="auto")
+    mesh.set_defaults(handler=cmd_mesh)
 
     nerf = commands.add_parser("nerf", help="fit a radiance field to posed views (Blender / instant-ngp transforms)")
     nerf.add_argument("scene", nargs="?", help="scene folder (transforms_*.json or transforms.json) or a procedural "
@@ -359,11 +381,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """inrkit's own warnings as one line ``inrkit: warning: ...``; others as Python prints them."""
+    if issubclass(category, InrkitWarning):
+        print(f"inrkit: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``inrkit`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except InrkitError as err:
         from inrkit.train import TrainingInterrupted
 

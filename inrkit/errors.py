@@ -1,4 +1,6 @@
-"""inrkit's own error type: everything a user can cause ends up here, with one clear line."""
+"""inrkit's own error and warning types: everything a user can cause ends up here, with one clear line."""
+
+import warnings
 
 
 class InrkitError(Exception):
@@ -11,3 +13,15 @@ class InrkitError(Exception):
 
 class ConfigError(InrkitError, ValueError):
     """An invalid field, encoding, network or optimiser config; the message names the offending key."""
+
+
+class InrkitWarning(UserWarning):
+    """Something the user should know about the input (an open mesh, estimated normals); work goes on.
+
+    The CLI prints it as one line ``inrkit: warning: ...``.
+    """
+
+
+def warn(message: str) -> None:
+    """Issue an :class:`InrkitWarning` with ``message``."""
+    warnings.warn(message, InrkitWarning, stacklevel=2)

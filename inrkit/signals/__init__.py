@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from inrkit.errors import InrkitError
-from inrkit.signals import audio, image, video
+from inrkit.signals import audio, image, sdf, video
 from inrkit.signals.audio import AudioOptions, AudioSignal
 from inrkit.signals.audio_files import AUDIO_SUFFIXES
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import ImageOptions, ImageSignal
 from inrkit.signals.image_files import IMAGE_SUFFIXES
+from inrkit.signals.sdf import SdfOptions, SdfSignal
+from inrkit.signals.shape_files import SHAPE_SUFFIXES
 from inrkit.signals.video import VideoOptions, VideoSignal
 from inrkit.signals.video_files import VIDEO_SUFFIXES
 
@@ -40,6 +42,7 @@ KINDS: dict[str, SignalKind] = {
     "audio": SignalKind("audio", AUDIO_SUFFIXES, AudioOptions, AudioSignal.from_file, AudioSignal.from_config),
     "video": SignalKind("video", VIDEO_SUFFIXES, VideoOptions, VideoSignal.from_file, VideoSignal.from_config,
                         reads_folders=True),
+    "sdf": SignalKind("sdf", SHAPE_SUFFIXES, SdfOptions, SdfSignal.from_file, SdfSignal.from_config),
 }
 SIGNAL_OPTIONS: tuple[type, ...] = tuple(kind.options for kind in KINDS.values())
 
@@ -101,6 +104,8 @@ __all__ = [
     "Batch",
     "ImageOptions",
     "ImageSignal",
+    "SdfOptions",
+    "SdfSignal",
     "Signal",
     "SignalKind",
     "VideoOptions",
@@ -109,6 +114,7 @@ __all__ = [
     "image",
     "kind_of",
     "open_signal",
+    "sdf",
     "signal_from_config",
     "signal_option_names",
     "video",

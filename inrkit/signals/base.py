@@ -24,6 +24,7 @@ class Signal(ABC):
     kind: str
     n_input_dims: int
     n_output_dims: int
+    loss_is_mse: bool = True  # the progress bar shows a live PSNR of the loss only then
 
     @property
     @abstractmethod

@@ -6,6 +6,7 @@ terminal (logs, CI) a plain line is printed at each evaluation instead.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TextIO
@@ -40,7 +41,8 @@ class ProgressBar:
         bar = "#" * int(20 * fraction) + "." * (20 - int(20 * fraction))
         left = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
         total = f"/{self.total_steps}" if self.total_steps else ""
-        return (f"step {step}{total} [{bar}] loss {loss:.3e} psnr {psnr:5.2f} dB "
+        quality = "" if math.isnan(psnr) else f"psnr {psnr:5.2f} dB "
+        return (f"step {step}{total} [{bar}] loss {loss:.3e} {quality}"
                 f"{steps_per_second:6.1f} it/s {_clock(elapsed)}<{_clock(left)}")
 
     def update(self, step: int, elapsed: float, loss: float, psnr: float, steps_per_second: float,

@@ -187,12 +187,13 @@ class Trainer:
                 if options.eval_every and self.step % options.eval_every == 0 and self._progress() < 1.0:
                     record = self._evaluate(last_loss)
                     self.save_checkpoint()
-                    self.progress.update(self.step, self.elapsed, last_loss, record["psnr"], self.step / self.elapsed, force=True)
+                    self.progress.update(self.step, self.elapsed, last_loss, record.get("psnr", math.nan),
+                                         self.step / self.elapsed, force=True)
                     loss_sum.zero_()
                     loss_count = 0
                 else:
-                    self.progress.update(self.step, self.elapsed, last_loss, psnr_from_mse(last_loss),
-                                         self.step / max(self.elapsed, 1e-9))
+                    live_psnr = psnr_from_mse(last_loss) if self.signal.loss_is_mse else math.nan
+                    self.progress.update(self.step, self.elapsed, last_loss, live_psnr, self.step / max(self.elapsed, 1e-9))
         if self._stop_requested:
             self.save_checkpoint()
             self.progress.close()
@@ -203,7 +204,7 @@ class Trainer:
             last_loss = float(loss_sum) / loss_count
         record = self._evaluate(last_loss, final=True)
         self.save_checkpoint()
-        self.progress.update(self.step, self.elapsed, last_loss, record["psnr"], self.step / max(self.elapsed, 1e-9),
-                             force=True)
+        self.progress.update(self.step, self.elapsed, last_loss, record.get("psnr", math.nan),
+                             self.step / max(self.elapsed, 1e-9), force=True)
         self.progress.close()
         return record
