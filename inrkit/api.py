@@ -33,7 +33,7 @@ from inrkit.signals.image import denormalise, render
 from inrkit.signals.image_files import write_image
 from inrkit.signals.video import write_video
 from inrkit.train import Trainer, TrainOptions
-from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
+from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.train.level_schedule import CoarseToFine
 
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, "metrics.jsonl", "checkpoint.json")
@@ -89,18 +89,6 @@ def _apply_signal_defaults(signal: Signal, model_options: ModelOptions, train_op
     train_options.validate()
 
 
-def _prepare_run_dir(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InrkitError(f"output {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise InrkitError(f"output directory {out} is not empty; pass --overwrite to replace it or --resume to continue")
-        if not (out / CONFIG_FILE).is_file():
-            raise InrkitError(f"refusing to overwrite {out}: it is not an inrkit run directory")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def fit(
     signal: str | Path | Signal | None = None,
     model: str = "siren",
@@ -141,7 +129,7 @@ def fit(
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
     resolve_backend(field, train_options.backend, device)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
-    _prepare_run_dir(run_dir, overwrite)
+    prepare_run_dir(run_dir, overwrite)
     config = {
         "inrkit_version": __version__,
         "field": field_config,

@@ -36,7 +36,7 @@ from inrkit.nerf.presets import get_nerf_preset, model_config
 from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
 from inrkit.nerf.scene import Scene
 from inrkit.train import Trainer, TrainOptions
-from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_metrics
+from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.train.level_schedule import CoarseToFine
 
 MESH_DENSITY_THRESHOLD = 2.5  # instant-ngp's default marching-cubes level (σ per unit-cube length)
@@ -264,18 +264,6 @@ def open_scene(scene: str | Path | Scene, options: NerfOptions, work_dir: Path |
     return Scene.from_blender(path, downscale=options.downscale, holdout=options.holdout)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InrkitError(f"output {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise InrkitError(f"output directory {out} is not empty; pass --overwrite to replace it or --resume to continue")
-        if not (out / CONFIG_FILE).is_file():
-            raise InrkitError(f"refusing to overwrite {out}: it is not an inrkit run directory")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def set_grid_backend(model: NerfModel, backend: str) -> None:
     """Run the hash-grid lookups of ``model`` with ``backend`` (auto | torch | fast; see :mod:`inrkit.backends`)."""
     check_backend(backend)
@@ -336,7 +324,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         except ValueError as err:
             raise InrkitError(f"cannot build the NeRF: {err}") from None
         set_grid_backend(model, train_options.backend)
-        _prepare_out(run_dir, overwrite)
+        prepare_run_dir(run_dir, overwrite)
         if (staging / "scene").is_dir():  # a rendered procedural scene moves into the run
             shutil.move(str(staging / "scene"), run_dir / "scene")
             opened = Scene.from_blender(run_dir / "scene", downscale=nerf_options.downscale, holdout=nerf_options.holdout)

@@ -142,3 +142,16 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
     """Drop records after ``last_step`` (used when resuming from an earlier checkpoint)."""
     kept = [r for r in read_metrics(run_dir) if int(r.get("step", 0)) <= last_step]
     atomic_write_bytes(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> None:
+    """Create the run directory ``out``; a non-empty one is replaced only with ``overwrite`` and only if it is a run."""
+    if out.exists() and not out.is_dir():
+        raise InrkitError(f"output {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InrkitError(f"output directory {out} is not empty; pass --overwrite to replace it or --resume to continue")
+        if not (out / CONFIG_FILE).is_file():
+            raise InrkitError(f"refusing to overwrite {out}: it is not an inrkit run directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
