@@ -240,10 +240,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     if train:
         print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  "
               f"seconds {train['seconds']}  batch {train['batch_size'] or 'full'}  seed {train['seed']}")
-    if run.metrics:
-        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items())
-        print(f"metrics    {shown}")
+    _print_metrics(run.metrics)
     return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    """The ``metrics`` line of ``inrkit info`` (nothing when the run has no evaluation yet)."""
+    if metrics:
+        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+        print(f"metrics    {shown}")
 
 
 def cmd_info_nerf(args: argparse.Namespace) -> int:
@@ -262,9 +267,7 @@ def cmd_info_nerf(args: argparse.Namespace) -> int:
     train = config["train"]
     print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  seconds {train['seconds']}  "
           f"loss {signal['loss']}  samples/step {signal['target_samples']}")
-    if run.metrics:
-        shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.metrics.items())
-        print(f"metrics    {shown}")
+    _print_metrics(run.metrics)
     return 0
 
 
