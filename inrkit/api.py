@@ -153,7 +153,7 @@ def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainO
         trainer.resume()
     metrics = trainer.fit()
     for hook in hooks:
-        hook(10**9)  # every level on for the outputs, as in the saved field
+        hook.unlock_all()  # every level on for the outputs, as in the saved field
     signal.write_outputs(module, run_dir)
     if module is not field:  # tcnn ran it: hand back the plain PyTorch field
         field = module.to_field().to(device)

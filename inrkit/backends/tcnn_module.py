@@ -43,8 +43,8 @@ class TcnnField(nn.Module):
         self.n_input_dims, self.n_output_dims = field.n_input_dims, field.n_output_dims
         self.module = tinycudann.NetworkWithInputEncoding(
             field.n_input_dims, field.n_output_dims,
-            {k: v for k, v in field.config["encoding"].items()},
-            {k: v for k, v in field.config["network"].items()},
+            dict(field.config["encoding"]),
+            dict(field.config["network"]),
         )
         with torch.no_grad():
             self.module.params.copy_(tcnn_parameters(field).to(self.module.params.device))

@@ -358,14 +358,15 @@ def _signal(scene: Scene, options: NerfOptions, preset: Any) -> Any:
 def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: TrainOptions, run_dir: Path,
            device: torch.device, resume: bool) -> NeRF:
     generator = torch.Generator(device=device).manual_seed(options.seed + 1)
-    hooks = [_grid_hook(model, generator)]
-    if options.coarse_to_fine:
-        hooks.append(CoarseToFine(model, options.coarse_to_fine))
+    levels = CoarseToFine(model, options.coarse_to_fine) if options.coarse_to_fine else None
+    hooks = [_grid_hook(model, generator), *([levels] if levels else [])]
     trainer = Trainer(model, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
                       step_hooks=hooks)  # tcnn Adam from config["nerf"]["optimizer"]
     if resume:
         trainer.resume()
     metrics = trainer.fit()
+    if levels:
+        levels.unlock_all()  # outputs with every level on, as a loaded model has
     signal.write_outputs(model, run_dir)
     model.eval()
     return NeRF(model, config, run_dir, metrics, signal.scene)

@@ -36,3 +36,8 @@ class CoarseToFine:
         for grid in self.grids:
             n_levels = grid.geometry.n_levels
             grid.max_level = (self.active_levels(step, n_levels) - 1) / n_levels
+
+    def unlock_all(self) -> None:
+        """Turn every level on (the saved field always uses all of them)."""
+        for grid in self.grids:
+            grid.max_level = 1.0
