@@ -79,10 +79,11 @@ def _split_options(options: dict[str, Any]) -> tuple[ModelOptions, TrainOptions,
             {k: v for k, v in options.items() if k in signal_names})
 
 
-def _apply_signal_defaults(signal: Signal, model_options: ModelOptions, train_options: TrainOptions) -> None:
+def _apply_signal_defaults(signal: Signal, model_options: ModelOptions, train_options: TrainOptions,
+                           protocol: str) -> None:
     """Fill options the user left unset (None) with the signal's suggestions (audio: ω0 3000, ...)."""
     get_preset(model_options.model)  # an unknown model is reported as such, before any suggestion
-    for key, value in signal.default_options(model_options.model).items():
+    for key, value in signal.default_options(model_options.model, protocol).items():
         target = model_options if hasattr(model_options, key) else train_options
         if getattr(target, key) is None:
             setattr(target, key, value)
@@ -116,12 +117,13 @@ def fit(
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
     opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
-    _apply_signal_defaults(opened, model_options, train_options)
+    device = resolve_device(train_options.device)
+    protocol = train_options.resolved_protocol(device.type)
+    _apply_signal_defaults(opened, model_options, train_options, protocol)
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis,
                                  n_frames=opened.n_frames)
     preset = get_preset(model_options.model)
     lr = train_options.lr if train_options.lr is not None else preset.lr
-    device = resolve_device(train_options.device)
     batch_size = preset.default_batch_size(device.type)
     if train_options.batch_size is None and batch_size is not None and batch_size < opened.n_samples:
         train_options.batch_size = batch_size

@@ -85,8 +85,8 @@ def test_fit_chirp_defaults_and_render(tmp_path):
 
 def test_defaults_follow_the_preset():
     signal = AudioSignal.from_array(chirp(), 4000)
-    assert signal.default_options("spder") == {"batch_size": DEFAULT_AUDIO_BATCH, "omega0": 3000.0, "damping": "arctan"}
-    assert signal.default_options("relu-pe") == {"batch_size": DEFAULT_AUDIO_BATCH}
+    assert signal.default_options("spder", "paper") == {"batch_size": DEFAULT_AUDIO_BATCH, "omega0": 3000.0, "damping": "arctan"}
+    assert signal.default_options("relu-pe", "paper") == {"batch_size": DEFAULT_AUDIO_BATCH}
     field = inrkit.fit(signal, model="finer", steps=1, width=8, depth=2, quiet=True, device="cpu", omega0=500.0).field
     assert field.config["network"]["first_omega_0"] == 500.0  # the user's value wins
 

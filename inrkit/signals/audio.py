@@ -162,7 +162,7 @@ class AudioSignal(Signal):
         """Length of the clip in seconds."""
         return self.n_samples / self.sample_rate
 
-    def default_options(self, model: str) -> dict[str, Any]:
+    def default_options(self, model: str, protocol: str) -> dict[str, Any]:
         """SIREN's audio setting for the sine family (first-layer ω0 3000), SPDER's arctan damping,
         and random batches of 8,192 samples (a full batch of a 7 s clip costs seconds per CPU step)."""
         from inrkit.fields import get_preset

@@ -38,8 +38,11 @@ class Signal(ABC):
 
     n_frames: int | None = None  # time samples of a time-varying signal (video frames); None otherwise
 
-    def default_options(self, model: str) -> dict[str, Any]:
+    def default_options(self, model: str, protocol: str) -> dict[str, Any]:
         """Option values this signal suggests for preset ``model`` where the user gave none.
+
+        ``protocol`` is ``"paper"`` (the papers' settings, the default on a GPU) or ``"device"``
+        (settings measured to fit well on the machine at hand, the default on a CPU).
 
         Keys are :class:`~inrkit.fields.ModelOptions` or :class:`~inrkit.train.TrainOptions` fields
         (e.g. audio: ``{"omega0": 3000.0, "batch_size": 8192}``); ``inrkit.fit`` applies them before

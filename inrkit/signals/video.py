@@ -167,7 +167,7 @@ class VideoSignal(Signal):
         """Pixels available for training (held-out columns excluded)."""
         return self.n_frames * self.height * len(self.train_columns)
 
-    def default_options(self, model: str) -> dict[str, Any]:
+    def default_options(self, model: str, protocol: str) -> dict[str, Any]:
         """Random batches of 32,768 pixels (a full batch of a video is far beyond one step's memory)."""
         return {"batch_size": DEFAULT_VIDEO_BATCH}
 

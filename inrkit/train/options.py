@@ -11,6 +11,7 @@ from inrkit.errors import InrkitError
 from inrkit.train.schedules import SCHEDULES
 
 DEFAULT_STEPS = 2000
+PROTOCOLS = ("auto", "paper", "device")
 
 
 @dataclass
@@ -29,6 +30,9 @@ class TrainOptions:
     amp: bool = field(default=False, metadata={"help": "mixed precision (bfloat16 autocast) on CUDA"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
     backend: str = field(default="auto", metadata={"help": "auto | torch (reference) | fast | tcnn: engine for hash grids"})
+    protocol: str = field(default="auto", metadata={
+        "help": "paper (the papers' full-batch settings) | device (minibatches and schedules measured for this "
+                "machine) | auto (paper on a GPU, device elsewhere)"})
     coarse_to_fine: int = field(default=0, metadata={
         "help": "hash grids: start with a quarter of the levels and unlock one every N steps (0: all levels at once)"})
 
@@ -48,8 +52,16 @@ class TrainOptions:
             raise InrkitError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.coarse_to_fine < 0:
             raise InrkitError(f"--coarse-to-fine must be >= 0, got {self.coarse_to_fine}")
+        if self.protocol not in PROTOCOLS:
+            raise InrkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.schedule not in SCHEDULES:
             raise InrkitError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+
+    def resolved_protocol(self, device_type: str) -> str:
+        """``paper`` or ``device``: ``auto`` is the paper protocol on a CUDA GPU, the device protocol elsewhere."""
+        if self.protocol != "auto":
+            return self.protocol
+        return "paper" if device_type == "cuda" else "device"
 
     @property
     def step_budget(self) -> int | None:
