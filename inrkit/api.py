@@ -11,7 +11,9 @@ Example:
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,9 @@ from inrkit.signals.image_files import write_image
 from inrkit.signals.video import write_video
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
+from inrkit.train.chunking import activation_bytes_per_sample, auto_chunk_size, current_memory_bytes
 from inrkit.train.level_schedule import CoarseToFine
+from inrkit.train.options import DEVICE_SECONDS
 
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, "metrics.jsonl", "checkpoint.json")
 
@@ -48,6 +52,7 @@ class Run:
     config: dict[str, Any]
     metrics: dict[str, Any]
     signal: Signal | None = None
+    output_seconds: float = 0.0  # time spent writing the outputs after training
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -79,15 +84,75 @@ def _split_options(options: dict[str, Any]) -> tuple[ModelOptions, TrainOptions,
             {k: v for k, v in options.items() if k in signal_names})
 
 
-def _apply_signal_defaults(signal: Signal, model_options: ModelOptions, train_options: TrainOptions,
-                           protocol: str) -> None:
-    """Fill options the user left unset (None) with the signal's suggestions (audio: ω0 3000, ...)."""
-    get_preset(model_options.model)  # an unknown model is reported as such, before any suggestion
-    for key, value in signal.default_options(model_options.model, protocol).items():
+def _apply_defaults(signal: Signal, model_options: ModelOptions, train_options: TrainOptions, protocol: str) -> None:
+    """Fill options the user left unset (None): first the signal's suggestions (audio: ω0 3000, ...),
+    then the preset's batch size and schedule for ``protocol``, then the budget."""
+    preset = get_preset(model_options.model)  # an unknown model is reported as such, before any suggestion
+    suggested = {**preset.defaults(protocol), **signal.default_options(model_options.model, protocol)}
+    for key, value in suggested.items():
         target = model_options if hasattr(model_options, key) else train_options
         if getattr(target, key) is None:
             setattr(target, key, value)
+    if train_options.batch_size is not None and train_options.batch_size >= signal.n_samples:
+        train_options.batch_size = None  # a batch as large as the signal is the full batch
+    if protocol == "device" and train_options.steps is None and train_options.seconds is None:
+        train_options.seconds = DEVICE_SECONDS
+    train_options.protocol = protocol
     train_options.validate()
+
+
+@dataclass
+class Prepared:
+    """Everything a fit needs before its run directory exists: resolved options, field and signal on the device."""
+
+    config: dict[str, Any]
+    field: Field
+    signal: Signal
+    options: TrainOptions
+    device: torch.device
+    bytes_per_sample: float | None  # training memory per sample, when measured to size the chunks
+
+    def summary(self) -> str:
+        """One line: device, protocol, batch, lr and schedule, budget, chunking."""
+        options = self.options
+        batch = f"random batches of {options.batch_size:,}" if options.batch_size else "full batch"
+        budget = " and ".join(part for part in (
+            f"{options.steps:,} steps" if options.steps else "",
+            f"{options.seconds:g} s" if options.seconds else "",
+        ) if part) or f"{options.step_budget:,} steps"
+        chunk = f", chunks of {options.chunk_size:,}" if options.chunk_size and self.signal.chunkable else ""
+        other = "--protocol device for settings measured on this kind of machine" if options.protocol == "paper" else \
+            "--protocol paper for the papers' full-batch settings"
+        return (f"{self.config['model']['model']} on {self.device.type} ({options.protocol} protocol): {batch}, "
+                f"lr {self.config['train']['lr']:g} {options.schedule}, {budget}{chunk}; {other}")
+
+
+def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_options: TrainOptions,
+             signal_options: dict[str, Any]) -> Prepared:
+    """Open the signal, resolve every default for the device, build the field, size the chunks."""
+    opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
+    device = resolve_device(train_options.device)
+    _apply_defaults(opened, model_options, train_options, train_options.resolved_protocol(device.type))
+    field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis,
+                                 n_frames=opened.n_frames)
+    preset = get_preset(model_options.model)
+    lr = train_options.lr if train_options.lr is not None else preset.lr
+    seed_everything(train_options.seed)
+    field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
+    resolve_backend(field, train_options.backend, device)
+    opened.to(device)
+    bytes_per_sample = None
+    if opened.chunkable and train_options.chunk_size is None:
+        bytes_per_sample = activation_bytes_per_sample(field, opened)
+        train_options.chunk_size = auto_chunk_size(bytes_per_sample, device)
+    config = {
+        "inrkit_version": __version__,
+        "field": field_config,
+        "signal": opened.config(),
+        "model": asdict(model_options),
+        "train": {**asdict(train_options), "lr": lr},
+    }
+    return Prepared(config, field, opened, train_options, device, bytes_per_sample)
 
 
 def fit(
@@ -103,8 +168,10 @@ def fit(
 
     ``signal`` is a file path or a :class:`Signal`; ``options`` are fields of :class:`ModelOptions`
     (``width``, ``depth``, ``omega0``, ...), :class:`TrainOptions` (``steps``, ``seconds``, ``lr``,
-    ``schedule``, ``batch_size``, ``device``, ``quiet``, ...) and the options of the signal's kind
+    ``schedule``, ``batch_size``, ``protocol``, ``device``, ``quiet``, ...) and the options of the signal's kind
     (:data:`inrkit.signals.SIGNAL_OPTIONS`, e.g. :class:`~inrkit.signals.ImageOptions`).
+    Options left unset take the defaults of the protocol (``paper`` on a GPU, ``device`` elsewhere;
+    see :class:`TrainOptions`); the resolved values are recorded in ``config.json``.
     ``out`` is the run directory (a temporary one when None). ``resume=True`` continues the run
     in ``out`` from its checkpoint (``steps``/``seconds`` then give the new total budget).
     On the CPU this turns on flush-to-zero for denormal floats in the process (torch has no
@@ -116,31 +183,58 @@ def fit(
         return _resume(out, train_options, signal)
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
-    opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
-    device = resolve_device(train_options.device)
-    protocol = train_options.resolved_protocol(device.type)
-    _apply_signal_defaults(opened, model_options, train_options, protocol)
-    field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis,
-                                 n_frames=opened.n_frames)
-    preset = get_preset(model_options.model)
-    lr = train_options.lr if train_options.lr is not None else preset.lr
-    batch_size = preset.default_batch_size(device.type)
-    if train_options.batch_size is None and batch_size is not None and batch_size < opened.n_samples:
-        train_options.batch_size = batch_size
-    seed_everything(train_options.seed)
-    field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
-    resolve_backend(field, train_options.backend, device)
+    prepared = _prepare(signal, model_options, train_options, signal_options)
+    if not train_options.quiet:
+        print(prepared.summary(), file=sys.stderr)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
     prepare_run_dir(run_dir, overwrite)
-    config = {
-        "inrkit_version": __version__,
-        "field": field_config,
-        "signal": opened.config(),
-        "model": asdict(model_options),
-        "train": {**asdict(train_options), "lr": lr},
-    }
-    write_json(run_dir / CONFIG_FILE, config)
-    return _train(config, field, opened, train_options, run_dir, device, resume=False)
+    write_json(run_dir / CONFIG_FILE, prepared.config)
+    return _train(prepared.config, prepared.field, prepared.signal, train_options, run_dir, prepared.device, resume=False)
+
+
+@dataclass
+class Estimate:
+    """What ``inrkit fit --dry-run`` reports: size, memory and speed of the fit that would run."""
+
+    summary: str
+    n_params: int
+    chunk_size: int | None
+    peak_memory_mb: float
+    seconds_per_step: float
+    total_seconds: float
+
+    def line(self) -> str:
+        """One line for the terminal."""
+        chunk = f", chunks of {self.chunk_size:,}" if self.chunk_size else ""
+        return (f"dry run: {self.n_params:,} parameters, about {self.peak_memory_mb:,.0f} MB peak{chunk}, "
+                f"{self.seconds_per_step:.3f} s/step, about {self.total_seconds:,.0f} s of training "
+                f"({self.summary})")
+
+
+def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: int = 3, **options: Any) -> Estimate:
+    """Resolve a fit's settings and time a few of its steps, writing nothing: the numbers of ``fit --dry-run``.
+
+    Peak memory is the process's resident memory now plus the parameters' training state (weights,
+    gradients, two Adam moments) plus one chunk's activations.
+    """
+    model_options, train_options, signal_options = _split_options({"model": model, **options})
+    train_options.validate()
+    prepared = _prepare(signal, model_options, train_options, signal_options)
+    n_params = prepared.field.n_params
+    module = prepare_field(prepared.field, train_options.backend, prepared.device)
+    trainer = Trainer(module, prepared.signal, train_options, Path(tempfile.gettempdir()),
+                      float(prepared.config["train"]["lr"]), prepared.device)
+    seconds_per_step = trainer.time_steps(timed_steps)
+    samples = min(train_options.batch_size or prepared.signal.n_samples, train_options.chunk_size or 1 << 62)
+    bytes_per_sample = prepared.bytes_per_sample
+    if bytes_per_sample is None and prepared.signal.chunkable:
+        bytes_per_sample = activation_bytes_per_sample(prepared.field, prepared.signal)
+    activations = samples * (bytes_per_sample or 0.0)
+    peak = current_memory_bytes() + 16 * n_params + activations
+    budget = train_options.step_budget
+    total = min(filter(None, (budget * seconds_per_step if budget else None, train_options.seconds)))
+    return Estimate(prepared.summary(), n_params, train_options.chunk_size if prepared.signal.chunkable else None,
+                    peak / 2**20, seconds_per_step, total)
 
 
 def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainOptions, run_dir: Path,
@@ -156,10 +250,12 @@ def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainO
     metrics = trainer.fit()
     for hook in hooks:
         hook.unlock_all()  # every level on for the outputs, as in the saved field
+    began = time.perf_counter()
     signal.write_outputs(module, run_dir)
+    output_seconds = time.perf_counter() - began
     if module is not field:  # tcnn ran it: hand back the plain PyTorch field
         field = module.to_field().to(device)
-    return Run(run_dir, field, config, metrics, signal)
+    return Run(run_dir, field, config, metrics, signal, output_seconds)
 
 
 def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | Path | Signal | None) -> Run:
@@ -171,7 +267,7 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
     config = read_json(run_dir / CONFIG_FILE)
     opened = signal if isinstance(signal, Signal) else signal_from_config(config["signal"])
     saved = TrainOptions(**config["train"])
-    for key in ("steps", "seconds", "device", "quiet", "eval_every", "backend"):
+    for key in ("steps", "seconds", "device", "quiet", "eval_every", "backend", "chunk_size"):
         if getattr(train_options, key) != getattr(TrainOptions(), key):
             setattr(saved, key, getattr(train_options, key))
     saved.validate()

@@ -79,9 +79,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
             raise InrkitError("--resume needs the run directory: inrkit fit --resume --out RUN")
         out = args.out or args.path
         run = api.fit(None, resume=True, out=out, **{k: v for k, v in options.items() if k != "model"})
+    elif args.path is None:
+        raise InrkitError("give the file to fit: inrkit fit PATH --model NAME")
+    elif args.dry_run:
+        print(api.estimate(args.path, **options).line())
+        return 0
     else:
-        if args.path is None:
-            raise InrkitError("give the file to fit: inrkit fit PATH --model NAME")
         out = args.out or _default_out(args.path, args.model)
         run = api.fit(args.path, out=out, overwrite=args.overwrite, **options)
     metrics = run.metrics
@@ -89,7 +92,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
              "chamfer_l1": "Chamfer-L1", "chamfer_l2": "Chamfer-L2", "normal_consistency": "NC", "fscore": "F-score"}
     quality = "  ".join(f"{label} {metrics[k]:.4g}" for k, label in names.items() if k in metrics)
     print(f"fitted {run.config['model']['model']} ({run.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
-          f"{metrics['step']} steps: {quality}  ->  {run.dir}")
+          f"{metrics['step']} steps: {quality}; outputs written in {run.output_seconds:.1f} s  ->  {run.dir}")
     return 0
 
 
@@ -321,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", help="run directory (default: runs/<name>-<model>)")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    fit.add_argument("--dry-run", action="store_true",
+                     help="print parameters, memory estimate and time per step in one line; train and write nothing")
     add_dataclass_flags(fit, ModelOptions)
     add_dataclass_flags(fit, TrainOptions)
     for options_class in SIGNAL_OPTIONS:

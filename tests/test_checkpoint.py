@@ -18,7 +18,8 @@ from inrkit.files import read_json
 from inrkit.signals import ImageSignal
 from inrkit.train import Trainer, TrainingDiverged, TrainingInterrupted, TrainOptions
 
-SMALL = {"model": "siren", "width": 32, "depth": 2, "device": "cpu", "quiet": True}
+# a fixed chunk size: no memory probe calls the loss-counting signals below
+SMALL = {"model": "siren", "width": 32, "depth": 2, "device": "cpu", "quiet": True, "chunk_size": 1 << 20}
 
 
 def _steps(run_dir):

@@ -14,7 +14,8 @@ from inrkit.files import read_json
 from inrkit.signals import ImageSignal
 from inrkit.signals.image_files import read_image
 
-FIT = ["--model", "siren", "--width", "32", "--depth", "2", "--steps", "20", "--device", "cpu", "--quiet"]
+FIT = ["--model", "siren", "--width", "32", "--depth", "2", "--steps", "20", "--device", "cpu", "--quiet",
+       "--chunk-size", "4096"]  # a fixed chunk: no memory probe calls the loss (tests count the calls)
 
 
 @pytest.fixture
@@ -129,7 +130,8 @@ def test_progress_lines_when_not_quiet(tmp_path, smooth_png, capsys):
             "--eval-every", "5", "--device", "cpu"]
     assert main(args) == 0
     err = capsys.readouterr().err  # stderr is not a terminal here: one plain line per evaluation
-    lines = err.strip().splitlines()
+    summary, *lines = err.strip().splitlines()  # first the resolved settings, then the progress lines
+    assert summary.startswith("siren on cpu (device protocol): full batch") and "--protocol paper" in summary
     assert [line.split()[1] for line in lines] == ["5/10", "10/10"]
     assert all("psnr" in line for line in lines)
 

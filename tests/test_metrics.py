@@ -45,3 +45,18 @@ def test_ssim_drops_with_noise():
     noisy = (image + 0.2 * torch.randn_like(image)).clamp(0, 1)
     assert metrics.ssim(noisy, image) < 0.9
     assert metrics.ssim(noisy, image) < metrics.ssim((image + 0.02).clamp(0, 1), image)
+
+
+def test_banded_ssim_and_mse_equal_the_whole_image_computation(monkeypatch):
+    import kornia
+
+    from inrkit import metrics
+
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(300, 40, 3, generator=generator)
+    b = (a + 0.1 * torch.randn(300, 40, 3, generator=generator)).clamp(0, 1)
+    whole = float(kornia.metrics.ssim(a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None], window_size=11).mean())
+    whole_mse = float((a.double() - b.double()).square().mean())
+    monkeypatch.setattr(metrics, "ROWS_BYTES", 4 * 40 * 3 * 8 * 12)  # bands of 12 rows (+ a 5-row halo each side)
+    assert metrics.ssim(a, b) == pytest.approx(whole, abs=1e-6)
+    assert metrics.mse(a, b) == pytest.approx(whole_mse, rel=1e-12)

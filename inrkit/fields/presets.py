@@ -57,12 +57,15 @@ class Preset:
     lr: float
     options: tuple[str, ...]  # which ModelOptions keys apply (besides width/depth)
     optimizer: dict[str, Any] | None = None  # tcnn optimizer config; None: torch.optim.Adam
-    batch_size: int | None = None  # default samples per step on the CPU; None: full batch (the MLP papers' protocol)
-    gpu_batch_size: int | None = None  # default samples per step on a GPU (None: as on the CPU)
+    paper_batch_size: int | None = None  # samples per step of the paper protocol; None: full batch (the MLP papers')
+    device_batch_size: int = 1 << 14  # random samples per step of the device protocol (measured on 2 CPU cores)
+    device_schedule: str = "exp"  # lr schedule of the device protocol (measured on 2 CPU cores)
 
-    def default_batch_size(self, device_type: str) -> int | None:
-        """Samples per step when the user gives none: hash grids take many small steps on a CPU."""
-        return self.gpu_batch_size or self.batch_size if device_type == "cuda" else self.batch_size
+    def defaults(self, protocol: str) -> dict[str, Any]:
+        """``batch_size`` and ``schedule`` of ``protocol`` (``paper`` or ``device``), see ``TrainOptions.protocol``."""
+        if protocol == "paper":
+            return {"batch_size": self.paper_batch_size, "schedule": "exp"}
+        return {"batch_size": self.device_batch_size, "schedule": self.device_schedule}
 
     @property
     def time_varying(self) -> bool:
@@ -143,13 +146,13 @@ PRESETS: dict[str, Preset] = {
         "instant-ngp image config: hash grid L16 F2 T2^15 + 64x2 ReLU FullyFusedMLP, tcnn Adam",
         {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64,
          "n_hidden_layers": 2},
-        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 14, 1 << 18,
+        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 18, 1 << 14,
     ),
     "hashgrid-siren": Preset(
         "hash grid (as hashgrid) feeding a 64x2 SIREN head (w0=30), tcnn Adam",
         {"otype": "Siren", "n_neurons": 64, "n_hidden_layers": 2, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
          "omega_on_bias": True},
-        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM, 1 << 14, 1 << 18,
+        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM, 1 << 18, 1 << 14,
     ),
 }
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,16 @@ class Batch:
     coords: torch.Tensor
     values: torch.Tensor
 
+    def __len__(self) -> int:
+        return self.coords.shape[0]
+
+    def chunk(self, start: int, stop: int) -> Batch:
+        """Samples ``start:stop``: every per-sample tensor (first dimension ``N``) sliced, the rest shared."""
+        n = len(self)
+        sliced = {f.name: value[start:stop] for f in fields(self)
+                  if isinstance(value := getattr(self, f.name), torch.Tensor) and value.ndim and value.shape[0] == n}
+        return replace(self, **sliced)
+
 
 class Signal(ABC):
     """A signal a field is fitted to. Signals know nothing about how a field is built."""
@@ -25,6 +35,7 @@ class Signal(ABC):
     n_input_dims: int
     n_output_dims: int
     loss_is_mse: bool = True  # the progress bar shows a live PSNR of the loss only then
+    chunkable: bool = True  # the loss is a mean over a batch's samples, so a batch may be split (train/chunking.py)
 
     @property
     @abstractmethod
@@ -49,6 +60,21 @@ class Signal(ABC):
         building the field, so they are recorded in ``config.json``.
         """
         return {}
+
+    def reconstruct(self, field: torch.nn.Module) -> Any:
+        """The whole signal as ``field`` renders it, computed once per state of the field's weights.
+
+        Evaluation and output writing both call this, so the outputs written right after the final
+        evaluation reuse its render. Kinds with a single dense render override :meth:`_render`.
+        """
+        state = (id(field), tuple(param._version for param in field.parameters()))
+        if getattr(self, "_reconstruction_state", None) != state:
+            self._reconstruction = self._render(field)
+            self._reconstruction_state = state
+        return self._reconstruction
+
+    def _render(self, field: torch.nn.Module) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no single dense render")
 
     @abstractmethod
     def to(self, device: torch.device) -> Signal:

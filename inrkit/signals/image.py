@@ -203,8 +203,11 @@ class ImageSignal(Signal):
         coords = torch.stack((pixel_centre(cols, self.width), pixel_centre(rows, self.height)), dim=1)
         return Batch(coords, self.values[index])
 
+    def _render(self, field: torch.nn.Module) -> np.ndarray:
+        return render(field, self.height, self.width)
+
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
-        prediction = torch.from_numpy(render(field, self.height, self.width))
+        prediction = torch.from_numpy(self.reconstruct(field))
         target = self.pixels.cpu()
         return {"psnr": metrics.psnr(prediction, target), "ssim": metrics.ssim(prediction, target)}
 
@@ -218,7 +221,7 @@ class ImageSignal(Signal):
         return ".exr" if self.normalisation["dtype"].startswith("float") and self.source else ".png"
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
-        prediction = render(field, self.height, self.width)
+        prediction = self.reconstruct(field)
         error = np.abs(np.clip(prediction, 0, 1) - self.pixels.cpu().numpy()).mean(axis=2)
         error_map = (np.clip(10.0 * error, 0.0, 1.0) * 255).round().astype(np.uint8)[:, :, None]
         return [

@@ -92,6 +92,7 @@ class RadianceSignal(Signal):
     kind = "radiance"
     n_input_dims = 3
     n_output_dims = 3
+    chunkable = False  # rays carry different sample counts; the ray batch is already sized to a sample target
 
     def __init__(self, scene: Scene, target_samples: int = 1 << 18, initial_rays: int = 4096,
                  loss: str = "huber", background: str = "random") -> None:

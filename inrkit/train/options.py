@@ -10,7 +10,8 @@ from inrkit.devices import DEVICE_CHOICES
 from inrkit.errors import InrkitError
 from inrkit.train.schedules import SCHEDULES
 
-DEFAULT_STEPS = 2000
+DEFAULT_STEPS = 2000  # the paper protocol's budget when neither --steps nor --seconds is given
+DEVICE_SECONDS = 120.0  # the device protocol's budget when neither is given: a first fit ends in minutes
 PROTOCOLS = ("auto", "paper", "device")
 
 
@@ -18,12 +19,20 @@ PROTOCOLS = ("auto", "paper", "device")
 class TrainOptions:
     """Optimisation budget, schedule and bookkeeping. ``None`` means "use the default"."""
 
-    steps: int | None = field(default=None, metadata={"help": f"optimizer steps (default {DEFAULT_STEPS} unless --seconds)"})
+    steps: int | None = field(default=None, metadata={
+        "help": f"optimizer steps (default: {DEFAULT_STEPS} under the paper protocol, {DEVICE_SECONDS:g} s of training "
+                "under the device protocol)"})
     seconds: float | None = field(default=None, metadata={"help": "wall-clock budget in seconds"})
     lr: float | None = field(default=None, metadata={"help": "learning rate (default: the model preset's)"})
-    schedule: str = field(default="exp", metadata={
-        "help": "lr schedule: exp (x0.1 over the run) | constant | cosine | ngp (instant-ngp steps)"})
-    batch_size: int | None = field(default=None, metadata={"help": "samples per step (default: full batch)"})
+    schedule: str | None = field(default=None, metadata={
+        "help": "lr schedule: exp (x0.1 over the run) | constant | cosine | ngp (instant-ngp steps); "
+                "default: exp under the paper protocol, the preset's measured choice under the device protocol"})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "samples per step (default: full batch under the paper protocol for MLPs, the preset's random "
+                "minibatch under the device protocol)"})
+    chunk_size: int | None = field(default=None, metadata={
+        "help": "samples per forward/backward pass; larger batches accumulate gradients over chunks (default: "
+                "sized from free memory and the network's activation cost)"})
     eval_every: int = field(default=500, metadata={"help": "evaluate and checkpoint every N steps (0: only at the end)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": f"{' | '.join(DEVICE_CHOICES)} | cuda:N"})
@@ -46,6 +55,8 @@ class TrainOptions:
             raise InrkitError(f"--lr must be positive, got {self.lr}")
         if self.batch_size is not None and self.batch_size <= 0:
             raise InrkitError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.chunk_size is not None and self.chunk_size <= 0:
+            raise InrkitError(f"--chunk-size must be positive, got {self.chunk_size}")
         if self.eval_every < 0:
             raise InrkitError(f"--eval-every must be >= 0, got {self.eval_every}")
         if self.backend not in BACKENDS:
@@ -54,7 +65,7 @@ class TrainOptions:
             raise InrkitError(f"--coarse-to-fine must be >= 0, got {self.coarse_to_fine}")
         if self.protocol not in PROTOCOLS:
             raise InrkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
-        if self.schedule not in SCHEDULES:
+        if self.schedule is not None and self.schedule not in SCHEDULES:
             raise InrkitError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
 
     def resolved_protocol(self, device_type: str) -> str:

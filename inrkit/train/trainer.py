@@ -20,7 +20,7 @@ import torch
 
 from inrkit.errors import InrkitError
 from inrkit.metrics import psnr_from_mse
-from inrkit.signals.base import Signal
+from inrkit.signals.base import Batch, Signal
 from inrkit.train import checkpoint
 from inrkit.train.optim import build_optimizer
 from inrkit.train.options import TrainOptions
@@ -44,6 +44,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 StepHook = Callable[[int], None]
+LONG_RUN_SECONDS = 3600.0  # a step budget longer than this gets a one-line note (and how to shorten it)
+ESTIMATE_AFTER_STEPS = 5
+ESTIMATE_AFTER_SECONDS = 10.0
 
 
 class Trainer:
@@ -73,6 +76,8 @@ class Trainer:
         self.step_seconds = 0.0
         self.checkpoint_step = -1
         self._stop_requested = False
+        self._start = 0.0
+        self._estimate_checked = False
         self.progress = ProgressBar(options.step_budget, options.seconds, quiet=options.quiet)
 
     # -- checkpoints ----------------------------------------------------------------------------
@@ -146,6 +151,72 @@ class Trainer:
         checkpoint.append_metrics(self.run_dir, record)
         return record
 
+    def _out_of_time(self) -> bool:
+        seconds = self.options.seconds
+        return seconds is not None and time.perf_counter() - self._start >= seconds
+
+    def _step(self, batch: Batch, use_amp: bool) -> torch.Tensor:
+        """Gradients of the batch loss, accumulated over chunks of ``options.chunk_size`` samples.
+
+        ``∇L = Σ_c (n_c/N)·∇L_c`` for a loss that is a mean over the batch (train/chunking.py). When the
+        time budget runs out between chunks, the step ends with the chunks done so far, their gradient
+        rescaled to the mean over the samples they hold. Returns the (detached) loss.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        n_samples = len(batch)
+        chunk = self.options.chunk_size
+        if not self.signal.chunkable or chunk is None or n_samples <= chunk:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = self.signal.loss(self.field, batch)
+            loss.backward()
+            return loss.detach()
+        total = torch.zeros((), device=self.device)
+        done = 0
+        for start in range(0, n_samples, chunk):
+            part = batch.chunk(start, min(start + chunk, n_samples))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = self.signal.loss(self.field, part) * (len(part) / n_samples)
+            loss.backward()
+            total += loss.detach()
+            done += len(part)
+            if done < n_samples and self._out_of_time():
+                scale = n_samples / done
+                for param in self.field.parameters():
+                    if param.grad is not None:
+                        param.grad.mul_(scale)
+                return total * scale
+        return total
+
+    def _check_estimate(self) -> None:
+        """Once, after a few steps: say so when the budget will take far longer than a user probably meant."""
+        self._estimate_checked = True
+        budget = self.options.step_budget
+        if self.options.steps is not None or self.options.seconds is not None or budget is None:
+            return  # the user chose the budget
+        seconds_per_step = self.elapsed / max(self.step, 1)
+        remaining = seconds_per_step * (budget - self.step)
+        if remaining > LONG_RUN_SECONDS:
+            self.progress.message(
+                f"note: the default {budget} steps at {seconds_per_step:.2f} s/step will take about "
+                f"{remaining / 3600:.1f} h; give --seconds S or --steps N for a shorter run")
+
+    def time_steps(self, n_steps: int) -> float:
+        """Seconds per training step, timed over ``n_steps`` steps after one warm-up step (for dry runs:
+        the field and optimizer state change, nothing is written). A batch larger than one chunk is
+        timed on one chunk and scaled by the number of samples."""
+        use_amp = self.options.amp and self.device.type == "cuda"
+        batch_size = self.options.batch_size or self.signal.n_samples
+        timed_size = min(batch_size, self.options.chunk_size or batch_size) if self.signal.chunkable else batch_size
+        timings = []
+        for _ in range(n_steps + 1):
+            began = time.perf_counter()
+            self._start = began
+            loss = self._step(self.signal.sample(timed_size, self.generator), use_amp)
+            self.optimizer.step()
+            float(loss)  # wait for the device
+            timings.append(time.perf_counter() - began)
+        return sum(timings[1:]) / n_steps * batch_size / timed_size
+
     def fit(self) -> dict[str, Any]:
         """Train until the budget is spent; returns the final metrics record."""
         options = self.options
@@ -157,20 +228,18 @@ class Trainer:
         loss_count = 0
         last_loss = math.nan
         start = time.perf_counter() - self.elapsed
+        self._start = start
         with self._graceful_interrupt():
             while self._progress() < 1.0 and not self._stop_requested:
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.base_lr * lr_factor(options.schedule, self._progress())
+                    group["lr"] = self.base_lr * lr_factor(options.schedule or "exp", self._progress())
                 step_start = time.perf_counter()
                 for hook in self.step_hooks:
                     hook(self.step)
                 batch = self.signal.sample(options.batch_size, self.generator)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = self.signal.loss(self.field, batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss = self._step(batch, use_amp)
                 self.optimizer.step()
-                loss_sum += loss.detach()
+                loss_sum += loss
                 loss_count += 1
                 self.step += 1
                 if self.step % check_every == 0 or self._progress() >= 1.0:
@@ -184,6 +253,8 @@ class Trainer:
                 now = time.perf_counter()
                 self.step_seconds += now - step_start
                 self.elapsed = now - start
+                if not self._estimate_checked and (self.step >= ESTIMATE_AFTER_STEPS or self.elapsed > ESTIMATE_AFTER_SECONDS):
+                    self._check_estimate()
                 if options.eval_every and self.step % options.eval_every == 0 and self._progress() < 1.0:
                     record = self._evaluate(last_loss)
                     self.save_checkpoint()
