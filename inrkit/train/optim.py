@@ -23,6 +23,24 @@ import torch
 from inrkit.errors import ConfigError
 
 OPTIMIZER_KEYS = ("otype", "learning_rate", "beta1", "beta2", "epsilon", "l2_reg")
+_DYNAMO_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+def skip_dynamo_import() -> None:
+    """Keep ``torch.optim.Optimizer`` from importing ``torch._dynamo`` (2-8 s of a CPU run's start-up).
+
+    Torch wraps these methods in ``torch._disable_dynamo``, which imports the compiler stack on the first
+    call only to mark them "not traceable". Nothing in inrkit traces an optimizer, so when the compiler
+    has not been imported yet, each wrapper is handed the plain method as its (cached) disabled version.
+    """
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in _DYNAMO_GUARDED:
+        method = getattr(torch.optim.Optimizer, name).__dict__.get("__wrapped__")
+        if method is not None and getattr(method, "__dynamo_disable", None) is None:
+            setattr(method, "__dynamo_disable", method)
 
 
 class TcnnAdam(torch.optim.Optimizer):
@@ -84,14 +102,28 @@ class TcnnAdam(torch.optim.Optimizer):
         param.sub_(torch.where(touched, step_size * exp_avg / (exp_avg_sq.sqrt() + eps), 0.0))
 
 
+class Adam(torch.optim.Adam):
+    """``torch.optim.Adam`` whose ``step`` runs under ``no_grad`` directly: torch's wrapper imports the
+    compiler stack on the first step (see :func:`skip_dynamo_import`); the update is the same code."""
+
+    _plain_step = getattr(torch.optim.Adam.step, "__wrapped__", None)
+
+    def step(self, closure: Any = None) -> Any:
+        if self._plain_step is None or self.defaults.get("differentiable"):
+            return super().step(closure)
+        with torch.no_grad():
+            return self._plain_step(closure)
+
+
 def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] | None = None) -> torch.optim.Optimizer:
     """The optimiser for ``module``: :class:`TcnnAdam` for a tcnn ``Adam`` config, else ``torch.optim.Adam``.
 
     Matrices (parameters with two or more dimensions) form the ``matrix`` group; the rest (hash
     tables, biases) the non-matrix group.
     """
+    skip_dynamo_import()
     if not config:
-        return torch.optim.Adam(module.parameters(), lr=lr)
+        return Adam(module.parameters(), lr=lr)
     unknown = sorted(set(config) - set(OPTIMIZER_KEYS))
     if config.get("otype") != "Adam" or unknown:
         raise ConfigError(f"optimizer: only tcnn's 'Adam' with keys {', '.join(OPTIMIZER_KEYS)} is supported, "
