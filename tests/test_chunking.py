@@ -141,7 +141,8 @@ def test_device_protocol_defaults_are_recorded_and_paper_restores_the_full_batch
                             steps=3, batch_size=None)
     train = json.loads((tmp_path / "device" / "config.json").read_text())["train"]
     assert train["protocol"] == "device" and train["schedule"] == PRESETS["siren"].device_schedule
-    assert train["batch_size"] is None  # the preset's 16,384 exceeds the image's 5,120 pixels: the full batch
+    device_batch = PRESETS["siren"].device_batch_size
+    assert train["batch_size"] == (device_batch if device_batch < 64 * 80 else None)  # at most the full batch
     assert train["chunk_size"] >= 1024
     assert device_run.metrics["step"] == 3
     inrkit.fit(path, model="siren", width=16, depth=1, out=tmp_path / "paper", device="cpu", quiet=True, steps=3,

@@ -30,6 +30,7 @@ class ProgressBar:
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_draw = 0.0
         self._width = 0
+        self.tail_seconds = 0.0  # expected time after training (final evaluation), added to the time left
 
     def _line(self, step: int, elapsed: float, loss: float, psnr: float, steps_per_second: float) -> str:
         fraction = 0.0
@@ -39,7 +40,7 @@ class ProgressBar:
             fraction = max(fraction, elapsed / self.total_seconds)
         fraction = min(fraction, 1.0)
         bar = "#" * int(20 * fraction) + "." * (20 - int(20 * fraction))
-        left = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
+        left = (elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0) + self.tail_seconds
         total = f"/{self.total_steps}" if self.total_steps else ""
         quality = "" if math.isnan(psnr) else f"psnr {psnr:5.2f} dB "
         return (f"step {step}{total} [{bar}] loss {loss:.3e} {quality}"

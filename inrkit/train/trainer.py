@@ -47,6 +47,7 @@ StepHook = Callable[[int], None]
 LONG_RUN_SECONDS = 3600.0  # a step budget longer than this gets a one-line note (and how to shorten it)
 ESTIMATE_AFTER_STEPS = 5
 ESTIMATE_AFTER_SECONDS = 10.0
+BACKWARD_FACTOR = 3.0  # a training step costs about three forward passes
 
 
 class Trainer:
@@ -131,10 +132,12 @@ class Trainer:
             os_signal.signal(os_signal.SIGINT, previous)
 
     def _evaluate(self, train_loss: float, final: bool = False) -> dict[str, Any]:
+        began = time.perf_counter()
         self.field.eval()
         with torch.no_grad():
             quality = self.signal.evaluate(self.field)
         self.field.train()
+        self.progress.tail_seconds = time.perf_counter() - began  # the final evaluation will cost about as much
         record = {
             "step": self.step,
             "elapsed": round(self.elapsed, 3),
@@ -255,6 +258,10 @@ class Trainer:
                 self.elapsed = now - start
                 if not self._estimate_checked and (self.step >= ESTIMATE_AFTER_STEPS or self.elapsed > ESTIMATE_AFTER_SECONDS):
                     self._check_estimate()
+                    if not self.progress.tail_seconds:  # until an evaluation is timed: a forward pass over the signal
+                        samples_per_step = options.batch_size or self.signal.n_samples
+                        self.progress.tail_seconds = (self.signal.n_samples / samples_per_step
+                                                      * self.step_seconds / self.step / BACKWARD_FACTOR)
                 if options.eval_every and self.step % options.eval_every == 0 and self._progress() < 1.0:
                     record = self._evaluate(last_loss)
                     self.save_checkpoint()
