@@ -39,6 +39,7 @@ from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, pre
 from inrkit.train.chunking import activation_bytes_per_sample, auto_chunk_size, current_memory_bytes
 from inrkit.train.level_schedule import CoarseToFine
 from inrkit.train.options import DEVICE_SECONDS
+from inrkit.train.threads import cpu_thread_hooks, restored_threads
 
 RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, "metrics.jsonl", "checkpoint.json")
 
@@ -243,11 +244,13 @@ def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainO
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
     module = prepare_field(field, options.backend, device)
-    hooks = [CoarseToFine(module, options.coarse_to_fine)] if options.coarse_to_fine else []
-    trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks)
-    if resume:
-        trainer.resume()
-    metrics = trainer.fit()
+    hooks: list[Any] = [CoarseToFine(module, options.coarse_to_fine)] if options.coarse_to_fine else []
+    with restored_threads():
+        trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
+                          [*hooks, *cpu_thread_hooks(device, options.threads)])
+        if resume:
+            trainer.resume()
+        metrics = trainer.fit()
     for hook in hooks:
         hook.unlock_all()  # every level on for the outputs, as in the saved field
     began = time.perf_counter()

@@ -40,3 +40,30 @@ def test_adam_without_the_compiler_wrapper_equals_torch_adam():
             optimizer.step()
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_thread_tuner_keeps_the_faster_count_and_retries_after_its_period(monkeypatch):
+    from inrkit.train import threads
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock["now"])
+    before = torch.get_num_threads()
+    try:
+        tuner = threads.ThreadTuner(max_threads=2, trial_steps=3, period=100.0)
+        step_seconds = {2: 0.3, 1: 0.1}  # one thread is faster, as on a busy two-core machine
+        for step in range(2 * 4 + 1):  # the trial: 4 steps per candidate, then the decision
+            tuner(step)
+            clock["now"] += step_seconds[torch.get_num_threads()]
+        assert tuner.chosen == 1 and torch.get_num_threads() == 1
+        for step in range(9, 20):  # settled: no further trial within the period
+            tuner(step)
+            clock["now"] += 1.0
+        assert torch.get_num_threads() == 1 and not tuner._plan
+        clock["now"] += 100.0
+        step_seconds = {2: 0.1, 1: 0.3}  # the machine became idle
+        for step in range(20, 30):
+            tuner(step)
+            clock["now"] += step_seconds[torch.get_num_threads()]
+        assert tuner.chosen == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -37,6 +37,9 @@ class TrainOptions:
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": f"{' | '.join(DEVICE_CHOICES)} | cuda:N"})
     amp: bool = field(default=False, metadata={"help": "mixed precision (bfloat16 autocast) on CUDA"})
+    threads: int | None = field(default=None, metadata={
+        "help": "CPU threads (default: re-chosen while training, all cores or one, whichever steps faster on a "
+                "busy machine)"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
     backend: str = field(default="auto", metadata={"help": "auto | torch (reference) | fast | tcnn: engine for hash grids"})
     protocol: str = field(default="auto", metadata={
@@ -55,6 +58,8 @@ class TrainOptions:
             raise InrkitError(f"--lr must be positive, got {self.lr}")
         if self.batch_size is not None and self.batch_size <= 0:
             raise InrkitError(f"--batch-size must be positive, got {self.batch_size}")
+        if self.threads is not None and self.threads <= 0:
+            raise InrkitError(f"--threads must be positive, got {self.threads}")
         if self.chunk_size is not None and self.chunk_size <= 0:
             raise InrkitError(f"--chunk-size must be positive, got {self.chunk_size}")
         if self.eval_every < 0:
