@@ -58,7 +58,7 @@ class Preset:
     options: tuple[str, ...]  # which ModelOptions keys apply (besides width/depth)
     optimizer: dict[str, Any] | None = None  # tcnn optimizer config; None: torch.optim.Adam
     paper_batch_size: int | None = None  # samples per step of the paper protocol; None: full batch (the MLP papers')
-    device_batch_size: int = 1 << 12  # random samples per step of the device protocol (measured on 2 CPU cores)
+    device_batch_size: int = 1 << 11  # random samples per step of the device protocol (measured on 2 CPU cores)
     device_schedule: str = "exp"  # lr schedule of the device protocol (measured on 2 CPU cores)
 
     def defaults(self, protocol: str) -> dict[str, Any]:
@@ -146,13 +146,13 @@ PRESETS: dict[str, Preset] = {
         "instant-ngp image config: hash grid L16 F2 T2^15 + 64x2 ReLU FullyFusedMLP, tcnn Adam",
         {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64,
          "n_hidden_layers": 2},
-        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 18, 1 << 14, "constant",
+        _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 18, 1 << 12, "constant",
     ),
     "hashgrid-siren": Preset(
         "hash grid (as hashgrid) feeding a 64x2 SIREN head (w0=30), tcnn Adam",
         {"otype": "Siren", "n_neurons": 64, "n_hidden_layers": 2, "first_omega_0": 30.0, "hidden_omega_0": 30.0,
          "omega_on_bias": True},
-        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM, 1 << 18, 1 << 14, "constant",
+        _HASH_GRID, _SIGNED, 1e-3, ("omega0", "hidden_omega0", *_GRID_OPTIONS), _TCNN_ADAM, 1 << 18, 1 << 12, "constant",
     ),
 }
 
