@@ -13,7 +13,7 @@ import inrkit
 from inrkit.cli import main
 from inrkit.errors import InrkitError
 from inrkit.files import read_json
-from inrkit.signals import VideoOptions, VideoSignal, kind_of, open_signal, signal_from_config
+from inrkit.signals import VideoOptions, VideoSignal, kind_of, open_signal, signal_from_config, video
 from inrkit.signals.image_files import write_image
 from inrkit.signals.video_files import read_video, write_mp4
 
@@ -95,7 +95,8 @@ def test_resfields_beat_siren_on_held_out_pixels_at_equal_steps():
 
 def test_fit_write_render_and_reopen(tmp_path):
     folder = frames_folder(tmp_path / "frames", as_uint8(moving_pattern(4, 8, 10)))
-    run = inrkit.fit(folder, model="resfields", out=tmp_path / "run", steps=3, width=8, rank=2, device="cpu", quiet=True)
+    run = inrkit.fit(folder, model="resfields", out=tmp_path / "run", steps=3, width=8, rank=2, device="cpu", quiet=True,
+                     save_frames=True)
     assert {"psnr", "psnr_train", "psnr_heldout"} <= set(run.metrics)
     assert sorted(p.name for p in (tmp_path / "run" / "frames").iterdir()) == [f"frame_{i:05d}.png" for i in range(4)]
     assert read_video(tmp_path / "run" / "reconstruction.mp4")[0].shape == (4, 8, 10, 3)
@@ -112,6 +113,43 @@ def test_fit_write_render_and_reopen(tmp_path):
     assert len(list(pngs.iterdir())) == 2
     assert main(["render", str(tmp_path / "run"), "--fps", "50", "--size", "20x16", "--out", str(tmp_path / "cli.mp4")]) == 0
     assert main(["render", str(tmp_path / "run"), "--rate", "8000"]) == 2
+
+
+def test_outputs_reuse_the_final_evaluation(tmp_path, monkeypatch):
+    """One rendering pass per fit (the final evaluation's); the PNG folder only on request."""
+    calls = []
+    original = video.render_frames
+
+    def counting(*args, **kwargs):
+        calls.append(args[1:])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(video, "render_frames", counting)
+    frames = as_uint8(moving_pattern(4, 8, 10))
+    inrkit.fit(VideoSignal.from_array(frames), model="resfields", out=tmp_path / "run", steps=2, width=8, rank=2,
+               eval_every=0, device="cpu", quiet=True)
+    assert len(calls) == 1 and not (tmp_path / "run" / "frames").exists()
+    assert read_video(tmp_path / "run" / "reconstruction.mp4")[0].shape == (4, 8, 10, 3)
+    calls.clear()
+    signal = VideoSignal.from_array(frames, options=VideoOptions(save_frames=True))
+    run = inrkit.fit(signal, model="resfields", out=tmp_path / "run2", steps=2, width=8, rank=2, eval_every=0,
+                     device="cpu", quiet=True)
+    assert len(calls) == 1
+    # the PNG frames (lossless) are exactly what the field renders
+    expected = np.stack([video.to_file_units(f, "uint8") for f in original(run.field, 4, 8, 10)])
+    np.testing.assert_array_equal(read_video(tmp_path / "run2" / "frames")[0], expected)
+
+
+def test_outputs_are_rendered_anew_when_the_field_changed(tmp_path):
+    signal = VideoSignal.from_array(as_uint8(moving_pattern(3, 8, 8)), options=VideoOptions(save_frames=True))
+    field = inrkit.fit(signal, model="siren", out=tmp_path / "run", steps=1, width=8, device="cpu", quiet=True).field
+    signal.evaluate(field)
+    with torch.no_grad():
+        field.network.output.bias.add_(0.2)  # the cached frames are now stale
+    signal.write_outputs(field, tmp_path / "out")
+    expected = np.stack([video.to_file_units(f, "uint8") for f in video.render_frames(field, 3, 8, 8)])
+    saved = read_video(tmp_path / "out" / "frames")[0]
+    np.testing.assert_array_equal(saved, expected)
 
 
 def test_info_describes_a_video_run(tmp_path, capsys):

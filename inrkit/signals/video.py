@@ -19,7 +19,7 @@ after frame, which lets time-varying layers (ResFields) build one weight matrix 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from inrkit.signals.image import pixel_centre
 from inrkit.signals.video_files import read_video, staged_folder, tee_frames, write_frames, write_mp4
 
 DEFAULT_VIDEO_BATCH = 1 << 15
+FINGERPRINT_POINTS = 64
 
 
 @dataclass
@@ -46,6 +47,8 @@ class VideoOptions:
     video_downscale: int = field(default=1, metadata={"help": "average SxS pixel blocks on load (CPU-sized video)"})
     video_max_frames: int = field(default=0, metadata={"help": "keep only the first N frames (0: all)"})
     folder_fps: float = field(default=25.0, metadata={"help": "frame rate of a folder of frames"})
+    save_frames: bool = field(default=False, metadata={"help": "after fitting, also write every reconstructed frame as "
+                                                                "frames/frame_00000.png ... (slow for long videos)"})
 
 
 def holdout_stride(fraction: float) -> int:
@@ -78,6 +81,18 @@ def render_frames(field: torch.nn.Module, n_frames: int, height: int, width: int
             rows = torch.arange(row0, min(height, row0 + rows_per_chunk), device=device)
             parts.append(field(frame_coords(t, height, width, rows)).float().cpu().numpy())
         yield np.concatenate(parts).reshape(height, width, -1)
+
+
+@torch.no_grad()
+def field_fingerprint(field: torch.nn.Module, n_points: int = FINGERPRINT_POINTS) -> torch.Tensor:
+    """``(n_points, C)`` float32 outputs of ``field`` at fixed pseudo-random points of [-1, 1]³ (on the CPU).
+
+    Any change of the field's weights or state (a level schedule, a reloaded checkpoint) changes it,
+    so equal fingerprints mean that a cached rendering is still the field's.
+    """
+    device = next(field.parameters()).device
+    coords = torch.rand(n_points, 3, generator=torch.Generator().manual_seed(0)) * 2.0 - 1.0
+    return field(coords.to(device)).float().cpu()
 
 
 def to_file_units(frame: np.ndarray, dtype: str) -> np.ndarray:
@@ -117,6 +132,7 @@ class VideoSignal(Signal):
         held_out = columns % self.stride == 0 if self.stride else torch.zeros(width, dtype=torch.bool)
         self.train_columns = columns[~held_out]
         self.heldout_columns = columns[held_out]
+        self._rendered: tuple[torch.Tensor, np.ndarray] | None = None  # (fingerprint, frames) of the last evaluate
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -193,13 +209,23 @@ class VideoSignal(Signal):
         return Batch(coords, self._values(t, y, x))
 
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
-        """PSNR over all pixels, the training pixels and the held-out pixels (clamped, float64 sums)."""
+        """PSNR over all pixels, the training pixels and the held-out pixels (clamped, float64 sums).
+
+        The rendered frames are kept in the file's integer type (one more copy of the video's size)
+        with a fingerprint of ``field``, so that :meth:`write_outputs` encodes them instead of
+        rendering the video a second time.
+        """
+        self._rendered = None
+        rendered = np.empty((self.n_frames, self.height, self.width, self.n_output_dims), dtype=self.dtype)
+        heldout, train = self.heldout_columns.cpu().numpy(), self.train_columns.cpu().numpy()
         train_se = heldout_se = 0.0
         for index, frame in enumerate(render_frames(field, self.n_frames, self.height, self.width)):
             target = self.frames[index].cpu().numpy().astype(np.float64) * self._scale
             error = np.square(np.clip(frame, 0.0, 1.0) - target)
-            heldout_se += float(error[:, self.heldout_columns.cpu().numpy()].sum())
-            train_se += float(error[:, self.train_columns.cpu().numpy()].sum())
+            heldout_se += float(error[:, heldout].sum())
+            train_se += float(error[:, train].sum())
+            rendered[index] = to_file_units(frame, self.dtype)
+        self._rendered = (field_fingerprint(field), rendered)
         per_column = self.n_frames * self.height * self.n_output_dims
         metrics = {
             "psnr": psnr_from_mse((train_se + heldout_se) / (per_column * self.width)),
@@ -210,7 +236,13 @@ class VideoSignal(Signal):
         return metrics
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
-        return write_video(field, self.config(), out_dir / "reconstruction.mp4", frames_folder=out_dir / "frames")
+        """``reconstruction.mp4`` (and ``frames/`` with ``save_frames``), from the frames the last
+        :meth:`evaluate` rendered when ``field`` is unchanged since (else rendered anew)."""
+        folder = out_dir / "frames" if self.options.save_frames else None
+        rendered, self._rendered = self._rendered, None
+        if rendered is None or not torch.equal(rendered[0], field_fingerprint(field)):
+            return write_video(field, self.config(), out_dir / "reconstruction.mp4", frames_folder=folder)
+        return write_frame_files(rendered[1], out_dir / "reconstruction.mp4", self.fps, folder)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -244,12 +276,21 @@ def write_video(field: torch.nn.Module, signal_config: dict[str, Any], out: str 
     width = width or int(signal_config["width"])
     dtype = signal_config["normalisation"]["dtype"]
     frames = (to_file_units(frame, dtype) for frame in render_frames(field, n_frames, height, width))
-    if out is None and frames_folder is None:
-        raise InrkitError("nothing to write: give an MP4 path or a frames folder")
+    return write_frame_files(frames, out, fps, frames_folder)
+
+
+def write_frame_files(frames: Iterable[np.ndarray], out: str | Path | None, fps: float,
+                      frames_folder: str | Path | None = None) -> list[Path]:
+    """Stream ``(H, W, C)`` integer frames into an MP4 (``out``) and/or PNG frames (``frames_folder``).
+
+    ``frames`` may be a lazy generator: nothing is rendered when there is nothing to write.
+    """
     if out is not None and frames_folder is not None:
-        with staged_folder(frames_folder) as staging:  # one rendering pass feeds both writers
+        with staged_folder(frames_folder) as staging:  # one pass over the frames feeds both writers
             mp4 = write_mp4(out, tee_frames(frames, staging), fps)
         return [mp4, Path(frames_folder)]
     if out is not None:
         return [write_mp4(out, frames, fps)]
+    if frames_folder is None:
+        raise InrkitError("nothing to write: give an MP4 path or a frames folder")
     return [write_frames(frames_folder, frames)]
