@@ -187,10 +187,14 @@ class AudioSignal(Signal):
 
         Sine presets on raw time (``siren``, ``spder``, ``finer``): SIREN's first-layer ω0 of 3000
         and SPDER's arctan damping under both protocols; ``paper`` adds SIREN's audio protocol
-        (full batch, Adam 1e-4), ``device`` random batches of :data:`DEFAULT_AUDIO_BATCH` samples.
-        Hash-grid presets: :func:`grid_geometry_for` sizes the grid so that its finest level
-        resolves every sample (the image preset's levels stop near 7k cells).
+        (full batch, Adam 1e-4, no schedule). Hash-grid presets: :func:`grid_geometry_for` sizes
+        the grid so that its finest level resolves every sample (the image preset's levels stop
+        near 7k cells) and keep their preset's batch. Under ``device`` every other preset takes
+        random batches of :data:`DEFAULT_AUDIO_BATCH` samples (a full batch of a 7 s clip costs
+        seconds per CPU step).
         """
+        if model in GRID_MODELS:
+            return grid_geometry_for(self.n_samples)
         suggested: dict[str, Any] = {}
         if model in SINE_MODELS:
             suggested["omega0"] = AUDIO_FIRST_OMEGA_0
@@ -198,8 +202,6 @@ class AudioSignal(Signal):
                 suggested["damping"] = "arctan"
             if protocol == "paper":
                 suggested.update(PAPER_AUDIO_TRAINING)
-        if model in GRID_MODELS:
-            suggested.update(grid_geometry_for(self.n_samples))
         if protocol == "device":
             suggested["batch_size"] = DEFAULT_AUDIO_BATCH
         return suggested
