@@ -15,6 +15,7 @@ from inrkit.errors import InrkitError
 from inrkit.files import read_json
 from inrkit.signals import VideoOptions, VideoSignal, kind_of, open_signal, signal_from_config, video
 from inrkit.signals.image_files import write_image
+from inrkit.signals.video import DEVICE_VIDEO_BATCH
 from inrkit.signals.video_files import read_video, write_mp4
 
 
@@ -101,7 +102,7 @@ def test_fit_write_render_and_reopen(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run" / "frames").iterdir()) == [f"frame_{i:05d}.png" for i in range(4)]
     assert read_video(tmp_path / "run" / "reconstruction.mp4")[0].shape == (4, 8, 10, 3)
     config = read_json(tmp_path / "run" / "config.json")
-    assert config["field"]["network"]["n_frames"] == 4 and config["train"]["batch_size"] == 1 << 15
+    assert config["field"]["network"]["n_frames"] == 4 and config["train"]["batch_size"] == DEVICE_VIDEO_BATCH
     loaded = inrkit.load_run(tmp_path / "run")
     torch.testing.assert_close(loaded.field(torch.zeros(2, 3)), run.field.cpu()(torch.zeros(2, 3)))
     reopened = signal_from_config(config["signal"])
@@ -113,6 +114,17 @@ def test_fit_write_render_and_reopen(tmp_path):
     assert len(list(pngs.iterdir())) == 2
     assert main(["render", str(tmp_path / "run"), "--fps", "50", "--size", "20x16", "--out", str(tmp_path / "cli.mp4")]) == 0
     assert main(["render", str(tmp_path / "run"), "--rate", "8000"]) == 2
+
+
+def test_defaults_follow_the_model_and_protocol():
+    signal = VideoSignal.from_array(as_uint8(moving_pattern(4, 10, 10)))  # 360 training pixels
+    assert signal.default_options("resfields", "device") == {"batch_size": DEVICE_VIDEO_BATCH, "width": 128}
+    assert signal.default_options("resfields", "paper") == {"batch_size": 200_000, "lr": 5e-5, "schedule": "cosine"}
+    assert signal.default_options("siren", "paper") == {"width": 1024, "lr": 1e-4, "schedule": "constant",
+                                                        "batch_size": 1}  # 0.38 % of the pixels
+    assert signal.default_options("hashgrid", "device") == {"batch_size": DEVICE_VIDEO_BATCH}
+    run = inrkit.fit(signal, model="resfields", steps=1, rank=2, quiet=True, device="cpu", protocol="device")
+    assert run.field.config["network"]["n_neurons"] == 128
 
 
 def test_outputs_reuse_the_final_evaluation(tmp_path, monkeypatch):

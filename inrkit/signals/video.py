@@ -34,6 +34,12 @@ from inrkit.signals.image import pixel_centre
 from inrkit.signals.video_files import read_video, staged_folder, tee_frames, write_frames, write_mp4
 
 DEFAULT_VIDEO_BATCH = 1 << 15
+DEVICE_VIDEO_BATCH = 8192
+DEVICE_RESFIELDS_WIDTH = 128
+# the papers' video protocols (REFERENCE §1.1, §1.7)
+RESFIELDS_VIDEO_TRAINING: dict[str, Any] = {"batch_size": 200_000, "lr": 5e-5, "schedule": "cosine"}
+SIREN_VIDEO_TRAINING: dict[str, Any] = {"width": 1024, "lr": 1e-4, "schedule": "constant"}
+SIREN_VIDEO_FRACTION = 0.0038  # of the pixels per step
 FINGERPRINT_POINTS = 64
 
 
@@ -184,7 +190,24 @@ class VideoSignal(Signal):
         return self.n_frames * self.height * len(self.train_columns)
 
     def default_options(self, model: str, protocol: str) -> dict[str, Any]:
-        """Random batches of 32,768 pixels (a full batch of a video is far beyond one step's memory)."""
+        """Suggestions for preset ``model``, decided from its name (a signal knows nothing of fields).
+
+        ``paper``: ResFields' video protocol for ``resfields`` (200k pixels per step, Adam 5e-5,
+        cosine to 0.1·lr), SIREN's ``train_video.py`` for ``siren`` (width 1024, Adam 1e-4, no
+        schedule, 0.38 % of the pixels per step), :data:`DEFAULT_VIDEO_BATCH` pixels otherwise.
+        ``device``: :data:`DEVICE_VIDEO_BATCH` pixels per step, and ``resfields`` at width
+        :data:`DEVICE_RESFIELDS_WIDTH` (measured on bikes on a 2-core CPU: many more steps in a
+        time budget, and a 4× cheaper final rendering; BENCHMARKS.md).
+        """
+        if protocol == "device":
+            suggested: dict[str, Any] = {"batch_size": DEVICE_VIDEO_BATCH}
+            if model == "resfields":
+                suggested["width"] = DEVICE_RESFIELDS_WIDTH
+            return suggested
+        if model == "resfields":
+            return dict(RESFIELDS_VIDEO_TRAINING)
+        if model == "siren":
+            return {**SIREN_VIDEO_TRAINING, "batch_size": max(1, round(SIREN_VIDEO_FRACTION * self.n_train_samples))}
         return {"batch_size": DEFAULT_VIDEO_BATCH}
 
     def to(self, device: torch.device) -> VideoSignal:
