@@ -15,6 +15,14 @@ SIREN at width ``--width``; SIREN widened to about the ResFields parameter count
 Each run is its own process (its peak RSS is its own); ms/step is the trainer's mean.
 
     flock /tmp/inrkit-bench.lock python scripts/bench_temporal.py
+
+``--cli-seconds S`` instead times whole ``python -m inrkit fit FILE --model M --seconds S`` commands
+(:data:`CLI_JOBS`: the Bach clip with siren and hashgrid, bikes with resfields at ``--video-downscale 4``
+and at full size) as a user types them, with every other option at its default (the ``device`` protocol
+on a CPU): wall time, peak RSS, seconds after training and seconds spent writing the outputs.
+``--inrkit-root`` runs another checkout (e.g. a ``git worktree`` of an older commit, ``--tag before``):
+
+    python scripts/bench_temporal.py --cli-seconds 120 --tag after
 """
 
 from __future__ import annotations
@@ -107,6 +115,7 @@ def run_cli(key: str, path: str, flags: list[str], seconds: float, work: Path, r
     ``after_training_s`` (command end minus the end of the training budget: final evaluation plus outputs)
     and ``write_s`` (from the final metrics record to the last output file: writing the outputs).
     """
+    work.mkdir(parents=True, exist_ok=True)
     out, time_file = work / key, work / f"{key}.time"
     command = ["/usr/bin/time", "-v", "-o", str(time_file), sys.executable, "-m", "inrkit", "fit", path, *flags,
                "--seconds", f"{seconds:g}", "--out", str(out), "--overwrite", "--quiet"]

@@ -12,7 +12,7 @@ from inrkit.cli import main
 from inrkit.encodings.grid import grid_geometry
 from inrkit.errors import InrkitError
 from inrkit.files import read_json
-from inrkit.signals import AudioSignal, open_signal, signal_from_config
+from inrkit.signals import AudioSignal, audio, open_signal, signal_from_config
 from inrkit.signals.audio import (
     AUDIO_FIRST_OMEGA_0,
     DEFAULT_AUDIO_BATCH,
@@ -108,6 +108,24 @@ def test_defaults_follow_the_preset_and_protocol():
         assert signal.default_options("hashgrid", protocol) == grid_geometry_for(2000)
     field = inrkit.fit(signal, model="finer", steps=1, width=8, depth=2, quiet=True, device="cpu", omega0=500.0).field
     assert field.config["network"]["first_omega_0"] == 500.0  # the user's value wins
+
+
+def test_outputs_reuse_the_final_evaluation(tmp_path, monkeypatch):
+    calls = []
+    original = audio.render
+    monkeypatch.setattr(audio, "render", lambda *args, **kwargs: calls.append(args[1]) or original(*args, **kwargs))
+    signal = AudioSignal.from_array(chirp(), 4000)
+    field = inrkit.fit(signal, model="siren", out=tmp_path / "run", steps=2, width=8, depth=2, eval_every=0,
+                       device="cpu", quiet=True).field
+    assert calls == [2000]  # the final evaluation's rendering is the one written
+    written, _ = soundfile.read(str(tmp_path / "run" / "reconstruction.wav"), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(written, denormalise(original(field, 2000), signal.peak), atol=1e-6)
+    signal.evaluate(field)
+    with torch.no_grad():
+        field.network.output.bias.add_(0.1)  # the cached rendering is now stale
+    signal.write_outputs(field, tmp_path / "again")
+    again, _ = soundfile.read(str(tmp_path / "again" / "reconstruction.wav"), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(again, denormalise(original(field, 2000), signal.peak), atol=1e-6)
 
 
 @pytest.mark.parametrize("n_samples", [2000, 308_207, 44_100 * 60])

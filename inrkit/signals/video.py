@@ -29,7 +29,7 @@ import torch
 
 from inrkit.errors import InrkitError
 from inrkit.metrics import psnr_from_mse
-from inrkit.signals.base import Batch, Signal
+from inrkit.signals.base import Batch, Signal, field_fingerprint
 from inrkit.signals.image import pixel_centre
 from inrkit.signals.video_files import read_video, staged_folder, tee_frames, write_frames, write_mp4
 
@@ -40,7 +40,6 @@ DEVICE_RESFIELDS_WIDTH = 128
 RESFIELDS_VIDEO_TRAINING: dict[str, Any] = {"batch_size": 200_000, "lr": 5e-5, "schedule": "cosine"}
 SIREN_VIDEO_TRAINING: dict[str, Any] = {"width": 1024, "lr": 1e-4, "schedule": "constant"}
 SIREN_VIDEO_FRACTION = 0.0038  # of the pixels per step
-FINGERPRINT_POINTS = 64
 
 
 @dataclass
@@ -87,18 +86,6 @@ def render_frames(field: torch.nn.Module, n_frames: int, height: int, width: int
             rows = torch.arange(row0, min(height, row0 + rows_per_chunk), device=device)
             parts.append(field(frame_coords(t, height, width, rows)).float().cpu().numpy())
         yield np.concatenate(parts).reshape(height, width, -1)
-
-
-@torch.no_grad()
-def field_fingerprint(field: torch.nn.Module, n_points: int = FINGERPRINT_POINTS) -> torch.Tensor:
-    """``(n_points, C)`` float32 outputs of ``field`` at fixed pseudo-random points of [-1, 1]³ (on the CPU).
-
-    Any change of the field's weights or state (a level schedule, a reloaded checkpoint) changes it,
-    so equal fingerprints mean that a cached rendering is still the field's.
-    """
-    device = next(field.parameters()).device
-    coords = torch.rand(n_points, 3, generator=torch.Generator().manual_seed(0)) * 2.0 - 1.0
-    return field(coords.to(device)).float().cpu()
 
 
 def to_file_units(frame: np.ndarray, dtype: str) -> np.ndarray:
@@ -248,7 +235,7 @@ class VideoSignal(Signal):
             heldout_se += float(error[:, heldout].sum())
             train_se += float(error[:, train].sum())
             rendered[index] = to_file_units(frame, self.dtype)
-        self._rendered = (field_fingerprint(field), rendered)
+        self._rendered = (field_fingerprint(field, self.n_input_dims), rendered)
         per_column = self.n_frames * self.height * self.n_output_dims
         metrics = {
             "psnr": psnr_from_mse((train_se + heldout_se) / (per_column * self.width)),
@@ -263,7 +250,7 @@ class VideoSignal(Signal):
         :meth:`evaluate` rendered when ``field`` is unchanged since (else rendered anew)."""
         folder = out_dir / "frames" if self.options.save_frames else None
         rendered, self._rendered = self._rendered, None
-        if rendered is None or not torch.equal(rendered[0], field_fingerprint(field)):
+        if rendered is None or not torch.equal(rendered[0], field_fingerprint(field, self.n_input_dims)):
             return write_video(field, self.config(), out_dir / "reconstruction.mp4", frames_folder=folder)
         return write_frame_files(rendered[1], out_dir / "reconstruction.mp4", self.fps, folder)
 
