@@ -127,6 +127,14 @@ def test_defaults_follow_the_model_and_protocol():
     assert run.field.config["network"]["n_neurons"] == 128
 
 
+def test_rendering_in_whole_frames_or_row_chunks_agrees():
+    field = inrkit.fields.build_field("resfields", 3, 3, n_frames=7, width=16, rank=2).eval()
+    whole = np.stack(list(video.render_frames(field, 7, 5, 9)))  # all 7 frames in one call
+    rows = np.stack(list(video.render_frames(field, 7, 5, 9, max_points=9)))  # one row per call
+    assert whole.shape == (7, 5, 9, 3)
+    np.testing.assert_allclose(whole, rows, atol=1e-6)
+
+
 def test_outputs_reuse_the_final_evaluation(tmp_path, monkeypatch):
     """One rendering pass per fit (the final evaluation's); the PNG folder only on request."""
     calls = []
