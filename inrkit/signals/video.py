@@ -15,6 +15,10 @@ evaluation reports ``psnr_heldout`` on those pixels beside ``psnr_train``; ``psn
 **Batches are grouped by frame**: ``F`` frames are drawn without replacement (all frames by
 default, as the official sampler) and ``B // F`` random training pixels from each, laid out frame
 after frame, which lets time-varying layers (ResFields) build one weight matrix per frame.
+
+**Outputs** are rendered once: :meth:`VideoSignal.evaluate` keeps the frames it rendered (in the
+file's integer type) with a fingerprint of the field, and :meth:`VideoSignal.write_outputs` encodes
+``reconstruction.mp4`` from them (and the PNG folder ``frames/`` only with ``save_frames``).
 """
 
 from __future__ import annotations
