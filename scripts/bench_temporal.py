@@ -111,27 +111,27 @@ CLI_JOBS = [
 CLI_READING = """\
 Reading (2026-11-30). *Audio*: before, `hashgrid` used the image preset's grid, whose 16 levels stop at 7,004 cells
 for 308,207 samples, so it could not represent anything above ~500 Hz (SNR 8.4 dB); the audio signal now sizes the
-grid from the clip (growth ((n+1)/16)^(1/15) = 1.93, 2^19 entries, finest level one cell per sample), and `hashgrid`
-reaches SNR 32 dB in 120 s, past the 15 dB goal; the same command with `--steps 600` reached SNR 29.3 dB / PSNR
-51.5 dB at batch 8,192 (16,384: 27.7 dB at 330 steps; 32,768: 25.2 dB at 180 steps; full batch: 5.2 dB at 30 steps
-in 45 s): per second of a loaded CPU the three batches are within the noise, so the preset's CPU batch of 16,384 is
-kept. `siren` is unchanged (8,192-sample batches; 2,048: SNR 5.0 dB,
-32,768: 0.5 dB after 45 s, against 3.6 dB at 8,192 in a run slowed 3× by the load): it is limited by the number of
-steps a CPU affords, 10-13 dB in 120 s, so the README and `--help` point long audio on a CPU to `hashgrid`. The
-written WAVs have the source's 308,207 samples at 44,100 Hz, and SNR and PSNR recomputed with numpy from the written
-WAV and the source file agree with the reported ones to 0.001 dB.
-*Video*: before, the final evaluation rendered the video, then writing the outputs rendered it again and wrote 250
-PNG frames beside the MP4 (83 s of writing); now the MP4 is encoded from the evaluation's frames (1 s), the PNG
-folder is opt-in (`--save-frames`), small frames are rendered several per call (2× faster in isolation), and the
-device protocol builds `resfields` 128 wide with 8,192-pixel batches (measured at 60 s, 160×68: width 128 held-out
-20.66 dB / 92 steps, width 256 17.88 dB / 22 steps, width 64 19.47 dB / 132 steps; batch 32,768 at width 128
-20.04 dB; 25 frames per batch 18.31 dB). What remains after training is one rendering of every pixel: at 160×68×250
-that is ~35 s on these two loaded cores, which leaves the downscaled command at 1.34× its budget (the 1.3× goal is
-missed by the load: the rendering alone took 21 s when fewer jobs ran); at full size (43.5M pixels, 16× more) it is
-~6 minutes, which no time budget of the trainer includes, so on a CPU the full-size default ends near 4× `--seconds`
-(*before* at full size was not run: it rendered twice at width 256, an estimated half hour). Peak RSS fell from
-1.4 GB to 0.7 GB at 160×68 (width 128, smaller batches) and is 0.9 GB at full size, including the kept copy of the
-rendered frames (uint8, as large as the decoded video: 125 MB at full size).\
+grid from the clip (growth ((n+1)/16)^(1/15) = 1.93, 2^19 entries, finest level one cell per sample), and
+`hashgrid` reaches SNR 32 dB in 120 s, past the 15 dB goal; the same command with `--steps 600` reached SNR 29.3 dB
+/ PSNR 51.5 dB at batch 8,192 (16,384: 27.7 dB at 330 steps; 32,768: 25.2 dB at 180 steps; full batch: 5.2 dB at 30
+steps in 45 s): per second of a loaded CPU the three batches are within the noise, so the preset's CPU batch of
+16,384 is kept. `siren` is unchanged (8,192-sample batches; 2,048: SNR 5.0 dB, 32,768: 0.5 dB after 45 s, against
+3.6 dB at 8,192 in a run slowed 3× by the load): it is limited by the number of steps a CPU affords, 10-13 dB in
+120 s, so the README and `--help` point long audio on a CPU to `hashgrid`. The written WAVs have the source's
+308,207 samples at 44,100 Hz, and SNR and PSNR recomputed with numpy from the written WAV and the source file agree
+with the reported ones to 0.001 dB. *Video*: before, the final evaluation rendered the video, then writing the
+outputs rendered it again and wrote 250 PNG frames beside the MP4 (83 s of writing); now the MP4 is encoded from
+the evaluation's frames (1 s), the PNG folder is opt-in (`--save-frames`), small frames are rendered several per
+call (2× faster in isolation), and the device protocol builds `resfields` 128 wide with 8,192-pixel batches
+(measured at 60 s, 160×68: width 128 held-out 20.66 dB / 92 steps, width 256 17.88 dB / 22 steps, width 64 19.47 dB
+/ 132 steps; batch 32,768 at width 128 20.04 dB; 25 frames per batch 18.31 dB). What remains after training is one
+rendering of every pixel: at 160×68×250 that is ~35 s on these two loaded cores, which leaves the downscaled
+command at 1.34× its budget (the 1.3× goal is missed by the load: 48 frames took 4 s to render when fewer jobs ran,
+~21 s for all 250); at full size (43.5M pixels, 16× more) it is ~6 minutes, which no time budget of the trainer
+includes, so on a CPU the full-size default ends near 4× `--seconds` (*before* at full size was not run: it
+rendered twice at width 256, an estimated half hour). Peak RSS fell from 1.4 GB to 0.7 GB at 160×68 (width 128,
+smaller batches) and is 0.9 GB at full size, including the kept copy of the rendered frames (uint8, as large as the
+decoded video: 125 MB at full size).\
 """
 
 
