@@ -9,10 +9,18 @@ import torch
 
 import inrkit
 from inrkit.cli import main
+from inrkit.encodings.grid import grid_geometry
 from inrkit.errors import InrkitError
 from inrkit.files import read_json
-from inrkit.signals import AudioSignal, open_signal, signal_from_config
-from inrkit.signals.audio import AUDIO_FIRST_OMEGA_0, DEFAULT_AUDIO_BATCH, denormalise, snr
+from inrkit.signals import AudioSignal, audio, open_signal, signal_from_config
+from inrkit.signals.audio import (
+    AUDIO_FIRST_OMEGA_0,
+    DEFAULT_AUDIO_BATCH,
+    MAX_GRID_LOG2_TABLE,
+    denormalise,
+    grid_geometry_for,
+    snr,
+)
 from inrkit.signals.audio_files import WAV_SUBTYPES, check_riff, write_wav
 
 # Stored values are float32 in [0, 1] (24 significant bits, i.e. 2^-23 of the [-1, 1] range): 8 and 16-bit
@@ -77,18 +85,56 @@ def test_fit_chirp_defaults_and_render(tmp_path):
     assert run.metrics["snr"] > 20.0, run.metrics
     info = soundfile.info(str(tmp_path / "run" / "reconstruction.wav"))
     assert (info.samplerate, info.frames, info.subtype) == (4000, 2000, "PCM_16")
+    # the metrics agree with numpy on the files: SNR is scale-free, PSNR is on [0, 1] = 2·peak of the file scale
+    written, _ = soundfile.read(str(tmp_path / "run" / "reconstruction.wav"), dtype="float64")
+    source, _ = soundfile.read(str(path), dtype="float64")
+    mse = np.mean((written - source) ** 2)
+    assert 10 * np.log10(np.sum(source**2) / np.sum((written - source) ** 2)) == pytest.approx(run.metrics["snr"], abs=0.02)
+    assert 10 * np.log10((2 * np.abs(source).max()) ** 2 / mse) == pytest.approx(run.metrics["psnr"], abs=0.02)
     up = inrkit.render_audio(tmp_path / "run", tmp_path / "up.wav", rate=11025)
     assert soundfile.info(str(up)).frames == round(2000 * 11025 / 4000)
     reopened = signal_from_config(config["signal"])
     assert isinstance(reopened, AudioSignal) and reopened.n_samples == 2000
 
 
-def test_defaults_follow_the_preset():
+def test_defaults_follow_the_preset_and_protocol():
     signal = AudioSignal.from_array(chirp(), 4000)
-    assert signal.default_options("spder", "paper") == {"batch_size": DEFAULT_AUDIO_BATCH, "omega0": 3000.0, "damping": "arctan"}
-    assert signal.default_options("relu-pe", "paper") == {"batch_size": DEFAULT_AUDIO_BATCH}
+    sine = {"omega0": 3000.0, "damping": "arctan"}
+    assert signal.default_options("spder", "paper") == {**sine, "lr": 1e-4, "schedule": "constant"}  # SIREN's protocol
+    assert signal.default_options("spder", "device") == {**sine, "batch_size": DEFAULT_AUDIO_BATCH}
+    assert signal.default_options("relu-pe", "paper") == {}
+    assert signal.default_options("relu-pe", "device") == {"batch_size": DEFAULT_AUDIO_BATCH}
+    for protocol in ("paper", "device"):  # grids keep their preset's batch
+        assert signal.default_options("hashgrid", protocol) == grid_geometry_for(2000)
     field = inrkit.fit(signal, model="finer", steps=1, width=8, depth=2, quiet=True, device="cpu", omega0=500.0).field
     assert field.config["network"]["first_omega_0"] == 500.0  # the user's value wins
+
+
+def test_outputs_reuse_the_final_evaluation(tmp_path, monkeypatch):
+    calls = []
+    original = audio.render
+    monkeypatch.setattr(audio, "render", lambda *args, **kwargs: calls.append(args[1]) or original(*args, **kwargs))
+    signal = AudioSignal.from_array(chirp(), 4000)
+    field = inrkit.fit(signal, model="siren", out=tmp_path / "run", steps=2, width=8, depth=2, eval_every=0,
+                       device="cpu", quiet=True).field
+    assert calls == [2000]  # the final evaluation's rendering is the one written
+    written, _ = soundfile.read(str(tmp_path / "run" / "reconstruction.wav"), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(written, denormalise(original(field, 2000), signal.peak), atol=1e-6)
+    signal.evaluate(field)
+    with torch.no_grad():
+        field.network.output.bias.add_(0.1)  # the cached rendering is now stale
+    signal.write_outputs(field, tmp_path / "again")
+    again, _ = soundfile.read(str(tmp_path / "again" / "reconstruction.wav"), dtype="float32", always_2d=True)
+    np.testing.assert_allclose(again, denormalise(original(field, 2000), signal.peak), atol=1e-6)
+
+
+@pytest.mark.parametrize("n_samples", [2000, 308_207, 44_100 * 60])
+def test_grid_geometry_resolves_every_sample(n_samples):
+    options = grid_geometry_for(n_samples)
+    geometry = grid_geometry(1, options["n_levels"], 2, options["log2_hashmap_size"], options["base_resolution"],
+                             options["per_level_scale"])
+    assert abs(geometry.scales[-1] - n_samples) <= 1  # one cell per sample at the finest level
+    assert geometry.hashed[-1] == (n_samples >= 2**MAX_GRID_LOG2_TABLE)  # dense unless the table is capped
 
 
 def test_cli_fit_and_render_wav(tmp_path, capsys):

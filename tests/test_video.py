@@ -13,8 +13,9 @@ import inrkit
 from inrkit.cli import main
 from inrkit.errors import InrkitError
 from inrkit.files import read_json
-from inrkit.signals import VideoOptions, VideoSignal, kind_of, open_signal, signal_from_config
+from inrkit.signals import VideoOptions, VideoSignal, kind_of, open_signal, signal_from_config, video
 from inrkit.signals.image_files import write_image
+from inrkit.signals.video import DEVICE_VIDEO_BATCH
 from inrkit.signals.video_files import read_video, write_mp4
 
 
@@ -95,12 +96,13 @@ def test_resfields_beat_siren_on_held_out_pixels_at_equal_steps():
 
 def test_fit_write_render_and_reopen(tmp_path):
     folder = frames_folder(tmp_path / "frames", as_uint8(moving_pattern(4, 8, 10)))
-    run = inrkit.fit(folder, model="resfields", out=tmp_path / "run", steps=3, width=8, rank=2, device="cpu", quiet=True)
+    run = inrkit.fit(folder, model="resfields", out=tmp_path / "run", steps=3, width=8, rank=2, device="cpu", quiet=True,
+                     save_frames=True)
     assert {"psnr", "psnr_train", "psnr_heldout"} <= set(run.metrics)
     assert sorted(p.name for p in (tmp_path / "run" / "frames").iterdir()) == [f"frame_{i:05d}.png" for i in range(4)]
     assert read_video(tmp_path / "run" / "reconstruction.mp4")[0].shape == (4, 8, 10, 3)
     config = read_json(tmp_path / "run" / "config.json")
-    assert config["field"]["network"]["n_frames"] == 4 and config["train"]["batch_size"] is None  # 32,768 > 320 pixels
+    assert config["field"]["network"]["n_frames"] == 4 and config["train"]["batch_size"] is None  # 8,192 > 320 pixels
     loaded = inrkit.load_run(tmp_path / "run")
     torch.testing.assert_close(loaded.field(torch.zeros(2, 3)), run.field.cpu()(torch.zeros(2, 3)))
     reopened = signal_from_config(config["signal"])
@@ -112,6 +114,62 @@ def test_fit_write_render_and_reopen(tmp_path):
     assert len(list(pngs.iterdir())) == 2
     assert main(["render", str(tmp_path / "run"), "--fps", "50", "--size", "20x16", "--out", str(tmp_path / "cli.mp4")]) == 0
     assert main(["render", str(tmp_path / "run"), "--rate", "8000"]) == 2
+
+
+def test_defaults_follow_the_model_and_protocol():
+    signal = VideoSignal.from_array(as_uint8(moving_pattern(4, 10, 10)))  # 360 training pixels
+    assert signal.default_options("resfields", "device") == {"batch_size": DEVICE_VIDEO_BATCH, "width": 128}
+    assert signal.default_options("resfields", "paper") == {"batch_size": 200_000, "lr": 5e-5, "schedule": "cosine"}
+    assert signal.default_options("siren", "paper") == {"width": 1024, "lr": 1e-4, "schedule": "constant",
+                                                        "batch_size": 1}  # 0.38 % of the pixels
+    assert signal.default_options("hashgrid", "device") == {"batch_size": DEVICE_VIDEO_BATCH}
+    run = inrkit.fit(signal, model="resfields", steps=1, rank=2, quiet=True, device="cpu", protocol="device")
+    assert run.field.config["network"]["n_neurons"] == 128
+
+
+def test_rendering_in_whole_frames_or_row_chunks_agrees():
+    field = inrkit.fields.build_field("resfields", 3, 3, n_frames=7, width=16, rank=2).eval()
+    whole = np.stack(list(video.render_frames(field, 7, 5, 9)))  # all 7 frames in one call
+    rows = np.stack(list(video.render_frames(field, 7, 5, 9, max_points=9)))  # one row per call
+    assert whole.shape == (7, 5, 9, 3)
+    np.testing.assert_allclose(whole, rows, atol=1e-6)
+
+
+def test_outputs_reuse_the_final_evaluation(tmp_path, monkeypatch):
+    """One rendering pass per fit (the final evaluation's); the PNG folder only on request."""
+    calls = []
+    original = video.render_frames
+
+    def counting(*args, **kwargs):
+        calls.append(args[1:])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(video, "render_frames", counting)
+    frames = as_uint8(moving_pattern(4, 8, 10))
+    inrkit.fit(VideoSignal.from_array(frames), model="resfields", out=tmp_path / "run", steps=2, width=8, rank=2,
+               eval_every=0, device="cpu", quiet=True)
+    assert len(calls) == 1 and not (tmp_path / "run" / "frames").exists()
+    assert read_video(tmp_path / "run" / "reconstruction.mp4")[0].shape == (4, 8, 10, 3)
+    calls.clear()
+    signal = VideoSignal.from_array(frames, options=VideoOptions(save_frames=True))
+    run = inrkit.fit(signal, model="resfields", out=tmp_path / "run2", steps=2, width=8, rank=2, eval_every=0,
+                     device="cpu", quiet=True)
+    assert len(calls) == 1
+    # the PNG frames (lossless) are exactly what the field renders
+    expected = np.stack([video.to_file_units(f, "uint8") for f in original(run.field, 4, 8, 10)])
+    np.testing.assert_array_equal(read_video(tmp_path / "run2" / "frames")[0], expected)
+
+
+def test_outputs_are_rendered_anew_when_the_field_changed(tmp_path):
+    signal = VideoSignal.from_array(as_uint8(moving_pattern(3, 8, 8)), options=VideoOptions(save_frames=True))
+    field = inrkit.fit(signal, model="siren", out=tmp_path / "run", steps=1, width=8, device="cpu", quiet=True).field
+    signal.evaluate(field)
+    with torch.no_grad():
+        field.network.output.bias.add_(0.2)  # the cached frames are now stale
+    signal.write_outputs(field, tmp_path / "out")
+    expected = np.stack([video.to_file_units(f, "uint8") for f in video.render_frames(field, 3, 8, 8)])
+    saved = read_video(tmp_path / "out" / "frames")[0]
+    np.testing.assert_array_equal(saved, expected)
 
 
 def test_info_describes_a_video_run(tmp_path, capsys):

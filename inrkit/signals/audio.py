@@ -9,7 +9,8 @@ the original level and bit depth.
 
 SIREN fits audio with ω0 = 30 on ``t ∈ [-100, 100]``, i.e. a first-layer ω0 of 3000 on [-1, 1]
 (REFERENCE §1.1); :meth:`AudioSignal.default_options` makes that the default for the sine family,
-and SPDER's audio damping ``arctan`` (§1.2).
+and SPDER's audio damping ``arctan`` (§1.2). Hash grids get levels up to one cell per sample
+(:func:`grid_geometry_for`); on a CPU they are the backbone for long audio (:class:`AudioOptions`).
 
 Metrics: PSNR on [0, 1] (equal to ``10·log10(4/MSE)`` on the peak-scaled [-1, 1] samples) and
 SNR ``10·log10(Σx² / Σ(x − x̂)²)``.
@@ -35,20 +36,33 @@ import torch
 from inrkit import metrics
 from inrkit.errors import InrkitError
 from inrkit.signals.audio_files import read_wav, write_wav
-from inrkit.signals.base import Batch, Signal
+from inrkit.signals.base import Batch, Signal, field_fingerprint
 from inrkit.signals.image import pixel_centre
 
 # SIREN's audio setting: ω0 = 30 on t ∈ [-100, 100] is ω0 = 3000 on [-1, 1] (REFERENCE §0, §1.1).
 AUDIO_FIRST_OMEGA_0 = 3000.0
-SINE_FAMILY = ("Siren", "Spder", "Finer", "ResFieldSiren")
+SINE_MODELS = ("siren", "spder", "finer")  # sine presets that read raw time
+GRID_MODELS = ("hashgrid", "hashgrid-siren")
 DEFAULT_AUDIO_BATCH = 8192
+# SIREN's train_audio.py: Adam 1e-4, no schedule, full batch (the default when no batch size is given; REFERENCE §1.1)
+PAPER_AUDIO_TRAINING: dict[str, Any] = {"lr": 1e-4, "schedule": "constant"}
+GRID_LEVELS = 16
+GRID_BASE_RESOLUTION = 16
+MAX_GRID_LOG2_TABLE = 21  # 2^21 entries per level at most: longer clips hash their finest levels
 
 
 @dataclass
 class AudioOptions:
-    """How a WAV file becomes a signal."""
+    """How a WAV file becomes a signal.
 
-    max_audio_seconds: float = field(default=1800.0, metadata={"help": "refuse longer audio (raise to fit it anyway)"})
+    Long audio on a CPU fits best with ``--model hashgrid`` (its grid sized to one cell per sample):
+    on the 7 s Bach clip in 120 s on 2 cores, SNR 32 dB against 10-13 dB for ``siren`` (BENCHMARKS.md).
+    inrkit never switches the model for you.
+    """
+
+    max_audio_seconds: float = field(default=1800.0, metadata={
+        "help": "refuse longer audio (raise to fit it anyway). On a CPU, long audio fits best with --model hashgrid "
+                "(7 s Bach clip in 120 s on 2 cores: SNR 32 dB, siren 10-13 dB)"})
 
 
 @torch.no_grad()
@@ -62,6 +76,20 @@ def render(field: torch.nn.Module, n_samples: int, max_points: int = 1 << 16) ->
         index = torch.arange(start, min(n_samples, start + max_points), device=device)
         chunks.append(field(pixel_centre(index, n_samples)[:, None]).float().cpu().numpy())
     return np.concatenate(chunks)
+
+
+def grid_geometry_for(n_samples: int) -> dict[str, Any]:
+    """Hash-grid options whose finest level has one cell per sample of an ``n_samples`` clip.
+
+    ``L`` = :data:`GRID_LEVELS` levels from ``N_min`` = :data:`GRID_BASE_RESOLUTION`, growth
+    ``b = ((n + 1)/N_min)^(1/(L−1))`` so that the finest scale ``s = N_min·b^(L−1) − 1`` is ``n``
+    (REFERENCE §2.1): sample ``i``'s centre ``(i + ½)/n`` of [0, 1] lands on vertex ``i + 1``. The
+    table has ``2^⌈log2 n⌉`` entries (capped at 2^21), so the finest level is dense, not hashed.
+    """
+    per_level_scale = max(1.0, ((n_samples + 1) / GRID_BASE_RESOLUTION) ** (1.0 / (GRID_LEVELS - 1)))
+    log2_table = min(MAX_GRID_LOG2_TABLE, math.ceil(math.log2(max(n_samples, 2))))
+    return {"n_levels": GRID_LEVELS, "base_resolution": GRID_BASE_RESOLUTION, "per_level_scale": per_level_scale,
+            "log2_hashmap_size": log2_table}
 
 
 def normalise(samples: np.ndarray, peak: float) -> np.ndarray:
@@ -113,6 +141,7 @@ class AudioSignal(Signal):
         self.n_output_dims = samples.shape[1]
         self.values = torch.from_numpy(normalise(samples, self.peak))  # (n, C) in [0, 1]
         self._times: torch.Tensor | None = None
+        self._rendered: tuple[torch.Tensor, np.ndarray] | None = None  # (fingerprint, samples) of the last evaluate
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -163,18 +192,27 @@ class AudioSignal(Signal):
         return self.n_samples / self.sample_rate
 
     def default_options(self, model: str, protocol: str) -> dict[str, Any]:
-        """SIREN's audio setting for the sine family (first-layer ω0 3000), SPDER's arctan damping,
-        and random batches of 8,192 samples (a full batch of a 7 s clip costs seconds per CPU step)."""
-        from inrkit.fields import get_preset
+        """Suggestions for preset ``model``, decided from its name (a signal knows nothing of fields).
 
-        suggested: dict[str, Any] = {"batch_size": DEFAULT_AUDIO_BATCH}
-        preset = get_preset(model)
-        network = preset.network
-        on_raw_time = preset.encoding.get("otype", "Identity") == "Identity"  # not behind a grid or an encoding
-        if network["otype"] in SINE_FAMILY and on_raw_time and "omega0" in preset.options:
+        Sine presets on raw time (``siren``, ``spder``, ``finer``): SIREN's first-layer ω0 of 3000
+        and SPDER's arctan damping under both protocols; ``paper`` adds SIREN's audio protocol
+        (full batch, Adam 1e-4, no schedule). Hash-grid presets: :func:`grid_geometry_for` sizes
+        the grid so that its finest level resolves every sample (the image preset's levels stop
+        near 7k cells) and keep their preset's batch. Under ``device`` every other preset takes
+        random batches of :data:`DEFAULT_AUDIO_BATCH` samples (a full batch of a 7 s clip costs
+        seconds per CPU step).
+        """
+        if model in GRID_MODELS:
+            return grid_geometry_for(self.n_samples)
+        suggested: dict[str, Any] = {}
+        if model in SINE_MODELS:
             suggested["omega0"] = AUDIO_FIRST_OMEGA_0
-        if network["otype"] == "Spder":
-            suggested["damping"] = "arctan"
+            if model == "spder":
+                suggested["damping"] = "arctan"
+            if protocol == "paper":
+                suggested.update(PAPER_AUDIO_TRAINING)
+        if protocol == "device":
+            suggested["batch_size"] = DEFAULT_AUDIO_BATCH
         return suggested
 
     def to(self, device: torch.device) -> AudioSignal:
@@ -192,13 +230,22 @@ class AudioSignal(Signal):
         return Batch(pixel_centre(index, self.n_samples)[:, None], self.values[index])
 
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
-        prediction = np.clip(render(field, self.n_samples), 0.0, 1.0)
+        """PSNR and SNR of the whole clip; the rendering is kept (with a fingerprint of ``field``) for
+        :meth:`write_outputs`."""
+        rendered = render(field, self.n_samples)
+        self._rendered = (field_fingerprint(field, self.n_input_dims), rendered)
+        prediction = np.clip(rendered, 0.0, 1.0)
         target = self.values.cpu()
         return {"psnr": metrics.psnr(torch.from_numpy(prediction), target),
                 "snr": snr(2.0 * prediction - 1.0, 2.0 * target.numpy() - 1.0)}
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
-        prediction = render(field, self.n_samples)
+        """``reconstruction.wav``: the last :meth:`evaluate`'s rendering when ``field`` is unchanged since."""
+        cached, self._rendered = self._rendered, None
+        if cached is not None and torch.equal(cached[0], field_fingerprint(field, self.n_input_dims)):
+            prediction = cached[1]
+        else:
+            prediction = render(field, self.n_samples)
         return [write_wav(out_dir / "reconstruction.wav", denormalise(prediction, self.peak), self.sample_rate, self.subtype)]
 
     def config(self) -> dict[str, Any]:

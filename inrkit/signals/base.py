@@ -28,6 +28,22 @@ class Batch:
         return replace(self, **sliced)
 
 
+FINGERPRINT_POINTS = 64
+
+
+@torch.no_grad()
+def field_fingerprint(field: torch.nn.Module, n_input_dims: int, n_points: int = FINGERPRINT_POINTS) -> torch.Tensor:
+    """``(n_points, out_dim)`` float32 outputs of ``field`` at fixed pseudo-random points of [-1, 1]^d, on the CPU.
+
+    Any change of the field's weights or state (an optimizer step, a level schedule, a reloaded
+    checkpoint) changes it, so an equal fingerprint means that a rendering cached by
+    :meth:`Signal.evaluate` is still the field's and :meth:`Signal.write_outputs` may reuse it.
+    """
+    device = next(field.parameters()).device
+    coords = torch.rand(n_points, n_input_dims, generator=torch.Generator().manual_seed(0)) * 2.0 - 1.0
+    return field(coords.to(device)).float().cpu()
+
+
 class Signal(ABC):
     """A signal a field is fitted to. Signals know nothing about how a field is built."""
 

@@ -15,11 +15,15 @@ evaluation reports ``psnr_heldout`` on those pixels beside ``psnr_train``; ``psn
 **Batches are grouped by frame**: ``F`` frames are drawn without replacement (all frames by
 default, as the official sampler) and ``B // F`` random training pixels from each, laid out frame
 after frame, which lets time-varying layers (ResFields) build one weight matrix per frame.
+
+**Outputs** are rendered once: :meth:`VideoSignal.evaluate` keeps the frames it rendered (in the
+file's integer type) with a fingerprint of the field, and :meth:`VideoSignal.write_outputs` encodes
+``reconstruction.mp4`` from them (and the PNG folder ``frames/`` only with ``save_frames``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +33,17 @@ import torch
 
 from inrkit.errors import InrkitError
 from inrkit.metrics import psnr_from_mse
-from inrkit.signals.base import Batch, Signal
+from inrkit.signals.base import Batch, Signal, field_fingerprint
 from inrkit.signals.image import pixel_centre
 from inrkit.signals.video_files import read_video, staged_folder, tee_frames, write_frames, write_mp4
 
 DEFAULT_VIDEO_BATCH = 1 << 15
+DEVICE_VIDEO_BATCH = 8192
+DEVICE_RESFIELDS_WIDTH = 128
+# the papers' video protocols (REFERENCE §1.1, §1.7)
+RESFIELDS_VIDEO_TRAINING: dict[str, Any] = {"batch_size": 200_000, "lr": 5e-5, "schedule": "cosine"}
+SIREN_VIDEO_TRAINING: dict[str, Any] = {"width": 1024, "lr": 1e-4, "schedule": "constant"}
+SIREN_VIDEO_FRACTION = 0.0038  # of the pixels per step
 
 
 @dataclass
@@ -46,6 +56,8 @@ class VideoOptions:
     video_downscale: int = field(default=1, metadata={"help": "average SxS pixel blocks on load (CPU-sized video)"})
     video_max_frames: int = field(default=0, metadata={"help": "keep only the first N frames (0: all)"})
     folder_fps: float = field(default=25.0, metadata={"help": "frame rate of a folder of frames"})
+    save_frames: bool = field(default=False, metadata={"help": "after fitting, also write every reconstructed frame as "
+                                                                "frames/frame_00000.png ... (slow for long videos)"})
 
 
 def holdout_stride(fraction: float) -> int:
@@ -66,17 +78,27 @@ def frame_coords(t: float, height: int, width: int, rows: torch.Tensor) -> torch
 @torch.no_grad()
 def render_frames(field: torch.nn.Module, n_frames: int, height: int, width: int,
                   max_points: int = 1 << 16) -> Iterator[np.ndarray]:
-    """Yield ``n_frames`` frames ``(height, width, C)`` float32 (unclamped) of the field, one at a time."""
+    """Yield ``n_frames`` frames ``(height, width, C)`` float32 (unclamped) of the field, one at a time.
+
+    The field is queried about ``max_points`` coordinates at a time: several whole frames per call
+    when frames are small (half the time of one call per frame on a CPU), row chunks of one frame
+    when they are large.
+    """
     if n_frames < 1 or height < 1 or width < 1:
         raise InrkitError(f"video size must be positive, got {n_frames} frames of {width}x{height}")
     device = next(field.parameters()).device
+    frames_per_call = max(1, max_points // (height * width))
     rows_per_chunk = max(1, max_points // width)
-    for index in range(n_frames):
-        t = float(pixel_centre(torch.tensor(index), n_frames))
-        parts = []
-        for row0 in range(0, height, rows_per_chunk):
-            rows = torch.arange(row0, min(height, row0 + rows_per_chunk), device=device)
-            parts.append(field(frame_coords(t, height, width, rows)).float().cpu().numpy())
+    all_rows = torch.arange(height, device=device)
+    times = pixel_centre(torch.arange(n_frames), n_frames).tolist()
+    for first in range(0, n_frames, frames_per_call):
+        group = times[first:first + frames_per_call]
+        if len(group) > 1:
+            coords = torch.cat([frame_coords(t, height, width, all_rows) for t in group])
+            yield from field(coords).float().cpu().numpy().reshape(len(group), height, width, -1)
+            continue
+        parts = [field(frame_coords(group[0], height, width, all_rows[row0:row0 + rows_per_chunk])).float().cpu().numpy()
+                 for row0 in range(0, height, rows_per_chunk)]
         yield np.concatenate(parts).reshape(height, width, -1)
 
 
@@ -117,6 +139,7 @@ class VideoSignal(Signal):
         held_out = columns % self.stride == 0 if self.stride else torch.zeros(width, dtype=torch.bool)
         self.train_columns = columns[~held_out]
         self.heldout_columns = columns[held_out]
+        self._rendered: tuple[torch.Tensor, np.ndarray] | None = None  # (fingerprint, frames) of the last evaluate
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -168,7 +191,24 @@ class VideoSignal(Signal):
         return self.n_frames * self.height * len(self.train_columns)
 
     def default_options(self, model: str, protocol: str) -> dict[str, Any]:
-        """Random batches of 32,768 pixels (a full batch of a video is far beyond one step's memory)."""
+        """Suggestions for preset ``model``, decided from its name (a signal knows nothing of fields).
+
+        ``paper``: ResFields' video protocol for ``resfields`` (200k pixels per step, Adam 5e-5,
+        cosine to 0.1·lr), SIREN's ``train_video.py`` for ``siren`` (width 1024, Adam 1e-4, no
+        schedule, 0.38 % of the pixels per step), :data:`DEFAULT_VIDEO_BATCH` pixels otherwise.
+        ``device``: :data:`DEVICE_VIDEO_BATCH` pixels per step, and ``resfields`` at width
+        :data:`DEVICE_RESFIELDS_WIDTH` (measured on bikes on a 2-core CPU: many more steps in a
+        time budget, and a 4× cheaper final rendering; BENCHMARKS.md).
+        """
+        if protocol == "device":
+            suggested: dict[str, Any] = {"batch_size": DEVICE_VIDEO_BATCH}
+            if model == "resfields":
+                suggested["width"] = DEVICE_RESFIELDS_WIDTH
+            return suggested
+        if model == "resfields":
+            return dict(RESFIELDS_VIDEO_TRAINING)
+        if model == "siren":
+            return {**SIREN_VIDEO_TRAINING, "batch_size": max(1, round(SIREN_VIDEO_FRACTION * self.n_train_samples))}
         return {"batch_size": DEFAULT_VIDEO_BATCH}
 
     def to(self, device: torch.device) -> VideoSignal:
@@ -193,13 +233,23 @@ class VideoSignal(Signal):
         return Batch(coords, self._values(t, y, x))
 
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
-        """PSNR over all pixels, the training pixels and the held-out pixels (clamped, float64 sums)."""
+        """PSNR over all pixels, the training pixels and the held-out pixels (clamped, float64 sums).
+
+        The rendered frames are kept in the file's integer type (one more copy of the video's size)
+        with a fingerprint of ``field``, so that :meth:`write_outputs` encodes them instead of
+        rendering the video a second time.
+        """
+        self._rendered = None
+        rendered = np.empty((self.n_frames, self.height, self.width, self.n_output_dims), dtype=self.dtype)
+        heldout, train = self.heldout_columns.cpu().numpy(), self.train_columns.cpu().numpy()
         train_se = heldout_se = 0.0
         for index, frame in enumerate(render_frames(field, self.n_frames, self.height, self.width)):
             target = self.frames[index].cpu().numpy().astype(np.float64) * self._scale
             error = np.square(np.clip(frame, 0.0, 1.0) - target)
-            heldout_se += float(error[:, self.heldout_columns.cpu().numpy()].sum())
-            train_se += float(error[:, self.train_columns.cpu().numpy()].sum())
+            heldout_se += float(error[:, heldout].sum())
+            train_se += float(error[:, train].sum())
+            rendered[index] = to_file_units(frame, self.dtype)
+        self._rendered = (field_fingerprint(field, self.n_input_dims), rendered)
         per_column = self.n_frames * self.height * self.n_output_dims
         metrics = {
             "psnr": psnr_from_mse((train_se + heldout_se) / (per_column * self.width)),
@@ -210,7 +260,13 @@ class VideoSignal(Signal):
         return metrics
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
-        return write_video(field, self.config(), out_dir / "reconstruction.mp4", frames_folder=out_dir / "frames")
+        """``reconstruction.mp4`` (and ``frames/`` with ``save_frames``), from the frames the last
+        :meth:`evaluate` rendered when ``field`` is unchanged since (else rendered anew)."""
+        folder = out_dir / "frames" if self.options.save_frames else None
+        rendered, self._rendered = self._rendered, None
+        if rendered is None or not torch.equal(rendered[0], field_fingerprint(field, self.n_input_dims)):
+            return write_video(field, self.config(), out_dir / "reconstruction.mp4", frames_folder=folder)
+        return write_frame_files(rendered[1], out_dir / "reconstruction.mp4", self.fps, folder)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -244,12 +300,21 @@ def write_video(field: torch.nn.Module, signal_config: dict[str, Any], out: str 
     width = width or int(signal_config["width"])
     dtype = signal_config["normalisation"]["dtype"]
     frames = (to_file_units(frame, dtype) for frame in render_frames(field, n_frames, height, width))
-    if out is None and frames_folder is None:
-        raise InrkitError("nothing to write: give an MP4 path or a frames folder")
+    return write_frame_files(frames, out, fps, frames_folder)
+
+
+def write_frame_files(frames: Iterable[np.ndarray], out: str | Path | None, fps: float,
+                      frames_folder: str | Path | None = None) -> list[Path]:
+    """Stream ``(H, W, C)`` integer frames into an MP4 (``out``) and/or PNG frames (``frames_folder``).
+
+    ``frames`` may be a lazy generator: nothing is rendered when there is nothing to write.
+    """
     if out is not None and frames_folder is not None:
-        with staged_folder(frames_folder) as staging:  # one rendering pass feeds both writers
+        with staged_folder(frames_folder) as staging:  # one pass over the frames feeds both writers
             mp4 = write_mp4(out, tee_frames(frames, staging), fps)
         return [mp4, Path(frames_folder)]
     if out is not None:
         return [write_mp4(out, frames, fps)]
+    if frames_folder is None:
+        raise InrkitError("nothing to write: give an MP4 path or a frames folder")
     return [write_frames(frames_folder, frames)]
