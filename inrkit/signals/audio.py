@@ -36,7 +36,7 @@ import torch
 from inrkit import metrics
 from inrkit.errors import InrkitError
 from inrkit.signals.audio_files import read_wav, write_wav
-from inrkit.signals.base import Batch, Signal, field_fingerprint
+from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import pixel_centre
 
 # SIREN's audio setting: ω0 = 30 on t ∈ [-100, 100] is ω0 = 3000 on [-1, 1] (REFERENCE §0, §1.1).
@@ -141,7 +141,6 @@ class AudioSignal(Signal):
         self.n_output_dims = samples.shape[1]
         self.values = torch.from_numpy(normalise(samples, self.peak))  # (n, C) in [0, 1]
         self._times: torch.Tensor | None = None
-        self._rendered: tuple[torch.Tensor, np.ndarray] | None = None  # (fingerprint, samples) of the last evaluate
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -229,23 +228,19 @@ class AudioSignal(Signal):
         index = torch.randint(self.n_samples, (batch_size,), device=device, generator=generator)
         return Batch(pixel_centre(index, self.n_samples)[:, None], self.values[index])
 
+    def _render(self, field: torch.nn.Module) -> np.ndarray:
+        return render(field, self.n_samples)
+
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
-        """PSNR and SNR of the whole clip; the rendering is kept (with a fingerprint of ``field``) for
-        :meth:`write_outputs`."""
-        rendered = render(field, self.n_samples)
-        self._rendered = (field_fingerprint(field, self.n_input_dims), rendered)
-        prediction = np.clip(rendered, 0.0, 1.0)
+        """PSNR and SNR of the whole clip (its rendering is kept for :meth:`write_outputs`)."""
+        prediction = np.clip(self.reconstruct(field), 0.0, 1.0)
         target = self.values.cpu()
         return {"psnr": metrics.psnr(torch.from_numpy(prediction), target),
                 "snr": snr(2.0 * prediction - 1.0, 2.0 * target.numpy() - 1.0)}
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
         """``reconstruction.wav``: the last :meth:`evaluate`'s rendering when ``field`` is unchanged since."""
-        cached, self._rendered = self._rendered, None
-        if cached is not None and torch.equal(cached[0], field_fingerprint(field, self.n_input_dims)):
-            prediction = cached[1]
-        else:
-            prediction = render(field, self.n_samples)
+        prediction = self.reconstruct(field)
         return [write_wav(out_dir / "reconstruction.wav", denormalise(prediction, self.peak), self.sample_rate, self.subtype)]
 
     def config(self) -> dict[str, Any]:

@@ -78,16 +78,27 @@ class Signal(ABC):
         return {}
 
     def reconstruct(self, field: torch.nn.Module) -> Any:
-        """The whole signal as ``field`` renders it, computed once per state of the field's weights.
+        """The whole signal as ``field`` renders it, computed once per state of the field.
 
         Evaluation and output writing both call this, so the outputs written right after the final
         evaluation reuse its render. Kinds with a single dense render override :meth:`_render`.
         """
-        state = (id(field), tuple(param._version for param in field.parameters()))
-        if getattr(self, "_reconstruction_state", None) != state:
-            self._reconstruction = self._render(field)
-            self._reconstruction_state = state
-        return self._reconstruction
+        rendering = self._recall(field)
+        if rendering is None:
+            rendering = self._render(field)
+            self._remember(field, rendering)
+        return rendering
+
+    def _remember(self, field: torch.nn.Module, rendering: Any) -> None:
+        """Keep ``rendering`` of ``field`` (with its :func:`field_fingerprint`) for :meth:`_recall`."""
+        self._remembered = (field_fingerprint(field, self.n_input_dims), rendering)
+
+    def _recall(self, field: torch.nn.Module) -> Any:
+        """The rendering :meth:`_remember` kept, when ``field`` is unchanged since (equal fingerprint); else None."""
+        remembered = getattr(self, "_remembered", None)
+        if remembered is None or not torch.equal(remembered[0], field_fingerprint(field, self.n_input_dims)):
+            return None
+        return remembered[1]
 
     def _render(self, field: torch.nn.Module) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no single dense render")

@@ -33,7 +33,7 @@ import torch
 
 from inrkit.errors import InrkitError
 from inrkit.metrics import psnr_from_mse
-from inrkit.signals.base import Batch, Signal, field_fingerprint
+from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import pixel_centre
 from inrkit.signals.video_files import read_video, staged_folder, tee_frames, write_frames, write_mp4
 
@@ -139,7 +139,6 @@ class VideoSignal(Signal):
         held_out = columns % self.stride == 0 if self.stride else torch.zeros(width, dtype=torch.bool)
         self.train_columns = columns[~held_out]
         self.heldout_columns = columns[held_out]
-        self._rendered: tuple[torch.Tensor, np.ndarray] | None = None  # (fingerprint, frames) of the last evaluate
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -239,7 +238,6 @@ class VideoSignal(Signal):
         with a fingerprint of ``field``, so that :meth:`write_outputs` encodes them instead of
         rendering the video a second time.
         """
-        self._rendered = None
         rendered = np.empty((self.n_frames, self.height, self.width, self.n_output_dims), dtype=self.dtype)
         heldout, train = self.heldout_columns.cpu().numpy(), self.train_columns.cpu().numpy()
         train_se = heldout_se = 0.0
@@ -249,7 +247,7 @@ class VideoSignal(Signal):
             heldout_se += float(error[:, heldout].sum())
             train_se += float(error[:, train].sum())
             rendered[index] = to_file_units(frame, self.dtype)
-        self._rendered = (field_fingerprint(field, self.n_input_dims), rendered)
+        self._remember(field, rendered)
         per_column = self.n_frames * self.height * self.n_output_dims
         metrics = {
             "psnr": psnr_from_mse((train_se + heldout_se) / (per_column * self.width)),
@@ -263,10 +261,10 @@ class VideoSignal(Signal):
         """``reconstruction.mp4`` (and ``frames/`` with ``save_frames``), from the frames the last
         :meth:`evaluate` rendered when ``field`` is unchanged since (else rendered anew)."""
         folder = out_dir / "frames" if self.options.save_frames else None
-        rendered, self._rendered = self._rendered, None
-        if rendered is None or not torch.equal(rendered[0], field_fingerprint(field, self.n_input_dims)):
+        rendered = self._recall(field)
+        if rendered is None:
             return write_video(field, self.config(), out_dir / "reconstruction.mp4", frames_folder=folder)
-        return write_frame_files(rendered[1], out_dir / "reconstruction.mp4", self.fps, folder)
+        return write_frame_files(rendered, out_dir / "reconstruction.mp4", self.fps, folder)
 
     def config(self) -> dict[str, Any]:
         return {
