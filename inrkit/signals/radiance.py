@@ -3,8 +3,10 @@
 * **Batches** are random pixels of random training views (all training images live in one uint8
   tensor), as rays with their target RGBA.
 * **Adaptive batch** (instant-ngp): the number of rays is rescaled after every step by
-  ``target_samples / measured_samples`` (a multiple of 256 between 256 and ``target_samples``), so
-  each step feeds about ``target_samples`` samples to the network whatever the grid's occupancy.
+  ``target_samples / measured_samples`` (a multiple of 64 between 64 and ``target_samples``), so
+  each step feeds about ``target_samples`` samples to the network whatever the grid's occupancy
+  (instant-ngp's floor of 256 rays would overshoot a CPU target of 2^15 samples whenever a ray
+  keeps more than 128, as the rays of an unbounded scene do early on).
   A fixed ``batch_size`` (rays) turns this off.
 * **Background**: every training ray gets a random colour in [0, 1]³ behind the scene, which the
   target is composited onto too (instant-ngp's trick to force zero density in empty space); the
@@ -35,6 +37,7 @@ from inrkit.signals.image_files import write_image
 LOSSES = ("huber", "mse")
 HUBER_DELTA = 0.1
 BACKGROUNDS = ("random", "white", "black")
+RAY_GRANULARITY = 64  # the adaptive ray count is a multiple of this (instant-ngp: 256, a GPU's alignment)
 
 
 @dataclass
@@ -174,7 +177,8 @@ class RadianceSignal(Signal):
         self.last_samples = int(out["n_samples"])
         if self.last_samples and self.target_samples and batch.coords.shape[0] == self.n_rays:
             scaled = self.n_rays * self.target_samples / self.last_samples
-            self.n_rays = int(min(max(256, round(scaled / 256) * 256), self.target_samples))
+            rounded = round(scaled / RAY_GRANULARITY) * RAY_GRANULARITY
+            self.n_rays = int(min(max(RAY_GRANULARITY, rounded), self.target_samples))
         return (error * error).mean() if self.loss_name == "mse" else scaled_huber(error).mean()
 
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
