@@ -6,8 +6,8 @@ either with an optional ``"checker": {"color", "size"}`` texture — a direction
 ``ambient`` term and an optional ``aabb_scale`` (default 1; written into the transforms files, so a
 scene with a distant backdrop trains with instant-ngp's outer cascades). A surface point with albedo
 ``a`` and normal ``n`` (facing the ray: surfaces are two-sided, so a camera inside a box sees its
-walls lit) has the view-independent colour ``a·(ambient + (1 − ambient)·max(0, n·l))``. Pixels average 2×2 stratified rays (premultiplied),
-missed rays are transparent, so the images are RGBA like NeRF-synthetic.
+walls lit) has the view-independent colour ``a·(ambient + (1 − ambient)·max(0, n·l))``. Pixels
+average 2×2 stratified rays (premultiplied), missed rays are transparent, so the images are RGBA like NeRF-synthetic.
 
 :func:`make_scene` writes a Blender-format folder (``transforms_{train,test}.json`` + PNGs) that
 :meth:`inrkit.nerf.Scene.from_blender` opens; :func:`signed_distance` gives the exact surface for
