@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.train.level_schedule import CoarseToFine
 
+EVAL_FRACTION = 0.2  # with --seconds S, evaluating the test views after training may take up to 0.2·S
 MESH_DENSITY_THRESHOLD = 2.5  # instant-ngp's default marching-cubes level (σ per unit-cube length)
 
 
@@ -341,18 +344,20 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         "train": {**asdict(train_options), "lr": lr},
         "turntable": turntable_config(opened),
     }
-    signal = _signal(opened, nerf_options, chosen)
+    signal = _signal(opened, nerf_options, chosen, train_options)
     config["signal"] = signal.config()
     write_json(run_dir / CONFIG_FILE, config)
     model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
     return _train(config, model, signal, train_options, run_dir, device, resume=False)
 
 
-def _signal(scene: Scene, options: NerfOptions, preset: Any) -> Any:
+def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions) -> Any:
+    """The training signal; with a time budget, an evaluation of the test views may take ``EVAL_FRACTION`` of it."""
     from inrkit.signals.radiance import RadianceSignal
 
+    eval_seconds = EVAL_FRACTION * train.seconds if train.seconds else None
     return RadianceSignal(scene, options.target_samples or preset.target_samples, preset.initial_rays,
-                          options.loss or preset.loss, options.train_background)
+                          options.loss or preset.loss, options.train_background, eval_seconds)
 
 
 def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: TrainOptions, run_dir: Path,
@@ -364,11 +369,19 @@ def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: Train
                       step_hooks=hooks)  # tcnn Adam from config["nerf"]["optimizer"]
     if resume:
         trainer.resume()
+    start, trained_before = time.perf_counter(), trainer.elapsed
     metrics = trainer.fit()
     if levels:
         levels.unlock_all()  # outputs with every level on, as a loaded model has
+        signal.forget_evaluation()
     signal.write_outputs(model, run_dir)
     model.eval()
+    metrics["outputs_seconds"] = round(time.perf_counter() - start - (trainer.elapsed - trained_before), 3)
+    if not options.quiet:
+        views, total = metrics.get("test_views", 0), len(signal.scene.test_cameras)
+        budget = f" (the evaluation budget, {EVAL_FRACTION:g} x --seconds, ran out)" if views < total else ""
+        print(f"outputs written in {metrics['outputs_seconds']:.1f} s: evaluation and renders of {views} of {total} "
+              f"test views{budget} -> {run_dir / 'renders'}", file=sys.stderr)
     return NeRF(model, config, run_dir, metrics, signal.scene)
 
 
@@ -391,8 +404,8 @@ def _resume(out: str | Path | None, train_options: TrainOptions) -> NeRF:
     set_grid_backend(model, saved.backend)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
-    return _train(config, model, _signal(scene, options, get_nerf_preset(options.preset)), saved, run_dir, device,
-                  resume=True)
+    return _train(config, model, _signal(scene, options, get_nerf_preset(options.preset), saved), saved, run_dir,
+                  device, resume=True)
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,15 +79,32 @@ def depth_image(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
     return np.where(solid, np.round(40 + 215 * normalised), 0).astype(np.uint8)[:, :, None]
 
 
-def evaluate_views(model: NerfModel, cameras: list[Camera], targets: list[np.ndarray]) -> dict[str, Any]:
-    """PSNR and SSIM per view (prediction and straight-RGBA target both on white): means and per-view lists."""
-    psnrs, ssims = [], []
+def evaluate_views(model: NerfModel, cameras: list[Camera], targets: list[np.ndarray], seconds: float | None = None,
+                   keep_images: bool = False) -> dict[str, Any]:
+    """PSNR and SSIM per view (prediction and straight-RGBA target both on white): means and per-view lists.
+
+    With ``seconds``, views are rendered in order while the next one is expected to end within
+    that wall time (at least one view); ``views`` says how many were evaluated. ``keep_images``
+    adds ``images``: per evaluated view, the 8-bit colour ``(H, W, 3)`` and depth map ``(H, W, 1)``
+    that :func:`write_test_renders` writes, so that outputs never render a view twice.
+    """
+    psnrs, ssims, images = [], [], []
+    start = time.perf_counter()
     for camera, target in zip(cameras, targets, strict=True):
-        prediction = torch.from_numpy(render_camera(model, camera, 1.0)["rgb"])
+        spent = time.perf_counter() - start
+        if psnrs and seconds is not None and spent + spent / len(psnrs) > seconds:
+            break
+        out = render_camera(model, camera, 1.0)
+        prediction = torch.from_numpy(out["rgb"])
         reference = torch.from_numpy(composite(target, 1.0) if target.shape[2] == 4 else target)
         psnrs.append(metrics.psnr(prediction, reference))
         ssims.append(metrics.ssim(prediction, reference))
-    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "psnr_per_view": psnrs, "ssim_per_view": ssims}
+        if keep_images:
+            images.append((np.round(np.clip(out["rgb"], 0, 1) * 255).astype(np.uint8),
+                           depth_image(out["depth"], out["opacity"])))
+    result = {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "psnr_per_view": psnrs,
+              "ssim_per_view": ssims, "views": len(psnrs)}
+    return result | {"images": images} if keep_images else result
 
 
 class RadianceSignal(Signal):
@@ -97,7 +115,7 @@ class RadianceSignal(Signal):
     n_output_dims = 3
 
     def __init__(self, scene: Scene, target_samples: int = 1 << 18, initial_rays: int = 4096,
-                 loss: str = "huber", background: str = "random") -> None:
+                 loss: str = "huber", background: str = "random", eval_seconds: float | None = None) -> None:
         if loss not in LOSSES:
             raise InrkitError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if background not in BACKGROUNDS:
@@ -111,6 +129,8 @@ class RadianceSignal(Signal):
         self.loss_name = loss
         self.background = background
         self.last_samples = 0
+        self.eval_seconds = eval_seconds
+        self.evaluation: dict[str, Any] | None = None  # the last evaluation, with its images, for write_outputs
         height, width = self.cameras[0].height, self.cameras[0].width
         pixels = np.empty((len(self.cameras), height, width, 4), dtype=np.uint8)
         for index in range(len(self.cameras)):
@@ -182,35 +202,48 @@ class RadianceSignal(Signal):
         return (error * error).mean() if self.loss_name == "mse" else scaled_huber(error).mean()
 
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
+        """Test-view metrics within ``eval_seconds``; the renders are kept for :meth:`write_outputs`."""
         assert isinstance(field, NerfModel)
         targets = [self.scene.image("test", i) for i in range(len(self.scene.test_cameras))]
-        result = evaluate_views(field, self.scene.test_cameras, targets)
-        return {"psnr": result["psnr"], "ssim": result["ssim"], "rays_per_step": self.n_rays,
-                "samples_per_step": self.last_samples}
+        self.evaluation = evaluate_views(field, self.scene.test_cameras, targets, self.eval_seconds, keep_images=True)
+        return {"psnr": self.evaluation["psnr"], "ssim": self.evaluation["ssim"], "test_views": self.evaluation["views"],
+                "rays_per_step": self.n_rays, "samples_per_step": self.last_samples}
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
-        """Test views rendered on white (``renders/test_NNN.png``), depth maps and per-view metrics."""
+        """Test views rendered on white (``renders/test_NNN.png``), depth maps and per-view metrics.
+
+        Reuses the renders of the last :meth:`evaluate` (call :meth:`forget_evaluation` after
+        changing the field); renders the views only when there was none.
+        """
         assert isinstance(field, NerfModel)
-        return write_test_renders(field, self.scene, Path(out_dir) / "renders")
+        evaluation, self.evaluation = self.evaluation, None
+        return write_test_renders(field, self.scene, Path(out_dir) / "renders", evaluation)
+
+    def forget_evaluation(self) -> None:
+        """Drop the kept renders (the field changed since the last evaluation)."""
+        self.evaluation = None
 
     def config(self) -> dict[str, Any]:
         return {**self.scene.config(), "target_samples": self.target_samples, "loss": self.loss_name,
                 "background": self.background}
 
 
-def write_test_renders(model: NerfModel, scene: Scene, folder: Path) -> list[Path]:
-    """Render every test view; write colour and depth PNGs and ``metrics.json`` (per-view PSNR/SSIM)."""
+def write_test_renders(model: NerfModel, scene: Scene, folder: Path, evaluation: dict[str, Any] | None = None) -> list[Path]:
+    """Write colour and depth PNGs of the test views and ``metrics.json`` (per-view PSNR/SSIM).
+
+    ``evaluation`` is a result of :func:`evaluate_views` with ``keep_images``; without one, every
+    test view is rendered and evaluated here.
+    """
+    if evaluation is None:
+        targets = [scene.image("test", i) for i in range(len(scene.test_cameras))]
+        evaluation = evaluate_views(model, scene.test_cameras, targets, keep_images=True)
     written: list[Path] = []
-    records = []
-    for index, camera in enumerate(scene.test_cameras):
-        out = render_camera(model, camera, 1.0)
-        target = torch.from_numpy(composite(scene.image("test", index), 1.0))
-        prediction = torch.from_numpy(out["rgb"])
-        records.append({"view": index, "psnr": metrics.psnr(prediction, target), "ssim": metrics.ssim(prediction, target)})
-        written.append(write_image(folder / f"test_{index:03d}.png", np.round(np.clip(out["rgb"], 0, 1) * 255).astype(np.uint8)))
-        written.append(write_image(folder / f"depth_{index:03d}.png", depth_image(out["depth"], out["opacity"])))
-    write_json(folder / "metrics.json", {"background": "white", "views": records,
-                                         "psnr": float(np.mean([r["psnr"] for r in records])),
-                                         "ssim": float(np.mean([r["ssim"] for r in records]))})
+    for index, (rgb, depth) in enumerate(evaluation["images"]):
+        written.append(write_image(folder / f"test_{index:03d}.png", rgb))
+        written.append(write_image(folder / f"depth_{index:03d}.png", depth))
+    records = [{"view": index, "psnr": psnr, "ssim": ssim}
+               for index, (psnr, ssim) in enumerate(zip(evaluation["psnr_per_view"], evaluation["ssim_per_view"], strict=True))]
+    write_json(folder / "metrics.json", {"background": "white", "views": records, "psnr": evaluation["psnr"],
+                                         "ssim": evaluation["ssim"], "test_views": len(scene.test_cameras)})
     written.append(folder / "metrics.json")
     return written
