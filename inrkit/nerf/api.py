@@ -344,20 +344,27 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         "train": {**asdict(train_options), "lr": lr},
         "turntable": turntable_config(opened),
     }
-    signal = _signal(opened, nerf_options, chosen, train_options)
+    signal = _signal(opened, nerf_options, chosen, train_options, model)
     config["signal"] = signal.config()
     write_json(run_dir / CONFIG_FILE, config)
     model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
     return _train(config, model, signal, train_options, run_dir, device, resume=False)
 
 
-def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions) -> Any:
-    """The training signal; with a time budget, an evaluation of the test views may take ``EVAL_FRACTION`` of it."""
-    from inrkit.signals.radiance import RadianceSignal
+def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions, model: NerfModel) -> Any:
+    """The training signal for ``model``.
 
+    The first batch holds at most ``target`` samples even where every candidate step of every ray
+    is kept (an untrained grid); with a time budget, an evaluation of the test views may take
+    ``EVAL_FRACTION`` of it.
+    """
+    from inrkit.signals.radiance import RAY_GRANULARITY, RadianceSignal
+
+    target = options.target_samples or preset.target_samples
+    initial_rays = max(RAY_GRANULARITY, min(preset.initial_rays, target // model.max_steps))
     eval_seconds = EVAL_FRACTION * train.seconds if train.seconds else None
-    return RadianceSignal(scene, options.target_samples or preset.target_samples, preset.initial_rays,
-                          options.loss or preset.loss, options.train_background, eval_seconds)
+    return RadianceSignal(scene, target, initial_rays, options.loss or preset.loss, options.train_background,
+                          eval_seconds)
 
 
 def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: TrainOptions, run_dir: Path,
@@ -404,8 +411,8 @@ def _resume(out: str | Path | None, train_options: TrainOptions) -> NeRF:
     set_grid_backend(model, saved.backend)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
-    return _train(config, model, _signal(scene, options, get_nerf_preset(options.preset), saved), saved, run_dir,
-                  device, resume=True)
+    signal = _signal(scene, options, get_nerf_preset(options.preset), saved, model)
+    return _train(config, model, signal, saved, run_dir, device, resume=True)
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:
