@@ -213,11 +213,13 @@ class RadianceSignal(Signal):
         """Test views rendered on white (``renders/test_NNN.png``), depth maps and per-view metrics.
 
         Reuses the renders of the last :meth:`evaluate` (call :meth:`forget_evaluation` after
-        changing the field); renders the views only when there was none.
+        changing the field); evaluates (within ``eval_seconds``) only when there was none.
         """
         assert isinstance(field, NerfModel)
+        if self.evaluation is None:
+            self.evaluate(field)
         evaluation, self.evaluation = self.evaluation, None
-        return write_test_renders(field, self.scene, Path(out_dir) / "renders", evaluation)
+        return write_test_renders(self.scene, Path(out_dir) / "renders", evaluation)
 
     def forget_evaluation(self) -> None:
         """Drop the kept renders (the field changed since the last evaluation)."""
@@ -228,15 +230,11 @@ class RadianceSignal(Signal):
                 "background": self.background}
 
 
-def write_test_renders(model: NerfModel, scene: Scene, folder: Path, evaluation: dict[str, Any] | None = None) -> list[Path]:
-    """Write colour and depth PNGs of the test views and ``metrics.json`` (per-view PSNR/SSIM).
+def write_test_renders(scene: Scene, folder: Path, evaluation: dict[str, Any]) -> list[Path]:
+    """Write colour and depth PNGs of the evaluated test views and ``metrics.json`` (per-view PSNR/SSIM).
 
-    ``evaluation`` is a result of :func:`evaluate_views` with ``keep_images``; without one, every
-    test view is rendered and evaluated here.
+    ``evaluation`` is a result of :func:`evaluate_views` with ``keep_images``.
     """
-    if evaluation is None:
-        targets = [scene.image("test", i) for i in range(len(scene.test_cameras))]
-        evaluation = evaluate_views(model, scene.test_cameras, targets, keep_images=True)
     written: list[Path] = []
     for index, (rgb, depth) in enumerate(evaluation["images"]):
         written.append(write_image(folder / f"test_{index:03d}.png", rgb))
