@@ -42,6 +42,8 @@ from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, pre
 from inrkit.train.level_schedule import CoarseToFine
 
 EVAL_FRACTION = 0.2  # with --seconds S, evaluating the test views after training may take up to 0.2·S
+SETUP_FRACTION = 0.1  # ... and preparing the scene 0.1·S before it (more is taken from training)
+MIN_TRAIN_FRACTION = 0.5  # training keeps at least this fraction of S
 MESH_DENSITY_THRESHOLD = 2.5  # instant-ngp's default marching-cubes level (σ per unit-cube length)
 
 
@@ -124,7 +126,8 @@ class NeRF:
         return render_camera(self.model, camera, torch.tensor(background, dtype=torch.float32, device=self.device))
 
     def evaluate(self, cameras: list[Camera] | Scene | None = None, images: list[np.ndarray] | None = None) -> dict[str, Any]:
-        """Mean and per-view PSNR/SSIM on white. ``cameras`` defaults to the scene's test views.
+        """Mean and per-view PSNR/SSIM on white (``psnr``, ``ssim``, ``psnr_per_view``, ``ssim_per_view``,
+        ``views``) of every view in ``cameras`` (default: the scene's test views), without a time budget.
 
         Ground truth comes from ``images`` (straight RGBA or RGB ``(H, W, C)`` in [0, 1]) or, for
         cameras of this NeRF's scene, from the scene's images.
@@ -294,6 +297,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     ``schedule``, ``batch_size`` = fixed rays per step, ``eval_every``, ``device``, ``quiet``, ...).
     On a CPU expect minutes for a 128² procedural scene and hours for 800² scenes.
     """
+    started = time.perf_counter()
     nerf_names = set(NerfOptions.__dataclass_fields__)
     train_names = set(TrainOptions.__dataclass_fields__)
     unknown = sorted(set(options) - nerf_names - train_names)
@@ -333,6 +337,9 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
             opened = Scene.from_blender(run_dir / "scene", downscale=nerf_options.downscale, holdout=nerf_options.holdout)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
+    signal = _signal(opened, nerf_options, chosen, train_options, model)  # evaluation budget from the whole --seconds
+    _charge_setup(train_options, time.perf_counter() - started)
     lr = train_options.lr if train_options.lr is not None else chosen.lr
     config = {
         "inrkit_version": __version__,
@@ -344,11 +351,29 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         "train": {**asdict(train_options), "lr": lr},
         "turntable": turntable_config(opened),
     }
-    signal = _signal(opened, nerf_options, chosen, train_options, model)
     config["signal"] = signal.config()
     write_json(run_dir / CONFIG_FILE, config)
-    model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
     return _train(config, model, signal, train_options, run_dir, device, resume=False)
+
+
+def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:
+    """Take scene preparation beyond ``SETUP_FRACTION·S`` out of the training time ``S = options.seconds``.
+
+    Rendering a procedural scene, reading images and masking the grid by the views may take
+    ``SETUP_FRACTION·S``; what goes beyond is taken from training (which keeps at least
+    ``MIN_TRAIN_FRACTION·S``), so that with the evaluation budget the command ends within about
+    ``(1 + SETUP_FRACTION + EVAL_FRACTION)·S``.
+    """
+    if not options.seconds:
+        return
+    excess = setup_seconds - SETUP_FRACTION * options.seconds
+    if excess <= 0:
+        return
+    training = max(options.seconds - excess, MIN_TRAIN_FRACTION * options.seconds)
+    if not options.quiet:
+        print(f"inrkit: preparing the scene took {setup_seconds:.0f} s, so training gets {training:.0f} s of "
+              f"--seconds {options.seconds:g} (outputs included, the command ends within about 1.3x)", file=sys.stderr)
+    options.seconds = training
 
 
 def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions, model: NerfModel) -> Any:
