@@ -10,7 +10,6 @@ import torch
 
 import inrkit
 from inrkit.nerf.marching import StepSchedule
-from inrkit.nerf.presets import get_nerf_preset, grid_sample_fraction
 from inrkit.nerf.procedural import make_scene
 
 
@@ -19,12 +18,6 @@ def test_cone_stepping_keeps_steps_per_ray_close_to_a_bounded_scene(steps_per_un
     bounded = StepSchedule.instant_ngp(1, steps_per_unit).max_steps(math.sqrt(3))
     unbounded = StepSchedule.instant_ngp(4, steps_per_unit).max_steps(4 * math.sqrt(3))
     assert unbounded <= 1.5 * bounded  # a fixed cone of 1/256 at 256 steps/unit needed 4x
-
-
-def test_cpu_grid_update_costs_the_same_for_every_aabb_scale():
-    cpu = get_nerf_preset("instant-ngp-cpu")
-    assert grid_sample_fraction(cpu, 4) * 3 == pytest.approx(grid_sample_fraction(cpu, 1))
-    assert grid_sample_fraction(get_nerf_preset("instant-ngp"), 4) == 1.0  # the paper samples every cascade
 
 
 def test_backdrop_scene_trains_with_a_sane_ray_batch(tmp_path: Path):

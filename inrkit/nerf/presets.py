@@ -6,8 +6,8 @@
   Adam 1e-2 (β 0.9/0.99, ε 1e-15, L2 1e-6 on MLP weights), instant-ngp's step decay.
 * ``instant-ngp-cpu`` — a CPU budget: the grid of instant-ngp's current configs (L8 F4, so
   ``b = 2`` at ``aabb_scale`` 1; its small variant's T2^15; half the lookups of L16 F2 for the same
-  32 features), the same MLPs and SH, a 64³ occupancy grid sampled at 1/4 density per update
-  (spread over the cascades when ``aabb_scale > 1``), 256 steps per unit (cone ``1/64``), 2^15
+  32 features), the same MLPs and SH, a 64³ occupancy grid sampled at 1/4 density per update,
+  256 steps per unit (cone ``1/64``), 2^15
   samples per step, and the MSE loss: Huber (δ 0.1) caps the gradient of large errors, which on a
   CPU budget of a few hundred steps leaves small objects with wrong colours (blocks at 128², 90 s
   on one thread: 26.5 dB with Huber against 29.2 dB with MSE).
@@ -25,7 +25,6 @@ from typing import Any
 
 from inrkit.errors import InrkitError
 from inrkit.fields import get_preset
-from inrkit.nerf.occupancy import n_cascades
 
 NERF_POSITION_FREQUENCIES = 10  # NeRF's L = 10 octaves for positions, used by the relu-pe backbone
 
@@ -76,18 +75,6 @@ def get_nerf_preset(name: str) -> NerfPreset:
     return PRESETS[name]
 
 
-def grid_sample_fraction(preset: NerfPreset, aabb_scale: int) -> float:
-    """Fraction of each cascade's cells sampled per grid update.
-
-    instant-ngp samples every cascade fully (``1.0``), so an update costs ``K`` times more with
-    ``K = n_cascades(aabb_scale)``; a CPU preset (fraction below 1) spreads its fraction over the
-    cascades instead, so that an update costs the same for ``aabb_scale`` 1 and 4.
-    """
-    if preset.grid_sample_fraction >= 1.0:
-        return preset.grid_sample_fraction
-    return preset.grid_sample_fraction / n_cascades(aabb_scale)
-
-
 def field_config(preset: NerfPreset, aabb_scale: int, backbone: str | None = None) -> dict[str, Any]:
     """NerfField config for ``preset``; ``backbone`` replaces the density network and its encoding."""
     config: dict[str, Any] = {
@@ -121,7 +108,7 @@ def model_config(preset_name: str, scene_config: dict[str, Any], backbone: str |
         "field": field_config(preset, aabb_scale, backbone),
         "scene": {"scale": scene_config["scale"], "offset": list(scene_config["offset"]), "aabb_scale": aabb_scale},
         "grid": {"resolution": preset.grid_resolution, "decay": 0.95, "threshold": 0.01, "warmup_steps": 256,
-                 "sample_fraction": grid_sample_fraction(preset, aabb_scale)},
+                 "sample_fraction": preset.grid_sample_fraction},
         "march": {"steps_per_unit": preset.steps_per_unit, "max_samples": 1024},
     }
     for key, value in (overrides or {}).items():
