@@ -338,7 +338,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
-    signal = _signal(opened, nerf_options, chosen, train_options, model)  # evaluation budget from the whole --seconds
+    signal = _signal(opened, nerf_options, chosen, train_options)  # evaluation budget from the whole --seconds
     _charge_setup(train_options, time.perf_counter() - started)
     lr = train_options.lr if train_options.lr is not None else chosen.lr
     config = {
@@ -376,20 +376,13 @@ def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:
     options.seconds = training
 
 
-def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions, model: NerfModel) -> Any:
-    """The training signal for ``model``.
+def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions) -> Any:
+    """The training signal; with a time budget, an evaluation of the test views may take ``EVAL_FRACTION`` of it."""
+    from inrkit.signals.radiance import RadianceSignal
 
-    The first batch holds at most ``target`` samples even where every candidate step of every ray
-    is kept (an untrained grid); with a time budget, an evaluation of the test views may take
-    ``EVAL_FRACTION`` of it.
-    """
-    from inrkit.signals.radiance import RAY_GRANULARITY, RadianceSignal
-
-    target = options.target_samples or preset.target_samples
-    initial_rays = max(RAY_GRANULARITY, min(preset.initial_rays, target // model.max_steps))
     eval_seconds = EVAL_FRACTION * train.seconds if train.seconds else None
-    return RadianceSignal(scene, target, initial_rays, options.loss or preset.loss, options.train_background,
-                          eval_seconds)
+    return RadianceSignal(scene, options.target_samples or preset.target_samples, preset.initial_rays,
+                          options.loss or preset.loss, options.train_background, eval_seconds)
 
 
 def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: TrainOptions, run_dir: Path,
@@ -436,7 +429,7 @@ def _resume(out: str | Path | None, train_options: TrainOptions) -> NeRF:
     set_grid_backend(model, saved.backend)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
-    signal = _signal(scene, options, get_nerf_preset(options.preset), saved, model)
+    signal = _signal(scene, options, get_nerf_preset(options.preset), saved)
     return _train(config, model, signal, saved, run_dir, device, resume=True)
 
 
