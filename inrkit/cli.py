@@ -355,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     mesh.add_argument("--device", default="auto")
     mesh.set_defaults(handler=cmd_mesh)
 
-    nerf = commands.add_parser("nerf", help="fit a radiance field to posed views (Blender / instant-ngp transforms)")
+    nerf = commands.add_parser("nerf", help="fit a radiance field to posed views (Blender / instant-ngp transforms)",
+                               description="Fit, evaluate on the test views and write their renders and depth maps "
+                                           "(with --seconds S the evaluation takes at most about 0.2*S). Opt-in extras: "
+                                           "--mesh here, an orbit video with 'inrkit render RUN --turntable x.mp4'.")
     nerf.add_argument("scene", nargs="?", help="scene folder (transforms_*.json or transforms.json) or a procedural "
                                                 "scene .json (scenes/blocks.json)")
     nerf.add_argument("--out", help="run directory (default: runs/<scene>-nerf)")

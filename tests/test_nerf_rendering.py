@@ -35,7 +35,10 @@ class SoftSphere(torch.nn.Module):
     def density_and_features(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.density(positions), positions
 
-    def colour(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    def encode_directions(self, directions: torch.Tensor) -> torch.Tensor:
+        return directions
+
+    def colour(self, features: torch.Tensor, encoded_directions: torch.Tensor) -> torch.Tensor:
         return features.clamp(0, 1)
 
     def forward(self, positions: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

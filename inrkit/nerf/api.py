@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,9 @@ from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.train.level_schedule import CoarseToFine
 
+EVAL_FRACTION = 0.2  # with --seconds S, evaluating the test views after training may take up to 0.2·S
+SETUP_FRACTION = 0.1  # ... and preparing the scene 0.1·S before it (more is taken from training)
+MIN_TRAIN_FRACTION = 0.5  # training keeps at least this fraction of S
 MESH_DENSITY_THRESHOLD = 2.5  # instant-ngp's default marching-cubes level (σ per unit-cube length)
 
 
@@ -121,7 +126,8 @@ class NeRF:
         return render_camera(self.model, camera, torch.tensor(background, dtype=torch.float32, device=self.device))
 
     def evaluate(self, cameras: list[Camera] | Scene | None = None, images: list[np.ndarray] | None = None) -> dict[str, Any]:
-        """Mean and per-view PSNR/SSIM on white. ``cameras`` defaults to the scene's test views.
+        """Mean and per-view PSNR/SSIM on white (``psnr``, ``ssim``, ``psnr_per_view``, ``ssim_per_view``,
+        ``views``) of every view in ``cameras`` (default: the scene's test views), without a time budget.
 
         Ground truth comes from ``images`` (straight RGBA or RGB ``(H, W, C)`` in [0, 1]) or, for
         cameras of this NeRF's scene, from the scene's images.
@@ -291,6 +297,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     ``schedule``, ``batch_size`` = fixed rays per step, ``eval_every``, ``device``, ``quiet``, ...).
     On a CPU expect minutes for a 128² procedural scene and hours for 800² scenes.
     """
+    started = time.perf_counter()
     nerf_names = set(NerfOptions.__dataclass_fields__)
     train_names = set(TrainOptions.__dataclass_fields__)
     unknown = sorted(set(options) - nerf_names - train_names)
@@ -330,6 +337,9 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
             opened = Scene.from_blender(run_dir / "scene", downscale=nerf_options.downscale, holdout=nerf_options.holdout)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
+    signal = _signal(opened, nerf_options, chosen, train_options)  # evaluation budget from the whole --seconds
+    _charge_setup(train_options, time.perf_counter() - started)
     lr = train_options.lr if train_options.lr is not None else chosen.lr
     config = {
         "inrkit_version": __version__,
@@ -341,18 +351,38 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         "train": {**asdict(train_options), "lr": lr},
         "turntable": turntable_config(opened),
     }
-    signal = _signal(opened, nerf_options, chosen)
     config["signal"] = signal.config()
     write_json(run_dir / CONFIG_FILE, config)
-    model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
     return _train(config, model, signal, train_options, run_dir, device, resume=False)
 
 
-def _signal(scene: Scene, options: NerfOptions, preset: Any) -> Any:
+def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:
+    """Take scene preparation beyond ``SETUP_FRACTION·S`` out of the training time ``S = options.seconds``.
+
+    Rendering a procedural scene, reading images and masking the grid by the views may take
+    ``SETUP_FRACTION·S``; what goes beyond is taken from training (which keeps at least
+    ``MIN_TRAIN_FRACTION·S``), so that with the evaluation budget the command ends within about
+    ``(1 + SETUP_FRACTION + EVAL_FRACTION)·S``.
+    """
+    if not options.seconds:
+        return
+    excess = setup_seconds - SETUP_FRACTION * options.seconds
+    if excess <= 0:
+        return
+    training = max(options.seconds - excess, MIN_TRAIN_FRACTION * options.seconds)
+    if not options.quiet:
+        print(f"inrkit: preparing the scene took {setup_seconds:.0f} s, so training gets {training:.0f} s of "
+              f"--seconds {options.seconds:g} (outputs included, the command ends within about 1.3x)", file=sys.stderr)
+    options.seconds = training
+
+
+def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions) -> Any:
+    """The training signal; with a time budget, an evaluation of the test views may take ``EVAL_FRACTION`` of it."""
     from inrkit.signals.radiance import RadianceSignal
 
+    eval_seconds = EVAL_FRACTION * train.seconds if train.seconds else None
     return RadianceSignal(scene, options.target_samples or preset.target_samples, preset.initial_rays,
-                          options.loss or preset.loss, options.train_background)
+                          options.loss or preset.loss, options.train_background, eval_seconds)
 
 
 def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: TrainOptions, run_dir: Path,
@@ -364,11 +394,19 @@ def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: Train
                       step_hooks=hooks)  # tcnn Adam from config["nerf"]["optimizer"]
     if resume:
         trainer.resume()
+    start, trained_before = time.perf_counter(), trainer.elapsed
     metrics = trainer.fit()
     if levels:
         levels.unlock_all()  # outputs with every level on, as a loaded model has
+        signal.forget_evaluation()
     signal.write_outputs(model, run_dir)
     model.eval()
+    metrics["outputs_seconds"] = round(time.perf_counter() - start - (trainer.elapsed - trained_before), 3)
+    if not options.quiet:
+        views, total = metrics.get("test_views", 0), len(signal.scene.test_cameras)
+        budget = f" (the evaluation budget, {EVAL_FRACTION:g} x --seconds, ran out)" if views < total else ""
+        print(f"outputs written in {metrics['outputs_seconds']:.1f} s: evaluation and renders of {views} of {total} "
+              f"test views{budget} -> {run_dir / 'renders'}", file=sys.stderr)
     return NeRF(model, config, run_dir, metrics, signal.scene)
 
 
@@ -391,8 +429,8 @@ def _resume(out: str | Path | None, train_options: TrainOptions) -> NeRF:
     set_grid_backend(model, saved.backend)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
-    return _train(config, model, _signal(scene, options, get_nerf_preset(options.preset)), saved, run_dir, device,
-                  resume=True)
+    signal = _signal(scene, options, get_nerf_preset(options.preset), saved)
+    return _train(config, model, signal, saved, run_dir, device, resume=True)
 
 
 def _read_config(run_dir: Path) -> dict[str, Any]:

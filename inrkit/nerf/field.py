@@ -77,14 +77,22 @@ class NerfField(nn.Module):
         features = self._features(positions)
         return self._sigma(features), features
 
-    def colour(self, features: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
-        """``rgb (N, 3) = sigmoid(colour_net([h ‖ enc(d)]))``."""
-        encoded_dirs = self.direction_encoding(_to_domain(directions, -1.0, 1.0, self.direction_encoding))
-        return torch.sigmoid(self.rgb_network(torch.cat((features, encoded_dirs.to(features.dtype)), dim=1)).float())
+    def encode_directions(self, directions: torch.Tensor) -> torch.Tensor:
+        """``enc(d)`` of unit ``directions (N, 3)`` → ``(N, n_dir_features)``.
+
+        Directions are per ray: encode each ray once and index the result by sample, rather than
+        encoding every sample (the SH encoding costs more than the colour MLP on a CPU).
+        """
+        return self.direction_encoding(_to_domain(directions, -1.0, 1.0, self.direction_encoding))
+
+    def colour(self, features: torch.Tensor, encoded_directions: torch.Tensor) -> torch.Tensor:
+        """``rgb (N, 3) = sigmoid(colour_net([h ‖ enc(d)]))`` from ``h (N, 16)`` and ``enc(d) (N, n_dir_features)``."""
+        inputs = torch.cat((features, encoded_directions.to(features.dtype)), dim=1)
+        return torch.sigmoid(self.rgb_network(inputs).float())
 
     def forward(self, positions: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sigma, features = self.density_and_features(positions)
-        return sigma, self.colour(features, directions)
+        return sigma, self.colour(features, self.encode_directions(directions))
 
     @property
     def n_params(self) -> int:

@@ -11,7 +11,7 @@ interval ``[t_k, t_{k+1}]`` becomes a sample (at its midpoint) iff the midpoint 
 cell; at most ``max_samples`` are kept per ray. Candidates are evaluated for all rays at once in
 blocks of steps — a tensor program without per-ray Python loops; empty cells cost one grid lookup
 and no network evaluation. instant-ngp's defaults: ``Δt_min = √3/1024``, ``c = 0`` when
-``aabb_scale = 1`` and ``1/256`` otherwise, ``Δt_max = Δt_min·aabb_scale`` (capped at √3/…), 1024
+``aabb_scale = 1`` and ``1/256`` otherwise (both scale with ``steps_per_unit``), ``Δt_max = 4·Δt_min·aabb_scale``, 1024
 samples per ray.
 """
 
@@ -53,11 +53,16 @@ class StepSchedule:
 
     @classmethod
     def instant_ngp(cls, aabb_scale: int, steps_per_unit: int = 1024) -> StepSchedule:
-        """instant-ngp's stepping: constant ``√3/steps`` for ``aabb_scale = 1``, else cone ``1/256``."""
+        """instant-ngp's stepping: constant ``√3/steps`` for ``aabb_scale = 1``, else cone ``4/steps`` (1/256 at 1024).
+
+        The cone angle scales with the step like ``Δt_min`` does, so that a coarser preset keeps
+        instant-ngp's shape (constant steps up to ``t = 256·Δt_min``, then ``Δt ∝ t``) instead of
+        stepping finely through the whole inner cube and then 1/256 of ``t`` through the outer cascades.
+        """
         min_step = math.sqrt(3) / steps_per_unit
         if aabb_scale <= 1:
             return cls(min_step, min_step, 0.0)
-        return cls(min_step, min_step * aabb_scale * 4, 1.0 / 256)
+        return cls(min_step, min_step * aabb_scale * 4, 4.0 / steps_per_unit)
 
     def positions(self, t0: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """``t_k`` for steps ``k (K,)`` of rays starting at ``t0 (R,)``: ``(R, K)``.

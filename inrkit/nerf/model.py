@@ -93,10 +93,12 @@ class NerfModel(nn.Module):
         return unit_origins, t_near, t_far
 
     def _shade(self, samples: RaySamples, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``σ (S,)`` and ``rgb (S, 3)`` of the samples of rays with unit ``directions (R, 3)``."""
         if len(samples) == 0:
             empty = directions.new_zeros(0)
             return empty, directions.new_zeros(0, 3)
-        return self.field(samples.positions, directions[samples.ray_indices])
+        sigmas, features = self.field.density_and_features(samples.positions)
+        return sigmas, self.field.colour(features, self.field.encode_directions(directions)[samples.ray_indices])
 
     def render_train(self, origins: torch.Tensor, directions: torch.Tensor, background: torch.Tensor,
                      generator: torch.Generator | None = None, use_grid: bool = True) -> dict[str, torch.Tensor]:
@@ -149,6 +151,7 @@ class NerfModel(nn.Module):
                       opacity: torch.Tensor) -> None:
         unit_origins, t_cursor, t_far = self._start(origins, directions, use_grid)
         transmittance = torch.ones(origins.shape[0], device=origins.device)
+        encoded_directions = self.field.encode_directions(directions)
         alive = torch.nonzero(t_cursor < t_far).squeeze(1)
         steps_done = 0
         while alive.numel() and steps_done < self.max_steps:
@@ -163,7 +166,7 @@ class NerfModel(nn.Module):
                 visible = before * reached >= min_transmittance
                 weights = weights * reached * visible
                 rays = alive[samples.ray_indices]
-                rgbs = self.field.colour(features[visible], directions[alive][samples.ray_indices[visible]])
+                rgbs = self.field.colour(features[visible], encoded_directions[alive][samples.ray_indices[visible]])
                 rgb.index_add_(0, rays[visible], weights[visible, None] * rgbs)
                 depth.index_add_(0, rays, weights * 0.5 * (samples.t_starts + samples.t_ends))
                 opacity.index_add_(0, rays, weights)

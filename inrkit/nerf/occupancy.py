@@ -79,8 +79,16 @@ class OccupancyGrid(nn.Module):
     def cell_points(self, cascade: int, cells: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
         """Points ``(N, 3)`` inside ``cells (N,)`` of ``cascade`` at relative offsets ``jitter (N, 3)`` ∈ [0, 1)."""
         r = self.resolution
-        xyz = torch.stack((cells % r, (cells // r) % r, cells // (r * r)), dim=1).float()
-        return ((xyz + jitter) / r - 0.5) * (2.0**cascade) + 0.5
+        return self._xyz_points(cascade, torch.stack((cells % r, (cells // r) % r, cells // (r * r)), dim=1), jitter)
+
+    def _xyz_points(self, cascade: int, xyz: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
+        """Points ``(N, 3)`` in the cells with integer coordinates ``xyz (N, 3)`` at offsets ``jitter (N, 3)``."""
+        return ((xyz.float() + jitter) / self.resolution - 0.5) * (2.0**cascade) + 0.5
+
+    def _occupied_xyz(self, cascade: int) -> torch.Tensor:
+        """Integer ``(x, y, z)`` of the occupied cells of ``cascade``: ``(M, 3)`` long."""
+        r = self.resolution
+        return torch.nonzero(self.occupied[cascade].view(r, r, r)).flip(1)  # storage is [z][y][x]
 
     def is_occupied(self, points: torch.Tensor) -> torch.Tensor:
         """``(...,)`` bool for ``points (..., 3)``: in an occupied cell (False outside the outer cascade)."""
@@ -124,26 +132,30 @@ class OccupancyGrid(nn.Module):
                generator: torch.Generator | None = None) -> None:
         """One instant-ngp update (see the module docstring); ``density_fn`` maps unit-cube points ``(N, 3)`` to σ ``(N,)``."""
         device = self.values.device
+        r = self.resolution
         fresh = torch.zeros_like(self.values)
         for cascade in range(self.n_cascades):
             if step < self.warmup_steps:
                 count = max(1, int(self.n_cells * self.sample_fraction))
-                cells = (torch.arange(self.n_cells, device=device) if count >= self.n_cells
-                         else torch.randint(self.n_cells, (count,), device=device, generator=generator))
+                if count >= self.n_cells:
+                    axis = torch.arange(r, device=device)
+                    xyz = torch.cartesian_prod(axis, axis, axis)
+                else:
+                    xyz = torch.randint(r, (count, 3), device=device, generator=generator)
             else:
                 count = max(1, int(self.n_cells * self.sample_fraction / 4))
-                uniform = torch.randint(self.n_cells, (count,), device=device, generator=generator)
-                occupied = torch.nonzero(self.occupied[cascade]).squeeze(1)
-                if occupied.numel():
-                    pick = torch.randint(occupied.numel(), (count,), device=device, generator=generator)
-                    cells = torch.cat((uniform, occupied[pick]))
-                else:
-                    cells = uniform
-            cells = cells[self.values[cascade, cells] >= 0]  # unseen cells stay excluded
+                xyz = torch.randint(r, (count, 3), device=device, generator=generator)
+                occupied = self._occupied_xyz(cascade)
+                if len(occupied):
+                    pick = torch.randint(len(occupied), (count,), device=device, generator=generator)
+                    xyz = torch.cat((xyz, occupied[pick]))
+            cells = xyz[:, 0] + r * (xyz[:, 1] + r * xyz[:, 2])
+            seen = self.values[cascade, cells] >= 0  # unseen cells stay excluded
+            cells, xyz = cells[seen], xyz[seen]
             for start in range(0, cells.numel(), chunk):
                 part = cells[start:start + chunk]
                 jitter = torch.rand(part.numel(), 3, device=device, generator=generator)
-                sigma = density_fn(self.cell_points(cascade, part, jitter)).float().reshape(-1)
+                sigma = density_fn(self._xyz_points(cascade, xyz[start:start + chunk], jitter)).float().reshape(-1)
                 fresh[cascade].scatter_reduce_(0, part, sigma * self.min_step, reduce="amax")
         seen = self.values >= 0
         self.values.copy_(torch.where(seen, torch.maximum(self.values * self.decay, fresh), self.values))
@@ -154,13 +166,19 @@ class OccupancyGrid(nn.Module):
 
     def _update_box(self) -> None:
         """``occupied_box = [low (3,), high (3,)]``: the unit-cube box of all occupied cells (empty grid: a point)."""
+        r = self.resolution
         lows, highs = [], []
         for cascade in range(self.n_cascades):
-            cells = torch.nonzero(self.occupied[cascade]).squeeze(1)
-            if cells.numel():
-                zeros = torch.zeros(cells.numel(), 3, device=cells.device)
-                lows.append(self.cell_points(cascade, cells, zeros).amin(dim=0))
-                highs.append(self.cell_points(cascade, cells, zeros + 1).amax(dim=0))
+            cube = self.occupied[cascade].view(r, r, r)  # [z][y][x]
+            if not bool(cube.any()):
+                continue
+            # occupied range along each axis from the projections onto it (no per-cell arithmetic)
+            ranges = [torch.nonzero(cube.any(dim=others)).squeeze(1) for others in ((0, 1), (0, 2), (1, 2))]
+            low = torch.stack([cells[0] for cells in ranges])
+            high = torch.stack([cells[-1] for cells in ranges])
+            zeros = torch.zeros(1, 3, device=cube.device)
+            lows.append(self._xyz_points(cascade, low[None], zeros)[0])
+            highs.append(self._xyz_points(cascade, high[None], zeros + 1)[0])
         if lows:
             self.occupied_box.copy_(torch.stack((torch.stack(lows).amin(0), torch.stack(highs).amax(0))))
         else:

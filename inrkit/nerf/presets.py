@@ -7,9 +7,10 @@
 * ``instant-ngp-cpu`` — a CPU budget: the grid of instant-ngp's current configs (L8 F4, so
   ``b = 2`` at ``aabb_scale`` 1; its small variant's T2^15; half the lookups of L16 F2 for the same
   32 features), the same MLPs and SH, a 64³ occupancy grid sampled at 1/4 density per update,
-  256 steps per unit, 2^15 samples per step, and the MSE loss: Huber (δ 0.1) caps the gradient of
-  large errors, which on a CPU budget of a few hundred steps leaves small objects with wrong colours
-  (blocks at 128², 90 s on one thread: 26.5 dB with Huber against 29.2 dB with MSE).
+  256 steps per unit (cone ``1/64``), 2^15
+  samples per step, and the MSE loss: Huber (δ 0.1) caps the gradient of large errors, which on a
+  CPU budget of a few hundred steps leaves small objects with wrong colours (blocks at 128², 90 s
+  on one thread: 26.5 dB with Huber against 29.2 dB with MSE).
 
 ``backbone`` swaps the density network (and its position encoding) for any inrkit backbone preset
 (``siren``, ``finer``, ``relu-pe``, ...; as in SL²A's NeRF table), keeping the SH colour head.

@@ -2,10 +2,12 @@
 
 A definition (JSON, see ``scenes/*.json``) lists objects —
 ``{"type": "sphere", "center", "radius", "color"}`` or ``{"type": "box", "center", "half_size", "color"}``,
-either with an optional ``"checker": {"color", "size"}`` texture — a directional ``light`` and an
-``ambient`` term. A surface point with albedo ``a`` and normal ``n`` has the view-independent colour
-``a·(ambient + (1 − ambient)·max(0, n·l))``. Pixels average 2×2 stratified rays (premultiplied),
-missed rays are transparent, so the images are RGBA like NeRF-synthetic.
+either with an optional ``"checker": {"color", "size"}`` texture — a directional ``light``, an
+``ambient`` term and an optional ``aabb_scale`` (default 1; written into the transforms files, so a
+scene with a distant backdrop trains with instant-ngp's outer cascades). A surface point with albedo
+``a`` and normal ``n`` (facing the ray: surfaces are two-sided, so a camera inside a box sees its
+walls lit) has the view-independent colour ``a·(ambient + (1 − ambient)·max(0, n·l))``. Pixels
+average 2×2 stratified rays (premultiplied), missed rays are transparent, so the images are RGBA like NeRF-synthetic.
 
 :func:`make_scene` writes a Blender-format folder (``transforms_{train,test}.json`` + PNGs) that
 :meth:`inrkit.nerf.Scene.from_blender` opens; :func:`signed_distance` gives the exact surface for
@@ -48,6 +50,9 @@ def load_definition(name_or_path: str | Path) -> dict[str, Any]:
         raise InrkitError(f"cannot read scene definition {path}: {err}") from None
     if not isinstance(definition, dict) or not definition.get("objects"):
         raise InrkitError(f"scene definition {path} has no objects")
+    aabb_scale = definition.get("aabb_scale", 1)
+    if not isinstance(aabb_scale, int) or aabb_scale < 1 or aabb_scale & (aabb_scale - 1):
+        raise InrkitError(f"scene definition {path}: aabb_scale must be a power of 2, got {aabb_scale!r}")
     for obj in definition["objects"]:
         if obj.get("type") not in ("sphere", "box"):
             raise InrkitError(f"scene definition {path}: unknown object type {obj.get('type')!r} (sphere | box)")
@@ -118,7 +123,8 @@ def trace(definition: dict[str, Any], origins: torch.Tensor, directions: torch.T
         if not bool(closer.any()):
             continue
         points = o[closer] + t[closer, None] * d[closer]
-        shade = ambient + (1 - ambient) * (normal[closer] @ light).clamp_min(0)
+        facing = normal[closer] * -torch.sign((normal[closer] * d[closer]).sum(1, keepdim=True))  # two-sided
+        shade = ambient + (1 - ambient) * (facing @ light).clamp_min(0)
         colour[closer] = _albedo(obj, points) * shade[:, None]
         best = torch.where(closer, t, best)
     return colour.clamp(0, 1), best
@@ -189,6 +195,7 @@ def make_scene(name_or_path: str | Path, out_dir: str | Path, resolution: int = 
     The folder also gets ``scene.json``, the definition itself (for :func:`signed_distance`).
     """
     definition = load_definition(name_or_path)
+    aabb_scale = definition.get("aabb_scale", 1)
     if resolution < 8 or n_train < 2 or n_test < 1:
         raise InrkitError("procedural scenes need resolution >= 8, at least 2 training and 1 test view")
     folder = Path(out_dir)
@@ -199,6 +206,7 @@ def make_scene(name_or_path: str | Path, out_dir: str | Path, resolution: int = 
             rgba = render_view(definition, camera, supersampling)
             write_image(folder / split / f"r_{index}.png", np.round(rgba * 255).astype(np.uint8))
             frames.append({"file_path": f"./{split}/r_{index}", "transform_matrix": pose.tolist()})
-        write_json(folder / f"transforms_{split}.json", {"camera_angle_x": CAMERA_ANGLE_X, "frames": frames})
+        write_json(folder / f"transforms_{split}.json", {"camera_angle_x": CAMERA_ANGLE_X, "aabb_scale": aabb_scale,
+                                                         "frames": frames})
     write_json(folder / "scene.json", definition)
     return folder

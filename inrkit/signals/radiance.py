@@ -3,8 +3,10 @@
 * **Batches** are random pixels of random training views (all training images live in one uint8
   tensor), as rays with their target RGBA.
 * **Adaptive batch** (instant-ngp): the number of rays is rescaled after every step by
-  ``target_samples / measured_samples`` (a multiple of 256 between 256 and ``target_samples``), so
-  each step feeds about ``target_samples`` samples to the network whatever the grid's occupancy.
+  ``target_samples / measured_samples`` (a multiple of 64 between 64 and ``target_samples``), so
+  each step feeds about ``target_samples`` samples to the network whatever the grid's occupancy
+  (instant-ngp's floor of 256 rays would overshoot a CPU target of 2^15 samples whenever a ray
+  keeps more than 128, as the rays of an unbounded scene do early on).
   A fixed ``batch_size`` (rays) turns this off.
 * **Background**: every training ray gets a random colour in [0, 1]³ behind the scene, which the
   target is composited onto too (instant-ngp's trick to force zero density in empty space); the
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from inrkit.signals.image_files import write_image
 LOSSES = ("huber", "mse")
 HUBER_DELTA = 0.1
 BACKGROUNDS = ("random", "white", "black")
+RAY_GRANULARITY = 64  # the adaptive ray count is a multiple of this (instant-ngp: 256, a GPU's alignment)
 
 
 @dataclass
@@ -75,15 +79,32 @@ def depth_image(depth: np.ndarray, opacity: np.ndarray) -> np.ndarray:
     return np.where(solid, np.round(40 + 215 * normalised), 0).astype(np.uint8)[:, :, None]
 
 
-def evaluate_views(model: NerfModel, cameras: list[Camera], targets: list[np.ndarray]) -> dict[str, Any]:
-    """PSNR and SSIM per view (prediction and straight-RGBA target both on white): means and per-view lists."""
-    psnrs, ssims = [], []
+def evaluate_views(model: NerfModel, cameras: list[Camera], targets: list[np.ndarray], seconds: float | None = None,
+                   keep_images: bool = False) -> dict[str, Any]:
+    """PSNR and SSIM per view (prediction and straight-RGBA target both on white): means and per-view lists.
+
+    With ``seconds``, views are rendered in order while the next one is expected to end within
+    that wall time (at least one view); ``views`` says how many were evaluated. ``keep_images``
+    adds ``images``: per evaluated view, the 8-bit colour ``(H, W, 3)`` and depth map ``(H, W, 1)``
+    that :func:`write_test_renders` writes, so that outputs never render a view twice.
+    """
+    psnrs, ssims, images = [], [], []
+    start = time.perf_counter()
     for camera, target in zip(cameras, targets, strict=True):
-        prediction = torch.from_numpy(render_camera(model, camera, 1.0)["rgb"])
+        spent = time.perf_counter() - start
+        if psnrs and seconds is not None and spent + spent / len(psnrs) > seconds:
+            break
+        out = render_camera(model, camera, 1.0)
+        prediction = torch.from_numpy(out["rgb"])
         reference = torch.from_numpy(composite(target, 1.0) if target.shape[2] == 4 else target)
         psnrs.append(metrics.psnr(prediction, reference))
         ssims.append(metrics.ssim(prediction, reference))
-    return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "psnr_per_view": psnrs, "ssim_per_view": ssims}
+        if keep_images:
+            images.append((np.round(np.clip(out["rgb"], 0, 1) * 255).astype(np.uint8),
+                           depth_image(out["depth"], out["opacity"])))
+    result = {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "psnr_per_view": psnrs,
+              "ssim_per_view": ssims, "views": len(psnrs)}
+    return result | {"images": images} if keep_images else result
 
 
 class RadianceSignal(Signal):
@@ -95,7 +116,7 @@ class RadianceSignal(Signal):
     chunkable = False  # rays carry different sample counts; the ray batch is already sized to a sample target
 
     def __init__(self, scene: Scene, target_samples: int = 1 << 18, initial_rays: int = 4096,
-                 loss: str = "huber", background: str = "random") -> None:
+                 loss: str = "huber", background: str = "random", eval_seconds: float | None = None) -> None:
         if loss not in LOSSES:
             raise InrkitError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if background not in BACKGROUNDS:
@@ -109,6 +130,8 @@ class RadianceSignal(Signal):
         self.loss_name = loss
         self.background = background
         self.last_samples = 0
+        self.eval_seconds = eval_seconds
+        self.evaluation: dict[str, Any] | None = None  # the last evaluation, with its images, for write_outputs
         height, width = self.cameras[0].height, self.cameras[0].width
         pixels = np.empty((len(self.cameras), height, width, 4), dtype=np.uint8)
         for index in range(len(self.cameras)):
@@ -175,39 +198,51 @@ class RadianceSignal(Signal):
         self.last_samples = int(out["n_samples"])
         if self.last_samples and self.target_samples and batch.coords.shape[0] == self.n_rays:
             scaled = self.n_rays * self.target_samples / self.last_samples
-            self.n_rays = int(min(max(256, round(scaled / 256) * 256), self.target_samples))
+            rounded = round(scaled / RAY_GRANULARITY) * RAY_GRANULARITY
+            self.n_rays = int(min(max(RAY_GRANULARITY, rounded), self.target_samples))
         return (error * error).mean() if self.loss_name == "mse" else scaled_huber(error).mean()
 
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
+        """Test-view metrics within ``eval_seconds``; the renders are kept for :meth:`write_outputs`."""
         assert isinstance(field, NerfModel)
         targets = [self.scene.image("test", i) for i in range(len(self.scene.test_cameras))]
-        result = evaluate_views(field, self.scene.test_cameras, targets)
-        return {"psnr": result["psnr"], "ssim": result["ssim"], "rays_per_step": self.n_rays,
-                "samples_per_step": self.last_samples}
+        self.evaluation = evaluate_views(field, self.scene.test_cameras, targets, self.eval_seconds, keep_images=True)
+        return {"psnr": self.evaluation["psnr"], "ssim": self.evaluation["ssim"], "test_views": self.evaluation["views"],
+                "rays_per_step": self.n_rays, "samples_per_step": self.last_samples}
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
-        """Test views rendered on white (``renders/test_NNN.png``), depth maps and per-view metrics."""
+        """Test views rendered on white (``renders/test_NNN.png``), depth maps and per-view metrics.
+
+        Reuses the renders of the last :meth:`evaluate` (call :meth:`forget_evaluation` after
+        changing the field); evaluates (within ``eval_seconds``) only when there was none.
+        """
         assert isinstance(field, NerfModel)
-        return write_test_renders(field, self.scene, Path(out_dir) / "renders")
+        if self.evaluation is None:
+            self.evaluate(field)
+        evaluation, self.evaluation = self.evaluation, None
+        return write_test_renders(self.scene, Path(out_dir) / "renders", evaluation)
+
+    def forget_evaluation(self) -> None:
+        """Drop the kept renders (the field changed since the last evaluation)."""
+        self.evaluation = None
 
     def config(self) -> dict[str, Any]:
         return {**self.scene.config(), "target_samples": self.target_samples, "loss": self.loss_name,
                 "background": self.background}
 
 
-def write_test_renders(model: NerfModel, scene: Scene, folder: Path) -> list[Path]:
-    """Render every test view; write colour and depth PNGs and ``metrics.json`` (per-view PSNR/SSIM)."""
+def write_test_renders(scene: Scene, folder: Path, evaluation: dict[str, Any]) -> list[Path]:
+    """Write colour and depth PNGs of the evaluated test views and ``metrics.json`` (per-view PSNR/SSIM).
+
+    ``evaluation`` is a result of :func:`evaluate_views` with ``keep_images``.
+    """
     written: list[Path] = []
-    records = []
-    for index, camera in enumerate(scene.test_cameras):
-        out = render_camera(model, camera, 1.0)
-        target = torch.from_numpy(composite(scene.image("test", index), 1.0))
-        prediction = torch.from_numpy(out["rgb"])
-        records.append({"view": index, "psnr": metrics.psnr(prediction, target), "ssim": metrics.ssim(prediction, target)})
-        written.append(write_image(folder / f"test_{index:03d}.png", np.round(np.clip(out["rgb"], 0, 1) * 255).astype(np.uint8)))
-        written.append(write_image(folder / f"depth_{index:03d}.png", depth_image(out["depth"], out["opacity"])))
-    write_json(folder / "metrics.json", {"background": "white", "views": records,
-                                         "psnr": float(np.mean([r["psnr"] for r in records])),
-                                         "ssim": float(np.mean([r["ssim"] for r in records]))})
+    for index, (rgb, depth) in enumerate(evaluation["images"]):
+        written.append(write_image(folder / f"test_{index:03d}.png", rgb))
+        written.append(write_image(folder / f"depth_{index:03d}.png", depth))
+    records = [{"view": index, "psnr": psnr, "ssim": ssim}
+               for index, (psnr, ssim) in enumerate(zip(evaluation["psnr_per_view"], evaluation["ssim_per_view"], strict=True))]
+    write_json(folder / "metrics.json", {"background": "white", "views": records, "psnr": evaluation["psnr"],
+                                         "ssim": evaluation["ssim"], "test_views": len(scene.test_cameras)})
     written.append(folder / "metrics.json")
     return written
