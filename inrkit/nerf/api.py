@@ -40,6 +40,7 @@ from inrkit.nerf.scene import Scene
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.train.level_schedule import CoarseToFine
+from inrkit.train.threads import cpu_thread_hooks, restored_threads
 
 EVAL_FRACTION = 0.2  # with --seconds S, evaluating the test views after training may take up to 0.2·S
 SETUP_FRACTION = 0.1  # ... and preparing the scene 0.1·S before it (more is taken from training)
@@ -389,13 +390,14 @@ def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: Train
            device: torch.device, resume: bool) -> NeRF:
     generator = torch.Generator(device=device).manual_seed(options.seed + 1)
     levels = CoarseToFine(model, options.coarse_to_fine) if options.coarse_to_fine else None
-    hooks = [_grid_hook(model, generator), *([levels] if levels else [])]
-    trainer = Trainer(model, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
-                      step_hooks=hooks)  # tcnn Adam from config["nerf"]["optimizer"]
-    if resume:
-        trainer.resume()
-    start, trained_before = time.perf_counter(), trainer.elapsed
-    metrics = trainer.fit()
+    hooks = [_grid_hook(model, generator), *([levels] if levels else []), *cpu_thread_hooks(device, options.threads)]
+    with restored_threads():
+        trainer = Trainer(model, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
+                          step_hooks=hooks)  # tcnn Adam from config["nerf"]["optimizer"]
+        if resume:
+            trainer.resume()
+        start, trained_before = time.perf_counter(), trainer.elapsed
+        metrics = trainer.fit()
     if levels:
         levels.unlock_all()  # outputs with every level on, as a loaded model has
         signal.forget_evaluation()
