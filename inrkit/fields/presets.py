@@ -24,7 +24,10 @@ from inrkit.fields.resfields import FUSIONS, TIME_MODES
 class ModelOptions:
     """Which backbone to build and what to override. ``None`` keeps the preset's default."""
 
-    model: str = field(default="siren", metadata={"help": "backbone preset (see `inrkit models`)"})
+    model: str = field(default="siren", metadata={
+        "help": "backbone preset (see `inrkit models`). On a 2-core CPU, hashgrid fits 768x512 photos to ~35 dB in "
+                "20 s where the MLPs reach ~20 dB in 30 s, and 7 s of 44.1 kHz audio to SNR 32 dB in 120 s "
+                "(SIREN: 10-13 dB)"})
     width: int | None = field(default=None, metadata={"help": "hidden width (WIRE uses floor(width/sqrt 2) complex units)"})
     depth: int | None = field(default=None, metadata={"help": "hidden layers of that width (SIREN 3x256 is depth 4)"})
     omega0: float | None = field(default=None, metadata={"help": "first-layer omega_0 (SIREN/SPDER/FINER/WIRE)"})
