@@ -207,12 +207,12 @@ class Estimate:
     def line(self) -> str:
         """One line for the terminal."""
         chunk = f", chunks of {self.chunk_size:,}" if self.chunk_size else ""
+        total = f"{self.total_seconds / 3600:,.1f} h" if self.total_seconds > 5400 else f"{self.total_seconds:,.0f} s"
         return (f"dry run: {self.n_params:,} parameters, about {self.peak_memory_mb:,.0f} MB peak{chunk}, "
-                f"{self.seconds_per_step:.3f} s/step, about {self.total_seconds:,.0f} s of training "
-                f"({self.summary})")
+                f"{self.seconds_per_step:.3f} s/step, about {total} of training ({self.summary})")
 
 
-def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: int = 3, **options: Any) -> Estimate:
+def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: int = 2, **options: Any) -> Estimate:
     """Resolve a fit's settings and time a few of its steps, writing nothing: the numbers of ``fit --dry-run``.
 
     Peak memory is the process's resident memory now plus the parameters' training state (weights,

@@ -48,6 +48,7 @@ LONG_RUN_SECONDS = 3600.0  # a step budget longer than this gets a one-line note
 ESTIMATE_AFTER_STEPS = 5
 ESTIMATE_AFTER_SECONDS = 10.0
 BACKWARD_FACTOR = 3.0  # a training step costs about three forward passes
+DRY_RUN_SAMPLES = 1 << 14  # a dry run times steps of at most this many samples and scales by the batch size
 
 
 class Trainer:
@@ -205,11 +206,12 @@ class Trainer:
 
     def time_steps(self, n_steps: int) -> float:
         """Seconds per training step, timed over ``n_steps`` steps after one warm-up step (for dry runs:
-        the field and optimizer state change, nothing is written). A batch larger than one chunk is
-        timed on one chunk and scaled by the number of samples."""
+        the field and optimizer state change, nothing is written). A batch larger than
+        :data:`DRY_RUN_SAMPLES` is timed on that many samples and scaled by the number of samples."""
         use_amp = self.options.amp and self.device.type == "cuda"
         batch_size = self.options.batch_size or self.signal.n_samples
-        timed_size = min(batch_size, self.options.chunk_size or batch_size) if self.signal.chunkable else batch_size
+        timed_size = min(batch_size, self.options.chunk_size or batch_size, DRY_RUN_SAMPLES) if self.signal.chunkable \
+            else batch_size
         timings = []
         for _ in range(n_steps + 1):
             began = time.perf_counter()
