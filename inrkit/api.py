@@ -181,7 +181,7 @@ def fit(
     model_options, train_options, signal_options = _split_options({"model": model, **options})
     train_options.validate()
     if resume:
-        return _resume(out, train_options, signal)
+        return _resume(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal)
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
     prepared = _prepare(signal, model_options, train_options, signal_options)
@@ -261,7 +261,12 @@ def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainO
     return Run(run_dir, field, config, metrics, signal, output_seconds)
 
 
-def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | Path | Signal | None) -> Run:
+RESUMABLE = ("steps", "seconds", "device", "quiet", "eval_every", "backend", "chunk_size")  # what a resume may change
+
+
+def _resume(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | None) -> Run:
+    """Continue the run in ``out``; ``given`` holds the resumable options the caller passed explicitly,
+    which win over the saved ones (even when equal to :class:`TrainOptions`'s defaults)."""
     if out is None:
         raise InrkitError("--resume needs the run directory (--out RUN)")
     run_dir = Path(out)
@@ -270,9 +275,8 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
     config = read_json(run_dir / CONFIG_FILE)
     opened = signal if isinstance(signal, Signal) else signal_from_config(config["signal"])
     saved = TrainOptions(**config["train"])
-    for key in ("steps", "seconds", "device", "quiet", "eval_every", "backend", "chunk_size"):
-        if getattr(train_options, key) != getattr(TrainOptions(), key):
-            setattr(saved, key, getattr(train_options, key))
+    for key, value in given.items():
+        setattr(saved, key, value)
     saved.validate()
     device = resolve_device(saved.device)
     config["train"] = asdict(saved)

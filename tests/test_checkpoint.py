@@ -75,6 +75,17 @@ def test_resume_continues_to_new_budget(tmp_path, smooth_png):
     assert resumed.metrics["psnr"] >= first.metrics["psnr"] - 0.5
 
 
+def test_resume_can_reset_an_option_to_its_default(tmp_path, smooth_png):
+    run_dir = tmp_path / "run"
+    inrkit.fit(smooth_png(height=8, width=8), out=run_dir, steps=4, eval_every=2, **SMALL)
+    default = TrainOptions().eval_every
+    inrkit.fit(resume=True, out=run_dir, steps=6, eval_every=default, quiet=True)
+    assert read_json(run_dir / "config.json")["train"]["eval_every"] == default
+    assert _steps(run_dir) == [2, 4, 6]  # no evaluation at step 6 but the final one
+    inrkit.fit(resume=True, out=run_dir, steps=8, quiet=True)  # an option not given keeps its saved value
+    assert read_json(run_dir / "config.json")["train"]["eval_every"] == default
+
+
 def test_resume_without_checkpoint_or_run_dir(tmp_path):
     with pytest.raises(inrkit.InrkitError, match="not an inrkit run directory"):
         inrkit.fit(resume=True, out=tmp_path / "nothing", steps=10)
