@@ -24,7 +24,7 @@ import torch
 from inrkit import __version__
 from inrkit.backends import prepare_field, resolve_backend
 from inrkit.devices import resolve_device, seed_everything
-from inrkit.errors import InrkitError
+from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
 from inrkit.export.compress import load as load_inrz
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
@@ -128,6 +128,13 @@ class Prepared:
                 f"lr {self.config['train']['lr']:g} {options.schedule}, {budget}{chunk}; {other}")
 
 
+def _check_backend(field: Field, options: TrainOptions, device: torch.device) -> None:
+    """Refuse, before a run starts, a backend request that cannot be met or a combination that would do nothing."""
+    if resolve_backend(field, options.backend, device) == "tcnn" and options.coarse_to_fine:
+        raise ConfigError("--coarse-to-fine does not work with the tcnn backend (its level mask is not exposed); "
+                          "give --backend torch or --backend fast")
+
+
 def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_options: TrainOptions,
              signal_options: dict[str, Any]) -> Prepared:
     """Open the signal, resolve every default for the device, build the field, size the chunks."""
@@ -140,7 +147,7 @@ def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_opt
     lr = train_options.lr if train_options.lr is not None else preset.lr
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
-    resolve_backend(field, train_options.backend, device)
+    _check_backend(field, train_options, device)
     opened.to(device)
     bytes_per_sample = None
     if opened.chunkable and train_options.chunk_size is None:
@@ -279,9 +286,10 @@ def _resume(out: str | Path | None, given: dict[str, Any], signal: str | Path | 
         setattr(saved, key, value)
     saved.validate()
     device = resolve_device(saved.device)
+    field = Field(config["field"]).to(device)
+    _check_backend(field, saved, device)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
-    field = Field(config["field"]).to(device)
     return _train(config, field, opened, saved, run_dir, device, resume=True)
 
 

@@ -204,3 +204,22 @@ def test_coarse_to_fine_unlocks_levels_and_fits(tmp_path, make_image):
                      device="cpu")
     assert run.metrics["psnr"] > 28
     assert active_levels(8, run.field.encoding.max_level) == 8  # outputs are written with every level on
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_coarse_to_fine_with_tcnn_is_refused(tmp_path, make_image, monkeypatch, resume):
+    """tcnn hides the grids inside its module, where the level schedule cannot reach them: refuse, don't ignore."""
+    import inrkit
+    from inrkit import api
+    from inrkit.signals import ImageSignal
+
+    image = ImageSignal.from_array(make_image(8, 8, 3, seed=0))
+    options = {"model": "hashgrid", "log2_hashmap_size": 8, "eval_every": 0, "quiet": True, "device": "cpu"}
+    if resume:
+        inrkit.fit(image, out=tmp_path / "run", steps=2, coarse_to_fine=1, **options)
+    monkeypatch.setattr(api, "resolve_backend", lambda field, backend, device: "tcnn")
+    with pytest.raises(InrkitError, match="--coarse-to-fine does not work with the tcnn backend"):
+        if resume:
+            inrkit.fit(image, resume=True, out=tmp_path / "run", steps=4, backend="tcnn")
+        else:
+            inrkit.fit(image, out=tmp_path / "run", steps=2, coarse_to_fine=1, backend="tcnn", **options)
