@@ -128,6 +128,18 @@ class Prepared:
                 f"lr {self.config['train']['lr']:g} {options.schedule}, {budget}{chunk}; {other}")
 
 
+SINE_NETWORKS = frozenset({"Siren", "Spder", "Finer", "Wire", "ResFieldSiren"})
+
+
+def _check_amp(model_options: ModelOptions, train_options: TrainOptions) -> None:
+    """Refuse bfloat16 autocast for sine-family networks: with 8 bits of mantissa a pre-activation
+    ``z ≈ 30`` (ω0·x) is rounded by up to 0.06, so ``sin(z)`` loses its phase."""
+    otype = get_preset(model_options.model).network["otype"]
+    if train_options.amp and otype in SINE_NETWORKS:
+        raise ConfigError(f"--amp (bfloat16) cannot run {model_options.model!r}: its sines of ω0·x ≈ 30 lose their "
+                          "phase with 8 bits of mantissa; train without --amp")
+
+
 def _check_backend(field: Field, options: TrainOptions, device: torch.device) -> None:
     """Refuse, before a run starts, a backend request that cannot be met or a combination that would do nothing."""
     if resolve_backend(field, options.backend, device) == "tcnn" and options.coarse_to_fine:
@@ -141,6 +153,7 @@ def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_opt
     opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
     device = resolve_device(train_options.device)
     _apply_defaults(opened, model_options, train_options, train_options.resolved_protocol(device.type))
+    _check_amp(model_options, train_options)
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis,
                                  n_frames=opened.n_frames)
     preset = get_preset(model_options.model)
