@@ -24,7 +24,7 @@ import torch
 from inrkit import __version__
 from inrkit.backends import prepare_field, resolve_backend
 from inrkit.devices import resolve_device, seed_everything
-from inrkit.errors import InrkitError
+from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
 from inrkit.export.compress import load as load_inrz
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
@@ -128,19 +128,39 @@ class Prepared:
                 f"lr {self.config['train']['lr']:g} {options.schedule}, {budget}{chunk}; {other}")
 
 
+SINE_NETWORKS = frozenset({"Siren", "Spder", "Finer", "Wire", "ResFieldSiren"})
+
+
+def _check_amp(model_options: ModelOptions, train_options: TrainOptions) -> None:
+    """Refuse bfloat16 autocast for sine-family networks: with 8 bits of mantissa a pre-activation
+    ``z ≈ 30`` (ω0·x) is rounded by up to 0.06, so ``sin(z)`` loses its phase."""
+    otype = get_preset(model_options.model).network["otype"]
+    if train_options.amp and otype in SINE_NETWORKS:
+        raise ConfigError(f"--amp (bfloat16) cannot run {model_options.model!r}: its sines of ω0·x ≈ 30 lose their "
+                          "phase with 8 bits of mantissa; train without --amp")
+
+
+def _check_backend(field: Field, options: TrainOptions, device: torch.device) -> None:
+    """Refuse, before a run starts, a backend request that cannot be met or a combination that would do nothing."""
+    if resolve_backend(field, options.backend, device) == "tcnn" and options.coarse_to_fine:
+        raise ConfigError("--coarse-to-fine does not work with the tcnn backend (its level mask is not exposed); "
+                          "give --backend torch or --backend fast")
+
+
 def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_options: TrainOptions,
              signal_options: dict[str, Any]) -> Prepared:
     """Open the signal, resolve every default for the device, build the field, size the chunks."""
     opened = signal if isinstance(signal, Signal) else open_signal(signal, signal_options)
     device = resolve_device(train_options.device)
     _apply_defaults(opened, model_options, train_options, train_options.resolved_protocol(device.type))
+    _check_amp(model_options, train_options)
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis,
                                  n_frames=opened.n_frames)
     preset = get_preset(model_options.model)
     lr = train_options.lr if train_options.lr is not None else preset.lr
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
-    resolve_backend(field, train_options.backend, device)
+    _check_backend(field, train_options, device)
     opened.to(device)
     bytes_per_sample = None
     if opened.chunkable and train_options.chunk_size is None:
@@ -181,7 +201,7 @@ def fit(
     model_options, train_options, signal_options = _split_options({"model": model, **options})
     train_options.validate()
     if resume:
-        return _resume(out, train_options, signal)
+        return _resume(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal)
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
     prepared = _prepare(signal, model_options, train_options, signal_options)
@@ -261,7 +281,12 @@ def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainO
     return Run(run_dir, field, config, metrics, signal, output_seconds)
 
 
-def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | Path | Signal | None) -> Run:
+RESUMABLE = ("steps", "seconds", "device", "quiet", "eval_every", "backend", "chunk_size")  # what a resume may change
+
+
+def _resume(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | None) -> Run:
+    """Continue the run in ``out``; ``given`` holds the resumable options the caller passed explicitly,
+    which win over the saved ones (even when equal to :class:`TrainOptions`'s defaults)."""
     if out is None:
         raise InrkitError("--resume needs the run directory (--out RUN)")
     run_dir = Path(out)
@@ -270,14 +295,14 @@ def _resume(out: str | Path | None, train_options: TrainOptions, signal: str | P
     config = read_json(run_dir / CONFIG_FILE)
     opened = signal if isinstance(signal, Signal) else signal_from_config(config["signal"])
     saved = TrainOptions(**config["train"])
-    for key in ("steps", "seconds", "device", "quiet", "eval_every", "backend", "chunk_size"):
-        if getattr(train_options, key) != getattr(TrainOptions(), key):
-            setattr(saved, key, getattr(train_options, key))
+    for key, value in given.items():
+        setattr(saved, key, value)
     saved.validate()
     device = resolve_device(saved.device)
+    field = Field(config["field"]).to(device)
+    _check_backend(field, saved, device)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
-    field = Field(config["field"]).to(device)
     return _train(config, field, opened, saved, run_dir, device, resume=True)
 
 

@@ -27,6 +27,16 @@ def _flag_type(annotation: Any) -> type:
     return annotation
 
 
+class _Given(argparse.Action):
+    """Store the value and remember that the flag was given (``namespace.given``): a resume applies
+    exactly the options given, even one set to its default."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
 def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one ``--flag`` per field of dataclass ``cls`` (help text from the field's metadata)."""
     group = parser.add_argument_group(cls.__name__)
@@ -36,15 +46,18 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
         kind = _flag_type(hints[field.name])
         help_text = field.metadata.get("help", "")
         if kind is bool:
-            group.add_argument(flag, dest=field.name, action="store_true", help=help_text)
+            group.add_argument(flag, dest=field.name, action=_Given, nargs=0, const=True, default=False, help=help_text)
         else:
             default = f" (default: {field.default})" if field.default is not None else ""
-            group.add_argument(flag, dest=field.name, type=kind, default=field.default, help=help_text + default,
-                               metavar=field.name.upper())
+            group.add_argument(flag, dest=field.name, action=_Given, type=kind, default=field.default,
+                               help=help_text + default, metavar=field.name.upper())
 
 
-def _collect(namespace: argparse.Namespace, *classes: type) -> dict[str, Any]:
+def _collect(namespace: argparse.Namespace, *classes: type, given_only: bool = False) -> dict[str, Any]:
+    """The values of the flags of dataclasses ``classes``; with ``given_only``, of those given on the command line."""
     names = {f.name for cls in classes for f in dataclasses.fields(cls)}
+    if given_only:
+        names &= getattr(namespace, "given", set())
     return {k: v for k, v in vars(namespace).items() if k in names}
 
 
@@ -73,7 +86,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from inrkit.signals import SIGNAL_OPTIONS
     from inrkit.train import TrainOptions
 
-    options = _collect(args, ModelOptions, TrainOptions, *SIGNAL_OPTIONS)
+    options = _collect(args, ModelOptions, TrainOptions, *SIGNAL_OPTIONS, given_only=args.resume)
     if args.resume:
         if args.out is None and args.path is None:
             raise InrkitError("--resume needs the run directory: inrkit fit --resume --out RUN")

@@ -163,14 +163,46 @@ def test_compiled_cuda_path_matches_reference():
     assert torch.allclose(compiled.grid_forward(x, grid.params, grid.spec), reference, rtol=1e-4, atol=1e-4)
 
 
+def _assert_close_to_scale(actual: torch.Tensor, expected: torch.Tensor, fraction: float) -> None:
+    """Largest error at most ``fraction`` of the reference's largest magnitude, which must be of order one."""
+    scale = expected.abs().max().item()
+    assert scale > 0.05, f"reference scale {scale:.3g}: the comparison would be vacuous"
+    error = (actual.float() - expected).abs().max().item()
+    assert error <= fraction * scale, f"largest error {error:.3g}, reference scale {scale:.3g}"
+
+
 @pytest.mark.skipif(not tcnn_available(), reason="needs tinycudann and CUDA")
 def test_tcnn_matches_reference_with_the_same_parameters():
+    """tcnn against the reference on the same parameters at a trained scale: table entries ``U(±1)`` (a fresh
+    grid's ``U(±10⁻⁴)`` makes every output ~10⁻⁴, which any absolute tolerance accepts) and the MLP's
+    Xavier weights. Encoding and network are compared separately (the network on the reference's features),
+    then the whole field. Tolerances, relative to the reference's scale: tcnn stores the table and the
+    features in fp16 (rounding 2⁻¹¹ ≈ 5·10⁻⁴, so 5·10⁻³) and runs the MLP in fp16 (2·10⁻²); a wrong hash,
+    level scale or layout gives errors of the order of the scale itself."""
+    import tinycudann
+
     from inrkit.backends.tcnn_module import TcnnField
 
-    field = build_field("hashgrid", 2, 3).cuda()
-    fast = TcnnField(field)
+    torch.manual_seed(0)
+    field = build_field("hashgrid", 2, 3)
+    with torch.no_grad():
+        field.encoding.params.uniform_(-1.0, 1.0)
+    field = field.cuda()
+    field.encoding.backend = "torch"  # the reference lookup, the specification
     x = torch.rand(1 << 14, 2, device="cuda") * 2 - 1
-    assert torch.allclose(fast(x).float(), field(x), atol=2e-2)  # tcnn computes in fp16
+    unit = (x + 1.0) * 0.5  # tcnn's encodings take [0, 1]
+    flat = tcnn_parameters(field).cuda()
+    n_network = flat.numel() - field.encoding.n_params
+
+    encoding = tinycudann.Encoding(field.n_input_dims, dict(field.config["encoding"]))
+    network = tinycudann.Network(field.encoding.n_output_dims, field.n_output_dims, dict(field.config["network"]))
+    with torch.no_grad():
+        encoding.params.copy_(flat[n_network:])
+        network.params.copy_(flat[:n_network])
+        features = field.encoding(unit)
+        _assert_close_to_scale(encoding(unit), features, 5e-3)
+        _assert_close_to_scale(network(features), field.network(features), 2e-2)
+        _assert_close_to_scale(TcnnField(field)(x), field(x), 2e-2)
 
 
 def test_prepare_field_picks_backends_and_refuses_impossible_ones():
@@ -204,3 +236,22 @@ def test_coarse_to_fine_unlocks_levels_and_fits(tmp_path, make_image):
                      device="cpu")
     assert run.metrics["psnr"] > 28
     assert active_levels(8, run.field.encoding.max_level) == 8  # outputs are written with every level on
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_coarse_to_fine_with_tcnn_is_refused(tmp_path, make_image, monkeypatch, resume):
+    """tcnn hides the grids inside its module, where the level schedule cannot reach them: refuse, don't ignore."""
+    import inrkit
+    from inrkit import api
+    from inrkit.signals import ImageSignal
+
+    image = ImageSignal.from_array(make_image(8, 8, 3, seed=0))
+    options = {"model": "hashgrid", "log2_hashmap_size": 8, "eval_every": 0, "quiet": True, "device": "cpu"}
+    if resume:
+        inrkit.fit(image, out=tmp_path / "run", steps=2, coarse_to_fine=1, **options)
+    monkeypatch.setattr(api, "resolve_backend", lambda field, backend, device: "tcnn")
+    with pytest.raises(InrkitError, match="--coarse-to-fine does not work with the tcnn backend"):
+        if resume:
+            inrkit.fit(image, resume=True, out=tmp_path / "run", steps=4, backend="tcnn")
+        else:
+            inrkit.fit(image, out=tmp_path / "run", steps=2, coarse_to_fine=1, backend="tcnn", **options)

@@ -17,6 +17,7 @@ from inrkit.fields import Field, build_field
 from inrkit.files import read_json
 from inrkit.signals import ImageSignal
 from inrkit.train import Trainer, TrainingDiverged, TrainingInterrupted, TrainOptions
+from inrkit.train import trainer as trainer_module
 
 # a fixed chunk size: no memory probe calls the loss-counting signals below
 SMALL = {"model": "siren", "width": 32, "depth": 2, "device": "cpu", "quiet": True, "chunk_size": 1 << 20}
@@ -72,6 +73,17 @@ def test_resume_continues_to_new_budget(tmp_path, smooth_png):
     assert _checkpoint_step(run_dir) == 60
     assert read_json(run_dir / "config.json")["train"]["steps"] == 60
     assert resumed.metrics["psnr"] >= first.metrics["psnr"] - 0.5
+
+
+def test_resume_can_reset_an_option_to_its_default(tmp_path, smooth_png):
+    run_dir = tmp_path / "run"
+    inrkit.fit(smooth_png(height=8, width=8), out=run_dir, steps=4, eval_every=2, **SMALL)
+    default = TrainOptions().eval_every
+    inrkit.fit(resume=True, out=run_dir, steps=6, eval_every=default, quiet=True)
+    assert read_json(run_dir / "config.json")["train"]["eval_every"] == default
+    assert _steps(run_dir) == [2, 4, 6]  # no evaluation at step 6 but the final one
+    inrkit.fit(resume=True, out=run_dir, steps=8, quiet=True)  # an option not given keeps its saved value
+    assert read_json(run_dir / "config.json")["train"]["eval_every"] == default
 
 
 def test_resume_without_checkpoint_or_run_dir(tmp_path):
@@ -177,6 +189,40 @@ def test_nan_loss_keeps_last_good_checkpoint(tmp_path, make_image):
     field = inrkit.load(run_dir)
     out = field(torch.rand(64, 2) * 2 - 1)
     assert torch.isfinite(out).all()
+
+
+def test_nan_between_device_checks_is_not_checkpointed(tmp_path, make_image, monkeypatch):
+    """Off the CPU the loss is checked every 16 steps; an evaluation at step 15 must still not save NaN."""
+    monkeypatch.setattr(trainer_module, "CPU_CHECK_EVERY", trainer_module.DEVICE_CHECK_EVERY)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"step 15.*checkpoint \(step 10\)"):
+        inrkit.fit(_NaNAfter.from_array(make_image(12, 12)), out=run_dir, steps=40, eval_every=5, **SMALL)
+    assert _checkpoint_step(run_dir) == 10
+    assert _steps(run_dir) == [5, 10]
+    weights = load_file(str(run_dir / "weights.safetensors"))
+    assert all(torch.isfinite(v).all() for v in weights.values())
+
+
+class _NaNThenStop(_StopAfter):
+    """The loss turns NaN at the ``after``-th call, which also asks the trainer to stop (a Ctrl-C)."""
+
+    def loss(self, field, batch):
+        value = super().loss(field, batch)
+        return value * float("nan") if self.calls >= self.after else value
+
+
+def test_ctrl_c_after_nan_keeps_last_good_checkpoint(tmp_path, make_image, monkeypatch):
+    monkeypatch.setattr(trainer_module, "CPU_CHECK_EVERY", trainer_module.DEVICE_CHECK_EVERY)
+    options = TrainOptions(steps=25, device="cpu", quiet=True, eval_every=5)
+    torch.manual_seed(0)
+    field = build_field("siren", 2, 3, width=16, depth=2)
+    stopping = _NaNThenStop.from_array(make_image(12, 12))
+    trainer = Trainer(field, stopping, options, tmp_path, lr=1e-3, device=torch.device("cpu"))
+    stopping.trainer = trainer
+    with pytest.raises(TrainingDiverged, match=r"step 7.*checkpoint \(step 5\)"):
+        trainer.fit()
+    assert _checkpoint_step(tmp_path) == 5
+    assert all(torch.isfinite(v).all() for v in load_file(str(tmp_path / "weights.safetensors")).values())
 
 
 def test_diverged_is_an_inrkit_error():

@@ -124,6 +124,15 @@ def test_ctrl_c_then_resume(tmp_path, smooth_png, monkeypatch, capsys):
     assert read_json(run_dir / "checkpoint.json")["step"] == 20
 
 
+def test_resume_can_reset_an_option_to_its_default(tmp_path, smooth_png):
+    run_dir = tmp_path / "run"
+    assert main(["fit", str(smooth_png(height=8, width=8)), "--out", str(run_dir), *FIT, "--eval-every", "5"]) == 0
+    assert main(["fit", "--resume", "--out", str(run_dir), "--steps", "25", "--eval-every", "500", "--quiet"]) == 0
+    assert read_json(run_dir / "config.json")["train"]["eval_every"] == 500
+    assert main(["fit", "--resume", "--out", str(run_dir), "--steps", "30", "--quiet"]) == 0
+    assert read_json(run_dir / "config.json")["train"]["eval_every"] == 500  # not given: the saved value
+
+
 def test_progress_lines_when_not_quiet(tmp_path, smooth_png, capsys):
     png = smooth_png(height=8, width=8)
     args = ["fit", str(png), "--out", str(tmp_path / "run"), "--width", "16", "--depth", "2", "--steps", "10",

@@ -55,6 +55,12 @@ CASES = {
     "grid-option-for-siren": (lambda d: _png(d), ["--model", "siren", "--n-levels", "4"], "does not apply"),
     "bad-backend": (lambda d: _png(d), ["--backend", "cuda"], "--backend"),
     "tcnn-for-siren": (lambda d: _png(d), ["--backend", "tcnn"], "FullyFusedMLP"),
+    "amp-siren": (lambda d: _png(d), ["--model", "siren", "--amp"], "cannot run 'siren'"),
+    "amp-spder": (lambda d: _png(d), ["--model", "spder", "--amp"], "cannot run 'spder'"),
+    "amp-finer": (lambda d: _png(d), ["--model", "finer", "--amp"], "cannot run 'finer'"),
+    "amp-wire": (lambda d: _png(d), ["--model", "wire", "--amp"], "cannot run 'wire'"),
+    "amp-resfields": (lambda d: _png(d), ["--model", "resfields", "--amp"], "cannot run 'resfields'"),
+    "amp-hashgrid-siren": (lambda d: _png(d), ["--model", "hashgrid-siren", "--amp"], "cannot run 'hashgrid-siren'"),
     "coarse-to-fine-negative": (lambda d: _png(d), ["--model", "hashgrid", "--coarse-to-fine", "-1"], "--coarse-to-fine"),
 }
 
@@ -84,6 +90,10 @@ def test_bad_fit_input(case, tmp_path, capsys, monkeypatch):
     assert not out.exists()
     assert not (tmp_path / "runs").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]
+
+
+def test_amp_is_accepted_without_sines(tmp_path, capsys):
+    assert main(["fit", str(_png(tmp_path)), "--out", str(tmp_path / "out"), "--model", "relu", "--amp", *FAST]) == 0
 
 
 def test_unknown_model_message_lists_every_preset(tmp_path, capsys):

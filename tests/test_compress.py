@@ -47,10 +47,30 @@ def small_field(model: str, seed: int = 0) -> inrkit.fields.Field:
 
 
 def expected_dequantised(tensor: torch.Tensor, bits: int, scheme: str) -> torch.Tensor:
-    """Post-training quantisation computed independently of the codec: step search, codes, Δ·q."""
-    step = best_step(tensor, bits, scheme)
-    values = dequantise(quantise(tensor, step, bits), step)
-    return (torch.view_as_complex(values) if tensor.is_complex() else values).to(tensor.dtype)
+    """Post-training quantisation computed here in numpy from the spec (export/quantize.py's docstring),
+    not with the codec's functions: per row (the tensor, or each output channel), the clip
+    ``c = (k/64)·max|w|``, ``k = 1..64``, with the least squared error on an evenly strided subset of at
+    most 2^18 values (the first such ``k``), then ``Δ·clamp(round(w/Δ), ±q_max)`` with ``Δ = c/q_max``."""
+    values = tensor.detach()
+    real = (torch.view_as_real(values) if values.is_complex() else values).float().numpy()
+    n_rows = tensor.shape[0] if scheme == "channel" and tensor.dim() >= 2 else 1
+    rows = real.reshape(n_rows, -1)
+    q_max = np.float32(2 ** (bits - 1) - 1)
+    stride = max(1, rows.size // 2**18)
+    out = np.empty_like(rows)
+    for i, row in enumerate(rows):
+        peak = np.abs(row).max() or np.float32(1.0)
+        searched = row[::stride]
+        best, best_error = peak / q_max, np.inf
+        for k in range(1, 65):
+            step = peak * np.float32(k / 64) / q_max
+            q = np.clip(np.round(searched / step), -q_max, q_max)
+            error = np.square(q * step - searched, dtype=np.float64).sum()
+            if error < best_error:
+                best, best_error = step, error
+        out[i] = np.clip(np.round(row / best), -q_max, q_max) * best
+    result = torch.from_numpy(out.reshape(real.shape))
+    return (torch.view_as_complex(result) if tensor.is_complex() else result).to(tensor.dtype)
 
 
 def assert_exact_round_trip(field, decoded, bits: int, scheme: str) -> None:

@@ -13,6 +13,7 @@ from inrkit.nerf.marching import StepSchedule, march, ray_box
 from inrkit.nerf.model import NerfModel
 from inrkit.nerf.occupancy import OccupancyGrid, n_cascades, update_due
 from inrkit.nerf.volume import composite_rays, exclusive_segment_sum, render_weights
+from inrkit.signals.radiance import HUBER_DELTA, scaled_huber
 
 TINY_FIELD = {
     "position_encoding": {"otype": "Identity"}, "density_network": {"otype": "ReLU", "n_neurons": 8, "n_hidden_layers": 1},
@@ -227,3 +228,20 @@ def test_multi_cascade_grid_with_cone_stepping_matches_dense():
     assert float(without["opacity"].max()) > 0.5
     difference = (with_grid["rgb"] - without["rgb"]).abs().amax(dim=1)
     assert float(difference.quantile(0.99)) < 2e-2 and float(difference.max()) < 0.1
+
+
+def test_scaled_huber_is_2_delta_times_the_huber_loss():
+    """instant-ngp's Huber (tcnn: ``e²/2δ`` below δ, ``|e| − δ/2`` above; PyTorch's smooth L1 with β = δ) times
+    2δ: the squared error below δ, continuous with a continuous slope at δ, linear tails ``2δ|e| − δ²``."""
+    delta = HUBER_DELTA
+    errors = torch.tensor([-1.0, -0.3, -0.1, -0.0999, -0.05, 0.0, 0.02, 0.0999, 0.1, 0.1001, 0.5, 2.0], dtype=torch.float64)
+    huber = torch.nn.functional.smooth_l1_loss(errors, torch.zeros_like(errors), reduction="none", beta=delta)
+    torch.testing.assert_close(scaled_huber(errors), 2 * delta * huber)
+    small = errors.abs() < delta
+    torch.testing.assert_close(scaled_huber(errors[small]), errors[small] ** 2)
+    torch.testing.assert_close(scaled_huber(errors[~small]), 2 * delta * errors[~small].abs() - delta**2)
+    at = torch.tensor([delta - 1e-9, delta + 1e-9], dtype=torch.float64, requires_grad=True)
+    values = scaled_huber(at)
+    (slopes,) = torch.autograd.grad(values.sum(), at)
+    torch.testing.assert_close(values[0], values[1], atol=1e-8, rtol=0)
+    torch.testing.assert_close(slopes, torch.full_like(slopes, 2 * delta), atol=1e-8, rtol=0)

@@ -31,6 +31,16 @@ def test_constant_schedule():
     assert all(lr_factor("constant", p) == 1.0 for p in (0.0, 0.3, 1.0))
 
 
+def test_ngp_schedule_drops_at_four_and_six_sevenths():
+    """instant-ngp's 35k-step run decays ×0.33 at steps 20k and 30k: at p = 4/7 and 6/7, exactly there."""
+    assert [lr_factor("ngp", step / 35_000) for step in (0, 19_999, 20_000, 29_999, 30_000, 35_000)] == \
+        pytest.approx([1.0, 1.0, 0.33, 0.33, 0.33**2, 0.33**2], rel=1e-12)
+    for budget in (7, 700, 1400, 3500):  # the first step of each level, at budgets where 4/7 and 6/7 are steps
+        factors = [lr_factor("ngp", step / budget) for step in range(budget + 1)]
+        assert factors.index(0.33) == 4 * budget // 7
+        assert factors.index(0.33**2) == 6 * budget // 7
+
+
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_schedules_are_monotone_and_clamped(schedule):
     values = [lr_factor(schedule, p) for p in np.linspace(0, 1, 21)]

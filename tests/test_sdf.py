@@ -154,6 +154,15 @@ def test_normalisation_frame() -> None:
     assert config["kind"] == "sdf" and config["loss"] == "l1" and config["transform"]["scale"] == signal.scale
 
 
+def test_export_resolution_does_not_change_the_network() -> None:
+    from inrkit.fields import ModelOptions, preset_config
+
+    shape = read_shape_from(sphere_mesh())
+    configs = [preset_config(ModelOptions(model="relu-pe"), 3, 1, signal.samples_per_axis)
+               for signal in (SdfSignal(shape, SdfOptions(sdf_samples=4096, resolution=r)) for r in (32, 1024))]
+    assert configs[0] == configs[1]
+
+
 def read_shape_from(mesh: trimesh.Trimesh):
     from inrkit.signals.shape_files import Shape
 

@@ -52,6 +52,9 @@ FSCORE_THRESHOLD = 0.01  # of the longest bounding-box side
 LIPSCHITZ = 2.0  # safety factor of the narrow-band grid evaluation (a trained SDF has |∇f| ≈ 1)
 MAPE_EPSILON = 0.02
 SIREN_WEIGHTS = {"surface": 3000.0, "off_surface": 100.0, "normal": 100.0, "eikonal": 50.0}
+# the detail an SDF fit is sized for (relu-pe's octave count): a property of the signal, not of the export
+# grid (--resolution), so that the architecture never depends on an output option; 256 is that grid's default
+SAMPLES_PER_AXIS = 256
 
 
 @dataclass
@@ -212,7 +215,9 @@ class SdfSignal(Signal):
     # -- Signal interface -----------------------------------------------------------------------
     @property
     def samples_per_axis(self) -> int:
-        return self.options.resolution
+        """A constant, :data:`SAMPLES_PER_AXIS`: a shape has no sampling grid, and the export ``resolution``
+        must not change the network."""
+        return SAMPLES_PER_AXIS
 
     @property
     def n_samples(self) -> int:

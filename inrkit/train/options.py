@@ -36,7 +36,8 @@ class TrainOptions:
     eval_every: int = field(default=500, metadata={"help": "evaluate and checkpoint every N steps (0: only at the end)"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": f"{' | '.join(DEVICE_CHOICES)} | cuda:N"})
-    amp: bool = field(default=False, metadata={"help": "mixed precision (bfloat16 autocast) on CUDA"})
+    amp: bool = field(default=False, metadata={
+        "help": "mixed precision (bfloat16 autocast) on CUDA; refused for sine networks (bfloat16 loses their phase)"})
     threads: int | None = field(default=None, metadata={
         "help": "CPU threads (default: re-chosen while training, all cores or one, whichever steps faster on a "
                 "busy machine)"})

@@ -49,6 +49,10 @@ ESTIMATE_AFTER_STEPS = 5
 ESTIMATE_AFTER_SECONDS = 10.0
 BACKWARD_FACTOR = 3.0  # a training step costs about three forward passes
 DRY_RUN_SAMPLES = 1 << 14  # a dry run times steps of at most this many samples and scales by the batch size
+# steps between loss-finiteness checks; off the CPU each check waits for the device. Evaluations and
+# checkpoints check regardless, so a NaN state is never saved.
+CPU_CHECK_EVERY = 1
+DEVICE_CHECK_EVERY = 16
 
 
 class Trainer:
@@ -204,6 +208,21 @@ class Trainer:
                 f"note: the default {budget} steps at {seconds_per_step:.2f} s/step will take about "
                 f"{remaining / 3600:.1f} h; give --seconds S or --steps N for a shorter run")
 
+    def _check_finite(self, loss_sum: torch.Tensor, loss_count: int, weights: bool = False) -> float:
+        """The mean loss since the last evaluation (NaN when there is none); raises TrainingDiverged when it
+        is not finite or, with ``weights`` (before an evaluation or a checkpoint), when a parameter is not."""
+        loss = float(loss_sum) / loss_count if loss_count else math.nan
+        problem = f"loss became {loss}" if loss_count and not math.isfinite(loss) else None
+        if problem is None and weights and not all(bool(torch.isfinite(p).all()) for p in self.field.parameters()):
+            problem = "the weights became non-finite"
+        if problem is not None:
+            self.progress.close()
+            raise TrainingDiverged(
+                f"{problem} near step {self.step}; training stopped. The last good "
+                f"checkpoint (step {self.checkpoint_step}) is kept in {self.run_dir}; try a lower --lr"
+            )
+        return loss
+
     def time_steps(self, n_steps: int) -> float:
         """Seconds per training step, timed over ``n_steps`` steps after one warm-up step (for dry runs:
         the field and optimizer state change, nothing is written). A batch larger than
@@ -228,7 +247,7 @@ class Trainer:
         if self.checkpoint_step < 0:
             self.save_checkpoint()  # step 0: a good state to fall back on
         use_amp = options.amp and self.device.type == "cuda"
-        check_every = 1 if self.device.type == "cpu" else 16
+        check_every = CPU_CHECK_EVERY if self.device.type == "cpu" else DEVICE_CHECK_EVERY
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0
         last_loss = math.nan
@@ -248,13 +267,7 @@ class Trainer:
                 loss_count += 1
                 self.step += 1
                 if self.step % check_every == 0 or self._progress() >= 1.0:
-                    last_loss = float(loss_sum) / loss_count
-                    if not math.isfinite(last_loss):
-                        self.progress.close()
-                        raise TrainingDiverged(
-                            f"loss became {last_loss} near step {self.step}; training stopped. The last good "
-                            f"checkpoint (step {self.checkpoint_step}) is kept in {self.run_dir}; try a lower --lr"
-                        )
+                    last_loss = self._check_finite(loss_sum, loss_count)
                 now = time.perf_counter()
                 self.step_seconds += now - step_start
                 self.elapsed = now - start
@@ -265,6 +278,7 @@ class Trainer:
                         self.progress.tail_seconds = (self.signal.n_samples / samples_per_step
                                                       * self.step_seconds / self.step / BACKWARD_FACTOR)
                 if options.eval_every and self.step % options.eval_every == 0 and self._progress() < 1.0:
+                    last_loss = self._check_finite(loss_sum, loss_count, weights=True)
                     record = self._evaluate(last_loss)
                     self.save_checkpoint()
                     self.progress.update(self.step, self.elapsed, last_loss, record.get("psnr", math.nan),
@@ -275,13 +289,15 @@ class Trainer:
                     live_psnr = psnr_from_mse(last_loss) if self.signal.loss_is_mse else math.nan
                     self.progress.update(self.step, self.elapsed, last_loss, live_psnr, self.step / max(self.elapsed, 1e-9))
         if self._stop_requested:
+            self._check_finite(loss_sum, loss_count, weights=True)
             self.save_checkpoint()
             self.progress.close()
             raise TrainingInterrupted(
                 f"interrupted at step {self.step}; checkpoint saved in {self.run_dir} (continue with --resume)"
             )
+        mean_loss = self._check_finite(loss_sum, loss_count, weights=True)
         if loss_count:
-            last_loss = float(loss_sum) / loss_count
+            last_loss = mean_loss
         record = self._evaluate(last_loss, final=True)
         self.save_checkpoint()
         self.progress.update(self.step, self.elapsed, last_loss, record.get("psnr", math.nan),
