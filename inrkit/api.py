@@ -281,7 +281,7 @@ def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainO
     return Run(run_dir, field, config, metrics, signal, output_seconds)
 
 
-RESUMABLE = ("steps", "seconds", "device", "quiet", "eval_every", "backend", "chunk_size")  # what a resume may change
+RESUMABLE = ("steps", "seconds", "device", "quiet", "eval_every", "backend", "chunk_size", "threads")  # a resume may change
 
 
 def _resume(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | None) -> Run:
