@@ -41,8 +41,6 @@ from inrkit.train.level_schedule import CoarseToFine
 from inrkit.train.options import DEVICE_SECONDS
 from inrkit.train.threads import cpu_thread_hooks, restored_threads
 
-RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, "metrics.jsonl", "checkpoint.json")
-
 
 @dataclass
 class Run:

@@ -102,7 +102,7 @@ def model_config(preset_name: str, scene_config: dict[str, Any], backbone: str |
     aabb_scale = int(scene_config["aabb_scale"])
     config = {
         "preset": preset_name,
-        "optimizer": {"otype": "Adam", "learning_rate": preset.lr, "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15,
+        "optimizer": {"otype": "Adam", "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15,
                       "l2_reg": 1e-6},
         "backbone": backbone,
         "field": field_config(preset, aabb_scale, backbone),

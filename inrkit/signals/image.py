@@ -25,7 +25,7 @@ import torch
 from inrkit import metrics
 from inrkit.errors import InrkitError
 from inrkit.signals.base import Batch, Signal
-from inrkit.signals.image_files import IMAGE_SUFFIXES, image_size, read_image, write_image
+from inrkit.signals.image_files import image_size, read_image, write_image
 
 ALPHA_MODES = ("keep", "composite")
 
@@ -239,8 +239,3 @@ class ImageSignal(Signal):
             "channels": self.n_output_dims,
             "normalisation": self.normalisation,
         }
-
-
-def is_image_path(path: str | Path) -> bool:
-    """True when ``path`` has an image suffix inrkit reads."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES

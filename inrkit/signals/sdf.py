@@ -42,7 +42,7 @@ from inrkit.export.mesh import Mesh, extract_mesh, sample_grid, write_mesh
 from inrkit.shape_metrics import iou, sample_surface, surface_distances
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.sdf_sampling import edge_defects, inside, training_samples
-from inrkit.signals.shape_files import SHAPE_SUFFIXES, Shape, read_shape
+from inrkit.signals.shape_files import Shape, read_shape
 
 SDF_LOSSES = ("auto", "l1", "mape", "siren")
 EXTENT = 0.9  # the longest side of the shape spans [-EXTENT, EXTENT]
@@ -337,8 +337,3 @@ class SdfSignal(Signal):
             "boundary_edges": self.defects[0],
             "non_manifold_edges": self.defects[1],
         }
-
-
-def is_shape_path(path: str | Path) -> bool:
-    """True when ``path`` has a mesh or point-cloud suffix inrkit reads."""
-    return Path(path).suffix.lower() in SHAPE_SUFFIXES

@@ -1,8 +1,9 @@
 """Optimisers: PyTorch's Adam by default, tcnn's Adam for configs that ask for it.
 
 A field config may carry an ``"optimizer"`` entry in tiny-cuda-nn's schema. ``{"otype": "Adam",
-"learning_rate": …, "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15, "l2_reg": 1e-6}`` selects
-:class:`TcnnAdam`, which follows tcnn's semantics:
+"beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15, "l2_reg": 1e-6}`` selects :class:`TcnnAdam`, which
+follows tcnn's semantics (the learning rate is the run's ``lr``; a ``"learning_rate"`` key, which
+runs written before 2026-11-30 carry, is accepted and superseded by it):
 
 * L2 regularisation ``g ← g + λ·w`` on **matrix** parameters (MLP weights) only;
 * non-matrix parameters (hash-grid tables, biases): entries whose gradient is exactly zero are
@@ -22,7 +23,7 @@ import torch
 
 from inrkit.errors import ConfigError
 
-OPTIMIZER_KEYS = ("otype", "learning_rate", "beta1", "beta2", "epsilon", "l2_reg")
+OPTIMIZER_KEYS = ("otype", "learning_rate", "beta1", "beta2", "epsilon", "l2_reg")  # learning_rate: old runs
 _DYNAMO_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
 
 
