@@ -158,7 +158,7 @@ def cmd_nerf(args: argparse.Namespace) -> int:
     from inrkit.devices import resolve_device
     from inrkit.train import TrainOptions
 
-    options = _collect(args, nerf.NerfOptions, TrainOptions)
+    options = _collect(args, nerf.NerfOptions, TrainOptions, given_only=args.resume)
     if args.resume:
         out = args.out or args.scene
         if out is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,13 @@ def test_cli_nerf_on_a_procedural_definition(tmp_path: Path, capsys):
     # the run continues from its checkpoint
     assert main(["nerf", "--resume", "--out", str(tmp_path / "run"), "--steps", "30", "--device", "cpu", "--quiet"]) == 0
     assert inrkit.nerf.load(tmp_path / "run").metrics["step"] == 30
+    # an option given on resume wins even when it is the default (--backend auto over the saved torch)
+    config_path = tmp_path / "run" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["train"]["backend"] = "torch"
+    config_path.write_text(json.dumps(config))
+    assert main(["nerf", "--resume", "--out", str(tmp_path / "run"), "--steps", "31", "--backend", "auto", "--quiet"]) == 0
+    assert json.loads(config_path.read_text())["train"]["backend"] == "auto"
 
 
 def test_bad_options(tmp_path: Path):

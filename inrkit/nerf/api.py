@@ -312,7 +312,9 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     if train_options.backend == "tcnn":
         raise InrkitError("--backend tcnn is not wired for radiance fields yet; use auto, fast or torch")
     if resume:
-        return _resume(out, train_options)
+        given = {k: v for k, v in {**options, "steps": steps, "seconds": seconds}.items()
+                 if k in RESUMABLE and (v is not None or k in options)}
+        return _resume(out, given)
     if scene is None:
         raise InrkitError("nothing to fit: give a scene folder or a procedural scene")
     device = resolve_device(train_options.device)
@@ -412,17 +414,19 @@ def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: Train
     return NeRF(model, config, run_dir, metrics, signal.scene)
 
 
-def _resume(out: str | Path | None, train_options: TrainOptions) -> NeRF:
+RESUMABLE = ("steps", "seconds", "device", "quiet", "backend", "threads")  # what a resumed run may change
+
+
+def _resume(out: str | Path | None, given: dict[str, Any]) -> NeRF:
+    """Continue the run in ``out``; the options in ``given`` (any of :data:`RESUMABLE`) replace the saved ones."""
     if out is None:
         raise InrkitError("--resume needs the run directory (--out RUN)")
     run_dir = Path(out)
     config = _read_config(run_dir)
     known = set(TrainOptions.__dataclass_fields__)
     saved = TrainOptions(**{k: v for k, v in config["train"].items() if k in known})
-    defaults = TrainOptions(schedule="ngp", eval_every=0)
-    for key in ("steps", "seconds", "device", "quiet", "backend"):  # what a resumed run may change
-        if getattr(train_options, key) != getattr(defaults, key):
-            setattr(saved, key, getattr(train_options, key))
+    for key, value in given.items():
+        setattr(saved, key, value)
     saved.validate()
     device = resolve_device(saved.device)
     options = NerfOptions(**config["options"])
