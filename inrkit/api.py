@@ -299,6 +299,8 @@ def _resume(out: str | Path | None, given: dict[str, Any], signal: str | Path | 
     device = resolve_device(saved.device)
     field = Field(config["field"]).to(device)
     _check_backend(field, saved, device)
+    if saved.chunk_size is None and opened.chunkable:  # a run written before chunking existed: bound its memory too
+        saved.chunk_size = auto_chunk_size(activation_bytes_per_sample(field, opened.to(device)), device)
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
     return _train(config, field, opened, saved, run_dir, device, resume=True)
