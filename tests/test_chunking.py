@@ -198,3 +198,14 @@ def test_full_batch_memory_is_bounded_on_a_2048_image(tmp_path):
     assert result.returncode == 0, result.stderr
     growth_mb = float(result.stdout.strip().splitlines()[-1])
     assert growth_mb < 1200, growth_mb  # outputs (a 2048² render, PNGs) and one 64 MB chunk, not 4 GB
+
+
+def test_no_periodic_evaluation_that_would_end_past_the_time_budget(tmp_path):
+    signal = ImageSignal.from_array(np.random.default_rng(0).random((16, 16, 3), dtype=np.float32))
+    options = TrainOptions(seconds=10.0, schedule="constant", quiet=True, eval_every=1)
+    trainer = Trainer(SlowField(0.0), signal, options, tmp_path, lr=1e-3, device=torch.device("cpu"))
+    trainer.progress.tail_seconds = 4.0  # an evaluation costs 4 s
+    trainer.elapsed = 5.0
+    assert not trainer._evaluation_would_overrun()
+    trainer.elapsed = 6.5
+    assert trainer._evaluation_would_overrun()

@@ -195,6 +195,11 @@ class Trainer:
                 return total * scale
         return total
 
+    def _evaluation_would_overrun(self) -> bool:
+        """True when a periodic evaluation now would end past the time budget (the final one follows anyway)."""
+        seconds = self.options.seconds
+        return seconds is not None and self.elapsed + self.progress.tail_seconds >= seconds
+
     def _check_estimate(self) -> None:
         """Once, after a few steps: say so when the budget will take far longer than a user probably meant."""
         self._estimate_checked = True
@@ -277,7 +282,8 @@ class Trainer:
                         samples_per_step = options.batch_size or self.signal.n_samples
                         self.progress.tail_seconds = (self.signal.n_samples / samples_per_step
                                                       * self.step_seconds / self.step / BACKWARD_FACTOR)
-                if options.eval_every and self.step % options.eval_every == 0 and self._progress() < 1.0:
+                if options.eval_every and self.step % options.eval_every == 0 and self._progress() < 1.0 \
+                        and not self._evaluation_would_overrun():
                     last_loss = self._check_finite(loss_sum, loss_count, weights=True)
                     record = self._evaluate(last_loss)
                     self.save_checkpoint()
