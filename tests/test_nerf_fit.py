@@ -85,6 +85,12 @@ def test_turntable_video(fitted: inrkit.nerf.NeRF, tmp_path: Path):
     frames = iio.imread(path)
     assert frames.shape[:3] == (4, 24, 24)
     assert not np.array_equal(frames[0], frames[2])
+    from inrkit.signals.video_files import read_video
+
+    mp4 = fitted.render_turntable(tmp_path / "orbit.mp4", n_frames=3, fps=12, size=(25, 23))
+    frames, fps = read_video(mp4)  # through the shared MP4 writer; odd sizes cropped to even as before
+    assert frames.shape[:3] == (3, 22, 24) and fps == 12.0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_cli_render_turntable_mesh_and_info(fitted: inrkit.nerf.NeRF, tmp_path: Path, capsys):

@@ -245,3 +245,59 @@ def test_scaled_huber_is_2_delta_times_the_huber_loss():
     (slopes,) = torch.autograd.grad(values.sum(), at)
     torch.testing.assert_close(values[0], values[1], atol=1e-8, rtol=0)
     torch.testing.assert_close(slopes, torch.full_like(slopes, 2 * delta), atol=1e-8, rtol=0)
+
+
+def _reference_pixel_rays(camera: Camera, rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ray generator as it was before the shared one (float64, pixel centres)."""
+    x = (cols.to(torch.float64) + 0.5 - camera.cx) / camera.fx
+    y = (rows.to(torch.float64) + 0.5 - camera.cy) / camera.fy
+    if camera.has_distortion:
+        x, y = undistort(x, y, camera.distortion)
+    local = torch.stack((x, -y, -torch.ones_like(x)), dim=1)
+    c2w = torch.as_tensor(np.asarray(camera.c2w), dtype=torch.float64)
+    directions = local @ c2w[:3, :3].T
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    return c2w[:3, 3].expand_as(directions).float(), directions.float()
+
+
+def _reference_batched_rays(camera: Camera, c2w: torch.Tensor, views, rows, cols):
+    """The float32 batch path RadianceSignal had before the shared one (one pinhole model, no distortion)."""
+    x = (cols.float() + 0.5 - camera.cx) / camera.fx
+    y = (rows.float() + 0.5 - camera.cy) / camera.fy
+    local = torch.stack((x, -y, -torch.ones_like(x)), dim=1)
+    directions = torch.einsum("nij,nj->ni", c2w[views, :3, :3], local)
+    return c2w[views, :3, 3], directions / directions.norm(dim=1, keepdim=True)
+
+
+def _test_cameras() -> list[Camera]:
+    from inrkit.nerf.cameras import look_at
+
+    poses = [look_at(np.array([3.0, -1.0, 2.0])), look_at(np.array([-2.0, 2.5, 1.0]), np.array([0.1, 0.0, 0.2])),
+             look_at(np.array([0.5, 0.5, 4.0]))]
+    return [Camera(poses[0], 12, 10, 11.0, 11.0, 6.0, 5.0),
+            Camera(poses[1], 12, 10, 11.0, 11.0, 6.0, 5.0),
+            Camera(poses[2], 12, 10, 13.0, 12.0, 5.3, 4.7, (0.1, -0.05, 0.01, -0.02))]
+
+
+def test_unified_ray_generator_gives_the_rays_it_gave_before():
+    from inrkit.nerf.cameras import view_rays
+
+    cameras = _test_cameras()
+    for camera in cameras:  # incl. one with distortion and an off-centre principal point
+        rows, cols = torch.meshgrid(torch.arange(camera.height), torch.arange(camera.width), indexing="ij")
+        rows, cols = rows.reshape(-1), cols.reshape(-1)
+        for new, old in zip(camera_rays(camera), _reference_pixel_rays(camera, rows, cols), strict=True):
+            assert torch.equal(new, old)
+    c2w = torch.stack([torch.as_tensor(c.c2w, dtype=torch.float32) for c in cameras])
+    generator = torch.Generator().manual_seed(0)
+    views = torch.randint(3, (200,), generator=generator)
+    rows, cols = torch.randint(10, (200,), generator=generator), torch.randint(12, (200,), generator=generator)
+    shared = views % 2  # the two cameras with one pinhole model: the float32 batch path
+    for new, old in zip(view_rays(cameras[:2], c2w[:2], shared, rows, cols),
+                        _reference_batched_rays(cameras[0], c2w[:2], shared, rows, cols), strict=True):
+        assert torch.equal(new, old)
+    origins, directions = view_rays(cameras, c2w, views, rows, cols)  # mixed models: per view
+    for index, camera in enumerate(cameras):
+        mask = views == index
+        old_origins, old_directions = _reference_pixel_rays(camera, rows[mask], cols[mask])
+        assert torch.equal(origins[mask], old_origins) and torch.equal(directions[mask], old_directions)

@@ -23,7 +23,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from inrkit.encodings.grid import INTERPOLATIONS, GridEncodingSpec, GridGeometry, active_levels
+from inrkit.files import atomic_path
 
 SOURCE = Path(__file__).with_name("csrc") / "grid_cpu.c"
 FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared")
@@ -54,13 +54,11 @@ def _compile() -> Path:
         return target
     if shutil.which(compiler) is None:
         raise OSError(f"no C compiler ({compiler}) on PATH")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        built = Path(scratch) / target.name
+    with atomic_path(target, ".so") as built:
+        built.unlink()  # the compiler creates it, with its usual (not mkstemp's 0600) permissions
         result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(built), "-lm"], capture_output=True, text=True)
         if result.returncode != 0:
             raise OSError(f"compiling {SOURCE.name} failed: {result.stderr.strip().splitlines()[-1:]}")
-        os.replace(built, target)
     return target
 
 

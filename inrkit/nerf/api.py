@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from inrkit.backends import check_backend
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.encodings.grid import GridEncoding
 from inrkit.errors import InrkitError
-from inrkit.files import read_json, write_json
+from inrkit.files import atomic_path, read_json, write_json
 from inrkit.nerf.cameras import Camera, orbit_cameras
 from inrkit.nerf.model import NerfModel
 from inrkit.nerf.occupancy import update_due
@@ -221,6 +220,8 @@ class NeRF:
         """Write an orbit video (``.mp4`` via ffmpeg, or ``.gif``) on white, atomically."""
         import imageio.v3 as iio
 
+        from inrkit.signals.video_files import write_mp4
+
         path = Path(path)
         if path.suffix.lower() not in (".mp4", ".gif"):
             raise InrkitError(f"turntable output must be .mp4 or .gif, got {path.name}")
@@ -230,18 +231,10 @@ class NeRF:
                            for camera in self.turntable_cameras(n_frames, size)])
         if path.suffix.lower() == ".mp4" and frames.shape[1] % 2 + frames.shape[2] % 2:
             frames = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # yuv420p needs even sizes
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
-        try:
-            if path.suffix.lower() == ".mp4":
-                iio.imwrite(tmp, frames, extension=".mp4", fps=fps)  # ffmpeg from imageio-ffmpeg
-            else:
-                iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if path.suffix.lower() == ".mp4":
+            return write_mp4(path, frames, fps)
+        with atomic_path(path, path.suffix) as tmp:
+            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
         return path
 
     def save(self, path: str | Path) -> Path:

@@ -122,6 +122,16 @@ def undistort(xd: torch.Tensor, yd: torch.Tensor, k: tuple[float, float, float, 
     return x, y
 
 
+def _camera_directions(camera: Camera, rows: torch.Tensor, cols: torch.Tensor, du: float | torch.Tensor,
+                       dv: float | torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Camera-space directions ``(x, −y, −1)`` (not normalised) through pixel ``(rows, cols)`` + ``(dv, du)``."""
+    x = (cols.to(dtype) + du - camera.cx) / camera.fx
+    y = (rows.to(dtype) + dv - camera.cy) / camera.fy
+    if camera.has_distortion:
+        x, y = undistort(x, y, camera.distortion)
+    return torch.stack((x, -y, -torch.ones_like(x)), dim=1)
+
+
 def pixel_rays(camera: Camera, rows: torch.Tensor, cols: torch.Tensor,
                offsets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays through pixels ``(rows[n], cols[n])`` of ``camera``: ``origins (N, 3)``, unit ``directions (N, 3)``.
@@ -131,11 +141,7 @@ def pixel_rays(camera: Camera, rows: torch.Tensor, cols: torch.Tensor,
     """
     device = rows.device
     du, dv = (0.5, 0.5) if offsets is None else (offsets[:, 0], offsets[:, 1])
-    x = (cols.to(torch.float64) + du - camera.cx) / camera.fx
-    y = (rows.to(torch.float64) + dv - camera.cy) / camera.fy
-    if camera.has_distortion:
-        x, y = undistort(x, y, camera.distortion)
-    local = torch.stack((x, -y, -torch.ones_like(x)), dim=1)
+    local = _camera_directions(camera, rows, cols, du, dv, torch.float64)
     c2w = torch.as_tensor(np.asarray(camera.c2w), dtype=torch.float64, device=device)
     directions = local @ c2w[:3, :3].T
     directions = directions / directions.norm(dim=1, keepdim=True)
@@ -148,6 +154,27 @@ def camera_rays(camera: Camera, device: torch.device | str = "cpu") -> tuple[tor
     rows, cols = torch.meshgrid(torch.arange(camera.height, device=device), torch.arange(camera.width, device=device),
                                 indexing="ij")
     return pixel_rays(camera, rows.reshape(-1), cols.reshape(-1))
+
+
+def view_rays(cameras: list[Camera], c2w: torch.Tensor, views: torch.Tensor, rows: torch.Tensor,
+              cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through the pixel centres ``(rows[n], cols[n])`` of ``cameras[views[n]]``, float32.
+
+    ``c2w (V, 4, 4)`` float32 holds the cameras' poses on the device of ``views``. When all the
+    cameras share one undistorted pinhole model the rays are made in one float32 batch; otherwise
+    each view goes through :func:`pixel_rays`.
+    """
+    if any(c.has_distortion for c in cameras) or len({(c.fx, c.fy, c.cx, c.cy) for c in cameras}) > 1:
+        origins = torch.empty(len(views), 3, device=views.device)
+        directions = torch.empty_like(origins)
+        for index in torch.unique(views).tolist():
+            mask = views == index
+            origins[mask], directions[mask] = pixel_rays(cameras[index], rows[mask], cols[mask])
+        return origins, directions
+    local = _camera_directions(cameras[0], rows, cols, 0.5, 0.5, torch.float32)
+    directions = torch.einsum("nij,nj->ni", c2w[views, :3, :3], local)
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    return c2w[views, :3, 3], directions
 
 
 def look_at(eye: np.ndarray, target: np.ndarray | None = None, up: np.ndarray | None = None) -> np.ndarray:

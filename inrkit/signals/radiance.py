@@ -29,7 +29,7 @@ import torch
 from inrkit import metrics
 from inrkit.errors import InrkitError
 from inrkit.files import write_json
-from inrkit.nerf.cameras import Camera, camera_rays, pixel_rays
+from inrkit.nerf.cameras import Camera, camera_rays, view_rays
 from inrkit.nerf.model import NerfModel
 from inrkit.nerf.scene import Scene, composite
 from inrkit.signals.base import Batch, Signal
@@ -173,21 +173,7 @@ class RadianceSignal(Signal):
 
     def _rays(self, views: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """World rays through pixel centres of the given views (one camera model per view)."""
-        if any(c.has_distortion for c in self.cameras) or len({(c.fx, c.fy, c.cx, c.cy) for c in self.cameras}) > 1:
-            origins = torch.empty(len(views), 3, device=views.device)
-            directions = torch.empty_like(origins)
-            for index in torch.unique(views).tolist():
-                mask = views == index
-                origins[mask], directions[mask] = pixel_rays(self.cameras[index], rows[mask], cols[mask])
-            return origins, directions
-        camera = self.cameras[0]
-        x = (cols.float() + 0.5 - camera.cx) / camera.fx
-        y = (rows.float() + 0.5 - camera.cy) / camera.fy
-        local = torch.stack((x, -y, -torch.ones_like(x)), dim=1)
-        rotation = self.c2w[views, :3, :3]
-        directions = torch.einsum("nij,nj->ni", rotation, local)
-        directions = directions / directions.norm(dim=1, keepdim=True)
-        return self.c2w[views, :3, 3], directions
+        return view_rays(self.cameras, self.c2w, views, rows, cols)
 
     def loss(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
         assert isinstance(batch, RayBatch) and isinstance(field, NerfModel)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from inrkit.errors import InrkitError
+from inrkit.files import atomic_path
 from inrkit.signals.image_files import IMAGE_SUFFIXES, read_image, write_image
 
 FFMPEG_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
@@ -178,22 +179,6 @@ def to_rgb8(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame[:, :, :3])
 
 
-@contextlib.contextmanager
-def _temporary_beside(path: Path, suffix: str) -> Iterator[Path]:
-    """A temporary path in ``path``'s folder that replaces ``path`` when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
 def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> Path:
     """Write ``(H, W, C)`` frames as an H.264 MP4 at ``fps``, atomically (temp file + rename).
 
@@ -203,7 +188,7 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> Pat
     import imageio.v2 as imageio
 
     path = Path(path)
-    with _temporary_beside(path, ".mp4") as tmp:
+    with atomic_path(path, ".mp4") as tmp:
         writer = None
         try:
             for frame in frames:
