@@ -104,8 +104,8 @@ def test_defaults_follow_the_preset_and_protocol():
     assert signal.default_options("spder", "device") == {**sine, "batch_size": DEFAULT_AUDIO_BATCH}
     assert signal.default_options("relu-pe", "paper") == {}
     assert signal.default_options("relu-pe", "device") == {"batch_size": DEFAULT_AUDIO_BATCH}
-    for protocol in ("paper", "device"):  # grids keep their preset's batch
-        assert signal.default_options("hashgrid", protocol) == grid_geometry_for(2000)
+    assert signal.default_options("hashgrid", "paper") == grid_geometry_for(2000)  # the preset's batch
+    assert signal.default_options("hashgrid", "device") == {**grid_geometry_for(2000), "batch_size": DEFAULT_AUDIO_BATCH}
     field = inrkit.fit(signal, model="finer", steps=1, width=8, depth=2, quiet=True, device="cpu", omega0=500.0).field
     assert field.config["network"]["first_omega_0"] == 500.0  # the user's value wins
 

@@ -197,13 +197,11 @@ class AudioSignal(Signal):
         and SPDER's arctan damping under both protocols; ``paper`` adds SIREN's audio protocol
         (full batch, Adam 1e-4, no schedule). Hash-grid presets: :func:`grid_geometry_for` sizes
         the grid so that its finest level resolves every sample (the image preset's levels stop
-        near 7k cells) and keep their preset's batch. Under ``device`` every other preset takes
-        random batches of :data:`DEFAULT_AUDIO_BATCH` samples (a full batch of a 7 s clip costs
-        seconds per CPU step).
+        near 7k cells). Under ``device`` every preset takes random batches of
+        :data:`DEFAULT_AUDIO_BATCH` samples (a full batch of a 7 s clip costs seconds per CPU step;
+        for the hash grid 8k, 16k and 32k reached the same SNR per second on the Bach clip).
         """
-        if model in GRID_MODELS:
-            return grid_geometry_for(self.n_samples)
-        suggested: dict[str, Any] = {}
+        suggested: dict[str, Any] = grid_geometry_for(self.n_samples) if model in GRID_MODELS else {}
         if model in SINE_MODELS:
             suggested["omega0"] = AUDIO_FIRST_OMEGA_0
             if model == "spder":
