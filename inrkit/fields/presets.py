@@ -79,8 +79,9 @@ class Preset:
 _SIGNED = {"range": [-1.0, 1.0], "activation": "None"}
 _UNIT = {"range": [0.0, 1.0], "activation": "None"}
 _IDENTITY = {"otype": "Identity"}
-# instant-ngp's image config (tiny-cuda-nn data/config_hash.json): hash grid L16 F2 T2^15 N_min 16 b 1.5,
-# a 64-wide 2-hidden-layer ReLU FullyFusedMLP, Adam lr 1e-2 with beta2 0.99, eps 1e-15, L2 1e-6 on the MLP
+# tiny-cuda-nn's image sample config (data/config_hash.json; instant-ngp's own image config uses T 2^24):
+# hash grid L16 F2 T2^15 N_min 16 b 1.5, a 64-wide 2-hidden-layer ReLU FullyFusedMLP,
+# Adam lr 1e-2 with beta2 0.99, eps 1e-15, L2 1e-6 on the MLP
 _HASH_GRID = {"otype": "HashGrid", "n_levels": 16, "n_features_per_level": 2, "log2_hashmap_size": 15,
               "base_resolution": 16, "per_level_scale": 1.5, "interpolation": "Linear"}
 _TCNN_ADAM = {"otype": "Adam", "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15, "l2_reg": 1e-6}
@@ -146,7 +147,7 @@ PRESETS: dict[str, Preset] = {
         _IDENTITY, _UNIT, 1e-3, ("rank", "degree"),
     ),
     "hashgrid": Preset(
-        "instant-ngp image config: hash grid L16 F2 T2^15 + 64x2 ReLU FullyFusedMLP, tcnn Adam",
+        "tiny-cuda-nn image sample (config_hash.json): hash grid L16 F2 T2^15 + 64x2 ReLU FullyFusedMLP, tcnn Adam",
         {"otype": "FullyFusedMLP", "activation": "ReLU", "output_activation": "None", "n_neurons": 64,
          "n_hidden_layers": 2},
         _HASH_GRID, _UNIT, 1e-2, _GRID_OPTIONS, _TCNN_ADAM, 1 << 18, 1 << 12, "constant",
