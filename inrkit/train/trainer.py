@@ -172,16 +172,11 @@ class Trainer:
         """
         self.optimizer.zero_grad(set_to_none=True)
         n_samples = len(batch)
-        chunk = self.options.chunk_size
-        if not self.signal.chunkable or chunk is None or n_samples <= chunk:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = self.signal.loss(self.field, batch)
-            loss.backward()
-            return loss.detach()
+        chunk = self.options.chunk_size if self.signal.chunkable and self.options.chunk_size else n_samples
         total = torch.zeros((), device=self.device)
         done = 0
         for start in range(0, n_samples, chunk):
-            part = batch.chunk(start, min(start + chunk, n_samples))
+            part = batch.chunk(start, min(start + chunk, n_samples))  # the whole batch when it is one chunk
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss = self.signal.loss(self.field, part) * (len(part) / n_samples)
             loss.backward()
