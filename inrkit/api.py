@@ -36,7 +36,7 @@ from inrkit.signals.image_files import write_image
 from inrkit.signals.video import write_video
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
-from inrkit.train.chunking import activation_bytes_per_sample, auto_chunk_size, current_memory_bytes
+from inrkit.train.chunking import activation_bytes_per_sample, current_memory_bytes, resolve_chunk_size
 from inrkit.train.level_schedule import CoarseToFine
 from inrkit.train.options import DEVICE_SECONDS
 from inrkit.train.threads import cpu_thread_hooks, restored_threads
@@ -109,7 +109,6 @@ class Prepared:
     signal: Signal
     options: TrainOptions
     device: torch.device
-    bytes_per_sample: float | None  # training memory per sample, when measured to size the chunks
 
     def summary(self) -> str:
         """One line: device, protocol, batch, lr and schedule, budget, chunking."""
@@ -159,11 +158,7 @@ def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_opt
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
     _check_backend(field, train_options, device)
-    opened.to(device)
-    bytes_per_sample = None
-    if opened.chunkable and train_options.chunk_size is None:
-        bytes_per_sample = activation_bytes_per_sample(field, opened)
-        train_options.chunk_size = auto_chunk_size(bytes_per_sample, device)
+    resolve_chunk_size(train_options, field, opened.to(device), device)
     config = {
         "inrkit_version": __version__,
         "field": field_config,
@@ -171,7 +166,7 @@ def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_opt
         "model": asdict(model_options),
         "train": {**asdict(train_options), "lr": lr},
     }
-    return Prepared(config, field, opened, train_options, device, bytes_per_sample)
+    return Prepared(config, field, opened, train_options, device)
 
 
 def fit(
@@ -245,10 +240,8 @@ def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: 
                       float(prepared.config["train"]["lr"]), prepared.device)
     seconds_per_step = trainer.time_steps(timed_steps)
     samples = min(train_options.batch_size or prepared.signal.n_samples, train_options.chunk_size or 1 << 62)
-    bytes_per_sample = prepared.bytes_per_sample
-    if bytes_per_sample is None and prepared.signal.chunkable:
-        bytes_per_sample = activation_bytes_per_sample(prepared.field, prepared.signal)
-    activations = samples * (bytes_per_sample or 0.0)
+    bytes_per_sample = activation_bytes_per_sample(prepared.field, prepared.signal) if prepared.signal.chunkable else 0.0
+    activations = samples * bytes_per_sample
     peak = current_memory_bytes() + 16 * n_params + activations
     budget = train_options.step_budget
     total = min(filter(None, (budget * seconds_per_step if budget else None, train_options.seconds)))
@@ -299,8 +292,7 @@ def _resume(out: str | Path | None, given: dict[str, Any], signal: str | Path | 
     device = resolve_device(saved.device)
     field = Field(config["field"]).to(device)
     _check_backend(field, saved, device)
-    if saved.chunk_size is None and opened.chunkable:  # a run written before chunking existed: bound its memory too
-        saved.chunk_size = auto_chunk_size(activation_bytes_per_sample(field, opened.to(device)), device)
+    resolve_chunk_size(saved, field, opened.to(device), device)  # a run written before chunking existed
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
     return _train(config, field, opened, saved, run_dir, device, resume=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from inrkit.signals.base import Signal
+from inrkit.train.options import TrainOptions
 
 PROBE_SIZES = (256, 512)
 TRANSIENT_FACTOR = 1.5  # gradients of activations and the chunk being built live beside the saved tensors
@@ -99,3 +100,10 @@ def auto_chunk_size(bytes_per_sample: float, device: torch.device) -> int:
     budget = available // 2 if device.type == "cuda" else min(available // 4, CPU_ACTIVATION_CAP)
     chunk = int(budget // bytes_per_sample) // MIN_CHUNK * MIN_CHUNK
     return max(chunk, MIN_CHUNK)
+
+
+def resolve_chunk_size(options: TrainOptions, field: torch.nn.Module, signal: Signal, device: torch.device) -> None:
+    """Set ``options.chunk_size`` from the memory budget when it is unset and the signal's batches can be split
+    (``field`` and ``signal`` on ``device``)."""
+    if options.chunk_size is None and signal.chunkable:
+        options.chunk_size = auto_chunk_size(activation_bytes_per_sample(field, signal), device)
