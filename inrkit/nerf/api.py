@@ -394,8 +394,7 @@ def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: Train
         start, trained_before = time.perf_counter(), trainer.elapsed
         metrics = trainer.fit()
     if levels:
-        levels.unlock_all()  # outputs with every level on, as a loaded model has
-        signal.forget_evaluation()
+        levels.unlock_all()  # outputs with every level on, as a loaded model has (the evaluation is redone)
     signal.write_outputs(model, run_dir)
     model.eval()
     metrics["outputs_seconds"] = round(time.perf_counter() - start - (trainer.elapsed - trained_before), 3)

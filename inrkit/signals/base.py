@@ -89,14 +89,19 @@ class Signal(ABC):
             self._remember(field, rendering)
         return rendering
 
+    def _fingerprint(self, field: torch.nn.Module) -> torch.Tensor:
+        """What identifies the state of ``field`` for :meth:`_recall`: :func:`field_fingerprint`
+        (kinds whose fields take other inputs override it)."""
+        return field_fingerprint(field, self.n_input_dims)
+
     def _remember(self, field: torch.nn.Module, rendering: Any) -> None:
-        """Keep ``rendering`` of ``field`` (with its :func:`field_fingerprint`) for :meth:`_recall`."""
-        self._remembered = (field_fingerprint(field, self.n_input_dims), rendering)
+        """Keep ``rendering`` of ``field`` (with its :meth:`_fingerprint`) for :meth:`_recall`."""
+        self._remembered = (self._fingerprint(field), rendering)
 
     def _recall(self, field: torch.nn.Module) -> Any:
         """The rendering :meth:`_remember` kept, when ``field`` is unchanged since (equal fingerprint); else None."""
         remembered = getattr(self, "_remembered", None)
-        if remembered is None or not torch.equal(remembered[0], field_fingerprint(field, self.n_input_dims)):
+        if remembered is None or not torch.equal(remembered[0], self._fingerprint(field)):
             return None
         return remembered[1]
 

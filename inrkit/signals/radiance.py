@@ -32,7 +32,7 @@ from inrkit.files import write_json
 from inrkit.nerf.cameras import Camera, camera_rays, view_rays
 from inrkit.nerf.model import NerfModel
 from inrkit.nerf.scene import Scene, composite
-from inrkit.signals.base import Batch, Signal
+from inrkit.signals.base import FINGERPRINT_POINTS, Batch, Signal
 from inrkit.signals.image_files import write_image
 
 LOSSES = ("huber", "mse")
@@ -131,7 +131,6 @@ class RadianceSignal(Signal):
         self.background = background
         self.last_samples = 0
         self.eval_seconds = eval_seconds
-        self.evaluation: dict[str, Any] | None = None  # the last evaluation, with its images, for write_outputs
         height, width = self.cameras[0].height, self.cameras[0].width
         pixels = np.empty((len(self.cameras), height, width, 4), dtype=np.uint8)
         for index in range(len(self.cameras)):
@@ -192,25 +191,36 @@ class RadianceSignal(Signal):
         """Test-view metrics within ``eval_seconds``; the renders are kept for :meth:`write_outputs`."""
         assert isinstance(field, NerfModel)
         targets = [self.scene.image("test", i) for i in range(len(self.scene.test_cameras))]
-        self.evaluation = evaluate_views(field, self.scene.test_cameras, targets, self.eval_seconds, keep_images=True)
-        return {"psnr": self.evaluation["psnr"], "ssim": self.evaluation["ssim"], "test_views": self.evaluation["views"],
+        evaluation = evaluate_views(field, self.scene.test_cameras, targets, self.eval_seconds, keep_images=True)
+        self._remember(field, evaluation)
+        return {"psnr": evaluation["psnr"], "ssim": evaluation["ssim"], "test_views": evaluation["views"],
                 "rays_per_step": self.n_rays, "samples_per_step": self.last_samples}
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
         """Test views rendered on white (``renders/test_NNN.png``), depth maps and per-view metrics.
 
-        Reuses the renders of the last :meth:`evaluate` (call :meth:`forget_evaluation` after
-        changing the field); evaluates (within ``eval_seconds``) only when there was none.
+        Reuses the renders of the last :meth:`evaluate` when ``field`` is unchanged since; else
+        evaluates (within ``eval_seconds``) first.
         """
         assert isinstance(field, NerfModel)
-        if self.evaluation is None:
+        evaluation = self._recall(field)
+        if evaluation is None:
             self.evaluate(field)
-        evaluation, self.evaluation = self.evaluation, None
+            evaluation = self._recall(field)
         return write_test_renders(self.scene, Path(out_dir) / "renders", evaluation)
 
-    def forget_evaluation(self) -> None:
-        """Drop the kept renders (the field changed since the last evaluation)."""
-        self.evaluation = None
+    @torch.no_grad()
+    def _fingerprint(self, field: torch.nn.Module) -> torch.Tensor:
+        """Density and colour ``(FINGERPRINT_POINTS, 4)`` of the NeRF field at fixed points of its box and fixed
+        directions (the model is not a plain coordinate field)."""
+        assert isinstance(field, NerfModel)
+        generator = torch.Generator().manual_seed(0)
+        low, high = field.box
+        device = next(field.parameters()).device
+        positions = (low + (high - low) * torch.rand(FINGERPRINT_POINTS, 3, generator=generator)).to(device)
+        directions = torch.nn.functional.normalize(torch.randn(FINGERPRINT_POINTS, 3, generator=generator), dim=1)
+        sigma, rgb = field.field(positions, directions.to(device))
+        return torch.cat((sigma.float()[:, None], rgb.float()), dim=1).cpu()
 
     def config(self) -> dict[str, Any]:
         return {**self.scene.config(), "target_samples": self.target_samples, "loss": self.loss_name,
