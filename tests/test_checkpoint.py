@@ -6,6 +6,7 @@ import itertools
 import json
 import signal
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,15 +177,22 @@ class _NaNAfter(ImageSignal):
         return value * float("nan") if self.calls >= self.after else value
 
 
-def test_nan_loss_keeps_last_good_checkpoint(tmp_path, make_image):
-    run_dir = tmp_path / "run"
-    with pytest.raises(TrainingDiverged, match=r"step 13.*checkpoint \(step 10\)"):
-        inrkit.fit(_NaNAfter.from_array(make_image(12, 12)), out=run_dir, steps=40, eval_every=5, **SMALL)
+def _diverge_after_step_10(run_dir: Path, image, stopped_at: int) -> dict[str, torch.Tensor]:
+    """Fit until the loss turns NaN at step 13 (evaluations every 5 steps); the training stops at
+    ``stopped_at`` keeping the step-10 checkpoint, whose finite weights are returned."""
+    with pytest.raises(TrainingDiverged, match=rf"step {stopped_at}.*checkpoint \(step 10\)"):
+        inrkit.fit(_NaNAfter.from_array(image), out=run_dir, steps=40, eval_every=5, **SMALL)
     assert _checkpoint_step(run_dir) == 10
     assert _steps(run_dir) == [5, 10]
     weights = load_file(str(run_dir / "weights.safetensors"))
-    checkpoint = load_file(str(run_dir / "checkpoint-00000010" / "training.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values())
+    return weights
+
+
+def test_nan_loss_keeps_last_good_checkpoint(tmp_path, make_image):
+    run_dir = tmp_path / "run"
+    weights = _diverge_after_step_10(run_dir, make_image(12, 12), stopped_at=13)
+    checkpoint = load_file(str(run_dir / "checkpoint-00000010" / "training.safetensors"))
     assert all(torch.equal(v, checkpoint[f"field.{k}"]) for k, v in weights.items())
     field = inrkit.load(run_dir)
     out = field(torch.rand(64, 2) * 2 - 1)
@@ -194,13 +202,7 @@ def test_nan_loss_keeps_last_good_checkpoint(tmp_path, make_image):
 def test_nan_between_device_checks_is_not_checkpointed(tmp_path, make_image, monkeypatch):
     """Off the CPU the loss is checked every 16 steps; an evaluation at step 15 must still not save NaN."""
     monkeypatch.setattr(trainer_module, "CPU_CHECK_EVERY", trainer_module.DEVICE_CHECK_EVERY)
-    run_dir = tmp_path / "run"
-    with pytest.raises(TrainingDiverged, match=r"step 15.*checkpoint \(step 10\)"):
-        inrkit.fit(_NaNAfter.from_array(make_image(12, 12)), out=run_dir, steps=40, eval_every=5, **SMALL)
-    assert _checkpoint_step(run_dir) == 10
-    assert _steps(run_dir) == [5, 10]
-    weights = load_file(str(run_dir / "weights.safetensors"))
-    assert all(torch.isfinite(v).all() for v in weights.values())
+    _diverge_after_step_10(tmp_path / "run", make_image(12, 12), stopped_at=15)
 
 
 class _NaNThenStop(_StopAfter):
