@@ -6,8 +6,6 @@ Example:
     >>> field = inrkit.load(run.dir)                                # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
 import os
 
 # Threads of torch's OpenMP pool sleep at barriers instead of spinning: on a CPU shared with another
@@ -18,7 +16,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from inrkit import export, fields, nerf, signals
 from inrkit.api import Estimate, Run, estimate, export_mesh, fit, load, load_run, render_audio, render_image, render_video
+from inrkit.api import compress as _compress_workflows
+from inrkit.api import nerf as _nerf_workflows
 from inrkit.errors import InrkitError
+from inrkit.version import __version__
+
+# Workflows users reach through the library's namespaces (``inrkit.nerf.fit``, ``inrkit.export.compress``)
+# live in the API layer, which those packages must not import; they are attached here, above every layer.
+for _name in _nerf_workflows.__all__:
+    setattr(nerf, _name, getattr(_nerf_workflows, _name))
+for _name in _compress_workflows.__all__:
+    setattr(export, _name, getattr(_compress_workflows, _name))
 
 __all__ = ["Estimate", "InrkitError", "Run", "__version__", "estimate", "export", "export_mesh", "fields", "fit",
            "load", "load_run", "nerf", "render_audio", "render_image", "render_video", "signals"]

@@ -111,7 +111,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
-    from inrkit.nerf.api import is_nerf_run
+    from inrkit.api.nerf import is_nerf_run
 
     if is_nerf_run(args.run):
         return cmd_render_nerf(args)
@@ -154,7 +154,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
 
 
 def cmd_nerf(args: argparse.Namespace) -> int:
-    from inrkit import nerf
+    from inrkit.api import nerf
     from inrkit.devices import resolve_device
     from inrkit.train import TrainOptions
 
@@ -181,7 +181,7 @@ def cmd_nerf(args: argparse.Namespace) -> int:
 
 
 def cmd_render_nerf(args: argparse.Namespace) -> int:
-    from inrkit import nerf
+    from inrkit.api import nerf
 
     run = nerf.load(args.run, device=args.device)
     size = _parse_size(args.size) if args.size else None
@@ -193,7 +193,7 @@ def cmd_render_nerf(args: argparse.Namespace) -> int:
     if args.mesh:
         print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
     if args.out:
-        from inrkit.signals.image_files import write_image
+        from inrkit.io.images import write_image
 
         camera = run.turntable_cameras(1, size)[0]
         rgb = run.render(camera)["rgb"]
@@ -202,8 +202,8 @@ def cmd_render_nerf(args: argparse.Namespace) -> int:
 
 
 def _print_inrz_info(path: Path) -> None:
+    from inrkit.api.compress import sample_count
     from inrkit.export import load
-    from inrkit.export.compress import sample_count
 
     decoded = load(path)
     samples = sample_count(decoded.config.get("signal"))
@@ -228,8 +228,8 @@ def _print_inrz_info(path: Path) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.api.nerf import is_nerf_run
     from inrkit.export import is_inrz
-    from inrkit.nerf.api import is_nerf_run
 
     if is_inrz(args.run):
         _print_inrz_info(Path(args.run))
@@ -268,7 +268,7 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def cmd_info_nerf(args: argparse.Namespace) -> int:
-    from inrkit import nerf
+    from inrkit.api import nerf
 
     run = nerf.load(args.run)
     config, signal = run.config, run.config["signal"]
@@ -288,18 +288,18 @@ def cmd_info_nerf(args: argparse.Namespace) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from inrkit import export
+    from inrkit.api import compress
 
-    options = export.CompressOptions(**_collect(args, export.CompressOptions))
-    report = export.compress(args.run, args.out, options, signal=args.signal)
+    options = compress.CompressOptions(**_collect(args, compress.CompressOptions))
+    report = compress.compress(args.run, args.out, options, signal=args.signal)
     print(report.summary())
     return 0
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
-    from inrkit import export
+    from inrkit.api import compress
 
-    decoded = export.decompress(args.file, args.out, overwrite=args.overwrite)
+    decoded = compress.decompress(args.file, args.out, overwrite=args.overwrite)
     print(f"decoded {args.file} ({decoded.field.n_params:,} parameters) -> {args.out}")
     return 0
 
@@ -319,12 +319,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from inrkit import __version__
     from inrkit.export import CompressOptions
     from inrkit.fields import ModelOptions
     from inrkit.nerf import NerfOptions
     from inrkit.signals import SIGNAL_OPTIONS
     from inrkit.train import TrainOptions
+    from inrkit.version import __version__
 
     parser = argparse.ArgumentParser(prog="inrkit", description="Fit implicit neural representations to signals.")
     parser.add_argument("--version", action="version", version=f"inrkit {__version__}")

@@ -105,7 +105,7 @@ def run_image(job: dict) -> dict:
     torch.set_flush_denormal(True)
     import inrkit
     from inrkit.export import compress, load
-    from inrkit.signals.image_files import write_image
+    from inrkit.io.images import write_image
 
     work = Path(job["work"]) / job["name"]
     work.mkdir(parents=True, exist_ok=True)

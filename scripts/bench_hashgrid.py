@@ -126,8 +126,8 @@ def _synchronize(device: torch.device) -> None:
 def train_steps_per_second(signal, backend: str, steps: int = 200, warmup: int = 20, batch_size: int = 1 << 18) -> float:
     """Training steps/s of the ``hashgrid`` preset on ``signal`` (already on its device, normally CUDA) with ``backend``:
     ``batch_size`` random samples per step, timed over ``steps`` steps after ``warmup`` (compilation included there)."""
-    from inrkit.backends import prepare_field
     from inrkit.fields import build_field
+    from inrkit.fields.execution import prepare_field
     from inrkit.train.optim import build_optimizer
 
     device = signal.values.device

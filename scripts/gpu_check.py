@@ -266,8 +266,8 @@ def part_compare(check: Check) -> dict[str, Any]:
     from bench_hashgrid import GRIDS
 
     from inrkit.backends import compiled, tcnn_available
+    from inrkit.backends.grid_reference import grid_forward_reference
     from inrkit.encodings import GridEncoding
-    from inrkit.encodings.grid import grid_forward_reference
 
     device, quick = check.device, check.args.quick
     soft_limit = time.monotonic() + (QUICK_NEEDS if quick else NEEDS)["compare"][1] * 0.75
@@ -321,9 +321,9 @@ def part_compare(check: Check) -> dict[str, Any]:
                f"({record['compile_s_per_new_size']} s first call each, dynamo recompile limit {record['recompile_limit']})")
 
     if tcnn_available() and device.type == "cuda":
-        from inrkit.backends.tcnn_layout import tcnn_parameters
-        from inrkit.backends.tcnn_module import TcnnField
         from inrkit.fields import build_field
+        from inrkit.fields.tcnn import TcnnField
+        from inrkit.fields.tcnn_layout import tcnn_parameters
 
         try:
             import tinycudann

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import inrkit
-from inrkit.signals.image_files import write_image
+from inrkit.io.images import write_image
 
 
 def smooth_image(height: int = 32, width: int = 32, channels: int = 3, seed: int = 0) -> np.ndarray:

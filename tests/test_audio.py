@@ -8,10 +8,11 @@ import soundfile
 import torch
 
 import inrkit
+from inrkit.backends.grid_reference import grid_geometry
 from inrkit.cli import main
-from inrkit.encodings.grid import grid_geometry
 from inrkit.errors import InrkitError
 from inrkit.files import read_json
+from inrkit.io.audio import WAV_SUBTYPES, check_riff, write_wav
 from inrkit.signals import AudioSignal, audio, open_signal, signal_from_config
 from inrkit.signals.audio import (
     AUDIO_FIRST_OMEGA_0,
@@ -21,7 +22,6 @@ from inrkit.signals.audio import (
     grid_geometry_for,
     snr,
 )
-from inrkit.signals.audio_files import WAV_SUBTYPES, check_riff, write_wav
 
 # Stored values are float32 in [0, 1] (24 significant bits, i.e. 2^-23 of the [-1, 1] range): 8 and 16-bit
 # files round-trip exactly, 24-bit ones within one step (256 in int32 units), 32-bit ones within 2^9 steps.

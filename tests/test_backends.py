@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from inrkit.backends import cpu_grid, grid_forward, tcnn_available
-from inrkit.backends.tcnn_layout import load_tcnn_parameters, tcnn_parameter_count, tcnn_parameters
+from inrkit.backends.grid_reference import active_levels, grid_forward_reference
 from inrkit.encodings import GridEncoding
-from inrkit.encodings.grid import active_levels, grid_forward_reference
 from inrkit.errors import InrkitError
 from inrkit.fields import Field, build_field
+from inrkit.fields.tcnn_layout import load_tcnn_parameters, tcnn_parameter_count, tcnn_parameters
 from inrkit.train.optim import TcnnAdam, build_optimizer
 
 needs_kernel = pytest.mark.skipif(not cpu_grid.available(), reason="no C compiler for the fast CPU kernel")
@@ -181,7 +181,7 @@ def test_tcnn_matches_reference_with_the_same_parameters():
     level scale or layout gives errors of the order of the scale itself."""
     import tinycudann
 
-    from inrkit.backends.tcnn_module import TcnnField
+    from inrkit.fields.tcnn import TcnnField
 
     torch.manual_seed(0)
     field = build_field("hashgrid", 2, 3)
@@ -206,7 +206,7 @@ def test_tcnn_matches_reference_with_the_same_parameters():
 
 
 def test_prepare_field_picks_backends_and_refuses_impossible_ones():
-    from inrkit.backends import prepare_field
+    from inrkit.fields.execution import prepare_field
 
     field = build_field("hashgrid", 2, 3, log2_hashmap_size=10)
     assert prepare_field(field, "torch", torch.device("cpu")) is field and field.encoding.backend == "torch"
@@ -242,14 +242,14 @@ def test_coarse_to_fine_unlocks_levels_and_fits(tmp_path, make_image):
 def test_coarse_to_fine_with_tcnn_is_refused(tmp_path, make_image, monkeypatch, resume):
     """tcnn hides the grids inside its module, where the level schedule cannot reach them: refuse, don't ignore."""
     import inrkit
-    from inrkit import api
+    from inrkit.api import lifecycle
     from inrkit.signals import ImageSignal
 
     image = ImageSignal.from_array(make_image(8, 8, 3, seed=0))
     options = {"model": "hashgrid", "log2_hashmap_size": 8, "eval_every": 0, "quiet": True, "device": "cpu"}
     if resume:
         inrkit.fit(image, out=tmp_path / "run", steps=2, coarse_to_fine=1, **options)
-    monkeypatch.setattr(api, "resolve_backend", lambda field, backend, device: "tcnn")
+    monkeypatch.setattr(lifecycle, "resolve_backend", lambda field, backend, device: "tcnn")
     with pytest.raises(InrkitError, match="--coarse-to-fine does not work with the tcnn backend"):
         if resume:
             inrkit.fit(image, resume=True, out=tmp_path / "run", steps=4, backend="tcnn")

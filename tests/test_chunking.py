@@ -63,8 +63,8 @@ def test_chunked_step_equals_full_batch_step_for_resfields_video(tmp_path):
 def test_chunked_step_equals_full_batch_step_for_the_siren_sdf_loss(tmp_path):
     import trimesh
 
+    from inrkit.io.shapes import Shape
     from inrkit.signals.sdf import SdfOptions
-    from inrkit.signals.shape_files import Shape
 
     mesh = trimesh.creation.icosphere(subdivisions=2, radius=0.5)
     shape = Shape(np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64))
@@ -134,7 +134,7 @@ def test_long_default_budget_prints_one_note(tmp_path, capsys):
 
 
 def test_device_protocol_defaults_are_recorded_and_paper_restores_the_full_batch(tmp_path):
-    from inrkit.signals.image_files import write_image
+    from inrkit.io.images import write_image
 
     path = write_image(tmp_path / "image.png", (np.random.default_rng(0).random((64, 80, 3)) * 255).astype(np.uint8))
     device_run = inrkit.fit(path, model="siren", width=16, depth=1, out=tmp_path / "device", device="cpu", quiet=True,
@@ -152,7 +152,7 @@ def test_device_protocol_defaults_are_recorded_and_paper_restores_the_full_batch
 
 
 def test_device_protocol_without_a_budget_is_a_time_budget(tmp_path):
-    from inrkit.api import _apply_defaults
+    from inrkit.api.lifecycle import _apply_defaults
     from inrkit.fields import ModelOptions
     from inrkit.train.options import DEVICE_SECONDS
 
@@ -166,7 +166,7 @@ def test_device_protocol_without_a_budget_is_a_time_budget(tmp_path):
 
 
 def test_dry_run_prints_one_line_and_writes_nothing(tmp_path):
-    from inrkit.signals.image_files import write_image
+    from inrkit.io.images import write_image
 
     path = write_image(tmp_path / "image.png", (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8))
     result = subprocess.run([sys.executable, "-m", "inrkit", "fit", str(path), "--model", "siren", "--width", "16",

@@ -11,8 +11,8 @@ import pytest
 from inrkit.cli import main
 from inrkit.fields import PRESETS, build_field
 from inrkit.files import read_json
+from inrkit.io.images import read_image
 from inrkit.signals import ImageSignal
-from inrkit.signals.image_files import read_image
 
 FIT = ["--model", "siren", "--width", "32", "--depth", "2", "--steps", "20", "--device", "cpu", "--quiet",
        "--chunk-size", "4096"]  # a fixed chunk: no memory probe calls the loss (tests count the calls)

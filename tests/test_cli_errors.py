@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from inrkit.cli import main
-from inrkit.signals.image_files import write_image
+from inrkit.io.images import write_image
 
 FAST = ["--width", "16", "--depth", "2", "--steps", "3", "--device", "cpu", "--quiet"]
 

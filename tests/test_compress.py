@@ -254,7 +254,7 @@ def test_render_from_inrz_matches_decoded_run(fitted, tmp_path):
     decompress(tmp_path / "r.inrz", tmp_path / "run")
     a = inrkit.render_image(tmp_path / "r.inrz", tmp_path / "a.png")
     b = inrkit.render_image(tmp_path / "run", tmp_path / "b.png")
-    from inrkit.signals.image_files import read_image
+    from inrkit.io.images import read_image
 
     assert np.array_equal(read_image(a), read_image(b))
     assert "source" not in load(tmp_path / "r.inrz").header["signal"]  # local paths stay on the machine

@@ -9,7 +9,8 @@ import pytest
 import trimesh
 
 from inrkit.errors import InrkitError
-from inrkit.export.mesh import extract_mesh, sample_grid, write_mesh
+from inrkit.geometry import extract_mesh, sample_grid
+from inrkit.io.meshes import write_mesh
 from inrkit.shape_metrics import iou, sample_surface, surface_distances
 
 

@@ -46,7 +46,7 @@ def test_failing_atomic_path_leaves_no_partial_file(tmp_path, existing):
 
 
 def test_failing_mp4_write_leaves_no_partial_file(tmp_path):
-    from inrkit.signals.video_files import write_mp4
+    from inrkit.io.video import write_mp4
 
     def frames():
         for _ in range(3):

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from inrkit.backends.grid_reference import PRIMES, level_indices
 from inrkit.encodings import GridEncoding, build_encoding, grid_geometry
-from inrkit.encodings.grid import PRIMES, level_indices
 from inrkit.errors import ConfigError
 
 NERF_SCALE = math.exp(math.log(2048 / 16) / 15)

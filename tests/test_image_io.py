@@ -9,9 +9,9 @@ import torch
 import inrkit
 from inrkit import InrkitError
 from inrkit.fields import build_field
+from inrkit.io.images import image_size, read_image, write_image
 from inrkit.signals import ImageOptions, ImageSignal, open_signal
 from inrkit.signals.image import denormalise, pixel_grid, render
-from inrkit.signals.image_files import image_size, read_image, write_image
 
 RNG = np.random.default_rng(7)
 H, W = 9, 7  # odd, non-square: catches transposed axes

@@ -12,7 +12,7 @@ import torch
 import inrkit
 from inrkit.cli import main
 from inrkit.errors import InrkitError
-from inrkit.export.mesh import extract_mesh
+from inrkit.geometry import extract_mesh
 from inrkit.nerf.procedural import load_definition, make_scene, signed_distance
 
 FIT_PSNR = 26.0  # stated threshold for the tiny CPU fit below (32x32 views, 150 steps; 29.2 dB measured)
@@ -85,7 +85,7 @@ def test_turntable_video(fitted: inrkit.nerf.NeRF, tmp_path: Path):
     frames = iio.imread(path)
     assert frames.shape[:3] == (4, 24, 24)
     assert not np.array_equal(frames[0], frames[2])
-    from inrkit.signals.video_files import read_video
+    from inrkit.io.video import read_video
 
     mp4 = fitted.render_turntable(tmp_path / "orbit.mp4", n_frames=3, fps=12, size=(25, 23))
     frames, fps = read_video(mp4)  # through the shared MP4 writer; odd sizes cropped to even as before

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from inrkit.fields.nerf_model import NerfModel
 from inrkit.nerf.cameras import Camera, camera_rays, distort, pixel_rays, undistort
 from inrkit.nerf.marching import StepSchedule, march, ray_box
-from inrkit.nerf.model import NerfModel
 from inrkit.nerf.occupancy import OccupancyGrid, n_cascades, update_due
 from inrkit.nerf.volume import composite_rays, exclusive_segment_sum, render_weights
 from inrkit.signals.radiance import HUBER_DELTA, scaled_huber

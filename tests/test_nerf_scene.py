@@ -112,7 +112,7 @@ def _broken(blender_dir: Path, tmp_path: Path, problem: str) -> Path:
         data = (folder / "test" / "r_1.png").read_bytes()
         (folder / "test" / "r_1.png").write_bytes(data[: len(data) // 2])
     elif problem == "different-sizes":
-        from inrkit.signals.image_files import write_image
+        from inrkit.io.images import write_image
 
         write_image(folder / "train" / "r_3.png", np.zeros((8, 8, 4), np.uint8))
     elif problem == "nan-pose":

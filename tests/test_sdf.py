@@ -13,10 +13,10 @@ import trimesh
 
 import inrkit
 from inrkit.errors import InrkitError, InrkitWarning
+from inrkit.io.shapes import estimate_normals, read_shape
 from inrkit.signals import open_signal
 from inrkit.signals.sdf import EXTENT, SdfBatch, SdfOptions, SdfSignal, siren_sdf_loss
 from inrkit.signals.sdf_sampling import SAMPLE_MIX, edge_defects, inside, signed_distance, training_samples
-from inrkit.signals.shape_files import estimate_normals, read_shape
 
 CENTRE = np.array([10.0, -5.0, 3.0])
 RADIUS = 2.0
@@ -164,7 +164,7 @@ def test_export_resolution_does_not_change_the_network() -> None:
 
 
 def read_shape_from(mesh: trimesh.Trimesh):
-    from inrkit.signals.shape_files import Shape
+    from inrkit.io.shapes import Shape
 
     return Shape(np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64))
 

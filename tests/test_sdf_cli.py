@@ -59,7 +59,7 @@ BAD_INPUTS = {
 
 
 def _png(folder: Path) -> Path:
-    from inrkit.signals.image_files import write_image
+    from inrkit.io.images import write_image
 
     return write_image(folder / "image.png", np.zeros((8, 8, 3), np.uint8))
 

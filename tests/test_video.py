@@ -13,10 +13,10 @@ import inrkit
 from inrkit.cli import main
 from inrkit.errors import InrkitError
 from inrkit.files import read_json
+from inrkit.io.images import write_image
+from inrkit.io.video import read_video, write_mp4
 from inrkit.signals import VideoOptions, VideoSignal, kind_of, open_signal, signal_from_config, video
-from inrkit.signals.image_files import write_image
 from inrkit.signals.video import DEVICE_VIDEO_BATCH
-from inrkit.signals.video_files import read_video, write_mp4
 
 
 def moving_pattern(n_frames: int = 8, height: int = 16, width: int = 16) -> np.ndarray:

@@ -14,6 +14,7 @@ import importlib.util
 
 import torch
 
+from inrkit.backends.grid_reference import GridEncodingSpec, grid_forward_reference
 from inrkit.errors import ConfigError
 
 BACKENDS = ("auto", "torch", "fast", "tcnn")
@@ -31,48 +32,12 @@ def check_backend(name: str) -> str:
     return name
 
 
-def resolve_backend(field: torch.nn.Module, backend: str, device: torch.device) -> str:
-    """The backend that will run ``field`` on ``device``: "tcnn" or the grid lookup's name; raises
-    :class:`~inrkit.errors.InrkitError` when the request cannot be met (checked before a run starts)."""
-    from inrkit.backends.tcnn_module import tcnn_compatible
-
-    check_backend(backend)
-    compatible = tcnn_compatible(field)
-    if backend == "tcnn":
-        if not compatible:
-            raise ConfigError("backend 'tcnn' needs a FullyFusedMLP/CutlassMLP network on a tcnn encoding "
-                              "(e.g. --model hashgrid)")
-        if not tcnn_available() or device.type != "cuda":
-            raise ConfigError("backend 'tcnn' needs the tinycudann package and a CUDA device")
-        return "tcnn"
-    if backend == "auto" and compatible and device.type == "cuda" and tcnn_available():
-        return "tcnn"
-    return backend
-
-
-def prepare_field(field: torch.nn.Module, backend: str, device: torch.device) -> torch.nn.Module:
-    """The module that runs ``field`` with ``backend`` on ``device``: the field itself (its grid encodings
-    told which lookup to use) or, for tcnn, a :class:`~inrkit.backends.tcnn_module.TcnnField` with the same weights."""
-    from inrkit.backends.tcnn_module import TcnnField
-    from inrkit.encodings.grid import GridEncoding
-
-    resolved = resolve_backend(field, backend, device)
-    if resolved == "tcnn":
-        return TcnnField(field.to(device))
-    for module in field.modules():
-        if isinstance(module, GridEncoding):
-            module.backend = resolved
-    return field
-
-
-def grid_forward(x: torch.Tensor, params: torch.Tensor, spec, backend: str) -> torch.Tensor:
+def grid_forward(x: torch.Tensor, params: torch.Tensor, spec: GridEncodingSpec, backend: str) -> torch.Tensor:
     """Grid-encoding lookup ``x (N, D) -> (N, L·F)`` with the chosen backend (see the module docstring).
 
     The fast paths compute gradients for the table only; when ``x`` itself needs a gradient (eikonal
     losses, second derivatives) the differentiable reference is used whatever the backend.
     """
-    from inrkit.encodings.grid import grid_forward_reference
-
     wants_input_grad = torch.is_grad_enabled() and x.requires_grad
     if backend in ("auto", "fast") and not wants_input_grad:
         if x.device.type == "cpu":

@@ -12,7 +12,7 @@ import functools
 
 import torch
 
-from inrkit.encodings.grid import GridEncodingSpec, GridGeometry, active_levels, grid_forward_reference
+from inrkit.backends.grid_reference import GridEncodingSpec, GridGeometry, active_levels, grid_forward_reference
 
 
 @functools.lru_cache(maxsize=16)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from inrkit.encodings.grid import INTERPOLATIONS, GridEncodingSpec, GridGeometry, active_levels
+from inrkit.backends.grid_reference import INTERPOLATIONS, GridEncodingSpec, GridGeometry, active_levels
 from inrkit.files import atomic_path
 
 SOURCE = Path(__file__).with_name("csrc") / "grid_cpu.c"

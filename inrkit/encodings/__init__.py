@@ -5,10 +5,11 @@ coordinates; tiny-cuda-nn's (HashGrid/DenseGrid/TiledGrid, Frequency, SphericalH
 Composite) take [0,1] inputs as tcnn does, and the Field maps ``x -> (x + 1)/2`` for them.
 """
 
+from inrkit.backends.grid_reference import grid_geometry
 from inrkit.encodings.build import ENCODING_OTYPES, build_encoding
 from inrkit.encodings.composite import Composite
 from inrkit.encodings.frequency import Frequency, GaussianFourier, Identity, PositionalEncoding, nyquist_frequencies
-from inrkit.encodings.grid import GridEncoding, grid_geometry
+from inrkit.encodings.grid import GridEncoding
 from inrkit.encodings.spherical_harmonics import SphericalHarmonics
 
 __all__ = [

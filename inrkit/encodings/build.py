@@ -36,7 +36,7 @@ def build_encoding(n_input_dims: int, config: dict[str, Any]) -> nn.Module:
     if otype == "SphericalHarmonics":
         return SphericalHarmonics(n_input_dims, config)
     if otype == "Composite":
-        return Composite(n_input_dims, config)
+        return Composite(n_input_dims, config, build_encoding)
     if otype in GRID_OTYPES:
         return GridEncoding(n_input_dims, config)
     raise ConfigError(f"unknown encoding otype {otype!r}; choose one of {', '.join(ENCODING_OTYPES)}")

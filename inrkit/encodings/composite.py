@@ -11,6 +11,7 @@ All nested encodings see tcnn's [0,1] inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -22,14 +23,13 @@ REDUCTIONS = ("Concatenation", "Sum", "Product")
 
 
 class Composite(nn.Module):
-    """``(N, D) -> (N, Σ widths)`` (Concatenation) or ``(N, width)`` (Sum/Product)."""
+    """``(N, D) -> (N, Σ widths)`` (Concatenation) or ``(N, width)`` (Sum/Product); ``build(n_dims, config)``
+    builds each nested encoding (:func:`~inrkit.encodings.build.build_encoding`)."""
 
     input_domain = "unit"
 
-    def __init__(self, n_input_dims: int, config: dict[str, Any]) -> None:
+    def __init__(self, n_input_dims: int, config: dict[str, Any], build: Callable[[int, dict[str, Any]], nn.Module]) -> None:
         super().__init__()
-        from inrkit.encodings.build import build_encoding
-
         nested = config.get("nested")
         if not isinstance(nested, list) or not nested:
             raise ConfigError("encoding key 'nested' of a Composite must be a non-empty list of encodings")
@@ -48,7 +48,7 @@ class Composite(nn.Module):
             if count < 1 or begin < 0 or begin + count > n_input_dims:
                 raise ConfigError(f"nested encoding {entry.get('otype')!r} encodes dimensions {begin}..{begin + count - 1} "
                                   f"of a {n_input_dims}-D input ('n_dims_to_encode'/'dims_to_encode_begin')")
-            modules.append(build_encoding(count, {k: v for k, v in entry.items()
+            modules.append(build(count, {k: v for k, v in entry.items()
                                                   if k not in ("n_dims_to_encode", "dims_to_encode_begin")}))
             self.ranges.append((begin, begin + count))
             begin += count

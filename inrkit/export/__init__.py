@@ -1,5 +1,8 @@
-"""Exports of fitted fields: compressed weights (``.inrz``: quantise + entropy-code, and its decoder) and
-meshes (marching cubes, mesh files).
+"""Codecs of fitted fields as pure encode/decode: the ``.inrz`` container, quantisation and entropy coding.
+
+The compress/decompress workflows (open a run, measure, fine-tune, write) are :mod:`inrkit.api.compress`,
+also reachable here as ``inrkit.export.compress``, ``inrkit.export.decompress`` and ``inrkit.export.load``.
+Meshes are :mod:`inrkit.geometry` (marching cubes) and :mod:`inrkit.io.meshes` (files).
 
 Example:
     >>> import inrkit
@@ -7,9 +10,6 @@ Example:
     >>> field = inrkit.export.decompress("photo.inrz").field                         # doctest: +SKIP
 """
 
-from inrkit.export.compress import CompressionReport, CompressOptions, Decoded, compress, decompress, load
 from inrkit.export.inrz import SUFFIX, is_inrz
-from inrkit.export.mesh import Mesh, extract_mesh, marching_cubes, sample_grid, write_mesh
 
-__all__ = ["SUFFIX", "CompressOptions", "CompressionReport", "Decoded", "Mesh", "compress", "decompress",
-           "extract_mesh", "is_inrz", "load", "marching_cubes", "sample_grid", "write_mesh"]
+__all__ = ["SUFFIX", "is_inrz"]

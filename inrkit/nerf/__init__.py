@@ -1,4 +1,8 @@
-"""Radiance fields: scenes, cameras and rays, occupancy grid, ray marching, volume rendering, the NeRF field.
+"""Radiance-field machinery: scenes, cameras and rays, occupancy grid, ray marching, volume rendering.
+
+The NeRF model (a Field with density and colour heads) is :mod:`inrkit.fields.nerf_model`; fitting,
+loading and rendering radiance fields are workflows of :mod:`inrkit.api.nerf`, also reachable here as
+``inrkit.nerf.fit``, ``inrkit.nerf.load``, ``inrkit.nerf.NeRF`` and ``inrkit.nerf.NerfOptions``.
 
 Example:
     >>> import inrkit
@@ -9,28 +13,8 @@ Example:
 """
 
 from inrkit.nerf.cameras import Camera, camera_rays, pixel_rays
-from inrkit.nerf.field import NerfField
-from inrkit.nerf.model import NerfModel
 from inrkit.nerf.occupancy import OccupancyGrid
-from inrkit.nerf.presets import PRESETS
 from inrkit.nerf.procedural import make_scene
 from inrkit.nerf.scene import Scene, composite
 
-from inrkit.nerf.api import NeRF, NerfOptions, fit, load  # isort: skip  (imports the layers above)
-
-__all__ = [
-    "PRESETS",
-    "Camera",
-    "NeRF",
-    "NerfField",
-    "NerfModel",
-    "NerfOptions",
-    "OccupancyGrid",
-    "Scene",
-    "camera_rays",
-    "composite",
-    "fit",
-    "load",
-    "make_scene",
-    "pixel_rays",
-]
+__all__ = ["Camera", "OccupancyGrid", "Scene", "camera_rays", "composite", "make_scene", "pixel_rays"]

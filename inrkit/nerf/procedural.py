@@ -28,8 +28,8 @@ import torch
 
 from inrkit.errors import InrkitError
 from inrkit.files import read_json, write_json
+from inrkit.io.images import write_image
 from inrkit.nerf.cameras import Camera, look_at, pixel_rays
-from inrkit.signals.image_files import write_image
 
 SCENES_DIR = Path(__file__).resolve().parents[2] / "scenes"
 CAMERA_ANGLE_X = 0.6911112070083618  # NeRF-synthetic's horizontal field of view

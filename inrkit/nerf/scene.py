@@ -35,8 +35,8 @@ import numpy as np
 
 from inrkit.errors import InrkitError
 from inrkit.files import read_json
+from inrkit.io.images import IMAGE_SUFFIXES, image_size, read_image
 from inrkit.nerf.cameras import Camera, check_pose
-from inrkit.signals.image_files import IMAGE_SUFFIXES, image_size, read_image
 
 SPLITS = ("train", "val", "test")
 DEFAULT_SCALE = 0.33

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from inrkit.errors import InrkitError
+from inrkit.io.audio import AUDIO_SUFFIXES
+from inrkit.io.images import IMAGE_SUFFIXES
+from inrkit.io.shapes import SHAPE_SUFFIXES
+from inrkit.io.video import VIDEO_SUFFIXES
 from inrkit.signals import audio, image, sdf, video
 from inrkit.signals.audio import AudioOptions, AudioSignal
-from inrkit.signals.audio_files import AUDIO_SUFFIXES
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import ImageOptions, ImageSignal
-from inrkit.signals.image_files import IMAGE_SUFFIXES
 from inrkit.signals.sdf import SdfOptions, SdfSignal
-from inrkit.signals.shape_files import SHAPE_SUFFIXES
 from inrkit.signals.video import VideoOptions, VideoSignal
-from inrkit.signals.video_files import VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import torch
 
 from inrkit import metrics
 from inrkit.errors import InrkitError
-from inrkit.signals.audio_files import read_wav, write_wav
+from inrkit.io.audio import read_wav, write_wav
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import pixel_centre
 

@@ -24,8 +24,8 @@ import torch
 
 from inrkit import metrics
 from inrkit.errors import InrkitError
+from inrkit.io.images import image_size, read_image, write_image
 from inrkit.signals.base import Batch, Signal
-from inrkit.signals.image_files import image_size, read_image, write_image
 
 ALPHA_MODES = ("keep", "composite")
 

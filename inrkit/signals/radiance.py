@@ -28,12 +28,12 @@ import torch
 
 from inrkit import metrics
 from inrkit.errors import InrkitError
+from inrkit.fields.nerf_model import NerfModel
 from inrkit.files import write_json
+from inrkit.io.images import write_image
 from inrkit.nerf.cameras import Camera, camera_rays, view_rays
-from inrkit.nerf.model import NerfModel
 from inrkit.nerf.scene import Scene, composite
 from inrkit.signals.base import FINGERPRINT_POINTS, Batch, Signal
-from inrkit.signals.image_files import write_image
 
 LOSSES = ("huber", "mse")
 HUBER_DELTA = 0.1

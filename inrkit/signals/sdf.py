@@ -38,11 +38,12 @@ import numpy as np
 import torch
 
 from inrkit.errors import InrkitError, warn
-from inrkit.export.mesh import Mesh, extract_mesh, sample_grid, write_mesh
+from inrkit.geometry import Mesh, extract_mesh, sample_grid
+from inrkit.io.meshes import write_mesh
+from inrkit.io.shapes import Shape, read_shape
 from inrkit.shape_metrics import iou, sample_surface, surface_distances
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.sdf_sampling import edge_defects, inside, training_samples
-from inrkit.signals.shape_files import Shape, read_shape
 
 SDF_LOSSES = ("auto", "l1", "mape", "siren")
 EXTENT = 0.9  # the longest side of the shape spans [-EXTENT, EXTENT]
@@ -78,7 +79,7 @@ class SdfOptions:
             if not 8 <= value <= 2048:
                 raise InrkitError(f"--{name.replace('_', '-')} must be between 8 and 2048, got {value}")
         if self.export is not None:
-            from inrkit.export.mesh import MESH_WRITE_SUFFIXES
+            from inrkit.io.meshes import MESH_WRITE_SUFFIXES
 
             if Path(self.export).suffix.lower() not in MESH_WRITE_SUFFIXES:
                 raise InrkitError(f"--export must end in {', '.join(MESH_WRITE_SUFFIXES)}, got {self.export!r}")
@@ -115,7 +116,7 @@ def siren_sdf_loss(field: torch.nn.Module, batch: SdfBatch) -> torch.Tensor:
 
 
 def distance_function(field: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """``f(points (N, 3) float32, normalised frame) -> signed distance (N,)`` for :mod:`inrkit.export.mesh`."""
+    """``f(points (N, 3) float32, normalised frame) -> signed distance (N,)`` for :mod:`inrkit.geometry`."""
     device = next(field.parameters()).device
 
     @torch.no_grad()

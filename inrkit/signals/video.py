@@ -32,10 +32,10 @@ import numpy as np
 import torch
 
 from inrkit.errors import InrkitError
+from inrkit.io.video import read_video, staged_folder, tee_frames, write_frames, write_mp4
 from inrkit.metrics import psnr_from_mse
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import pixel_centre
-from inrkit.signals.video_files import read_video, staged_folder, tee_frames, write_frames, write_mp4
 
 DEFAULT_VIDEO_BATCH = 1 << 15
 DEVICE_VIDEO_BATCH = 8192

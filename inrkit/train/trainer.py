@@ -20,6 +20,7 @@ import torch
 
 from inrkit.errors import InrkitError
 from inrkit.metrics import psnr_from_mse
+from inrkit.runs import append_metrics, truncate_metrics
 from inrkit.signals.base import Batch, Signal
 from inrkit.train import checkpoint
 from inrkit.train.optim import build_optimizer
@@ -44,6 +45,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 StepHook = Callable[[int], None]
+EvaluationHook = Callable[[dict[str, Any]], None]
 LONG_RUN_SECONDS = 3600.0  # a step budget longer than this gets a one-line note (and how to shorten it)
 ESTIMATE_AFTER_STEPS = 5
 ESTIMATE_AFTER_SECONDS = 10.0
@@ -60,6 +62,8 @@ class Trainer:
 
     ``step_hooks`` are called with the step number (0-based) before each training step: occupancy
     grid updates, coarse-to-fine level schedules and the like live there, not in the loop.
+    ``evaluation_hooks`` are called with each evaluation's metrics record, the field in the state
+    it was evaluated in (e.g. to keep the best state seen).
 
     Example:
         >>> trainer = Trainer(field, signal, TrainOptions(steps=500), run_dir, lr=5e-4)  # doctest: +SKIP
@@ -67,9 +71,11 @@ class Trainer:
     """
 
     def __init__(self, field: torch.nn.Module, signal: Signal, options: TrainOptions, run_dir: Path, lr: float,
-                 device: torch.device, step_hooks: list[StepHook] | None = None) -> None:
+                 device: torch.device, step_hooks: list[StepHook] | None = None,
+                 evaluation_hooks: list[EvaluationHook] | None = None) -> None:
         self.field = field
         self.step_hooks = list(step_hooks or [])
+        self.evaluation_hooks = list(evaluation_hooks or [])
         self.signal = signal
         self.options = options
         self.run_dir = Path(run_dir)
@@ -107,7 +113,7 @@ class Trainer:
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.step_seconds = float(state.get("step_seconds", 0.0))
         self.checkpoint_step = self.step
-        checkpoint.truncate_metrics(self.run_dir, self.step)
+        truncate_metrics(self.run_dir, self.step)
 
     # -- the loop -------------------------------------------------------------------------------
     def _progress(self) -> float:
@@ -156,7 +162,9 @@ class Trainer:
                 "ms_per_step": 1000.0 * self.step_seconds / max(self.step, 1),
                 "peak_memory_mb": round(peak_memory_mb(self.device), 1),
             })
-        checkpoint.append_metrics(self.run_dir, record)
+        append_metrics(self.run_dir, record)
+        for hook in self.evaluation_hooks:
+            hook(record)
         return record
 
     def _out_of_time(self) -> bool:

@@ -24,22 +24,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from inrkit import __version__
 from inrkit.backends import check_backend
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.encodings.grid import GridEncoding
 from inrkit.errors import InrkitError
+from inrkit.fields.nerf_model import NerfModel
+from inrkit.fields.nerf_presets import get_nerf_preset, model_config
 from inrkit.files import atomic_path, read_json, write_json
 from inrkit.nerf.cameras import Camera, orbit_cameras
-from inrkit.nerf.model import NerfModel
 from inrkit.nerf.occupancy import update_due
-from inrkit.nerf.presets import get_nerf_preset, model_config
 from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
 from inrkit.nerf.scene import Scene
+from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.train import Trainer, TrainOptions
-from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.train.level_schedule import CoarseToFine
 from inrkit.train.threads import cpu_thread_hooks, restored_threads
+from inrkit.version import __version__
+
+__all__ = ["NeRF", "NerfOptions", "fit", "load"]
 
 EVAL_FRACTION = 0.2  # with --seconds S, evaluating the test views after training may take up to 0.2·S
 SETUP_FRACTION = 0.1  # ... and preparing the scene 0.1·S before it (more is taken from training)
@@ -157,7 +159,8 @@ class NeRF:
     def export_mesh(self, path: str | Path, resolution: int = 256, threshold: float = MESH_DENSITY_THRESHOLD,
                     chunk: int = 1 << 18) -> Path:
         """Marching cubes of ``σ = threshold`` over the occupied part of the box; vertex colours seen along −normal."""
-        from inrkit.export.mesh import extract_mesh, write_mesh
+        from inrkit.geometry import extract_mesh
+        from inrkit.io.meshes import write_mesh
 
         self.model.eval()
         device = self.device
@@ -220,7 +223,7 @@ class NeRF:
         """Write an orbit video (``.mp4`` via ffmpeg, or ``.gif``) on white, atomically."""
         import imageio.v3 as iio
 
-        from inrkit.signals.video_files import write_mp4
+        from inrkit.io.video import write_mp4
 
         path = Path(path)
         if path.suffix.lower() not in (".mp4", ".gif"):

@@ -2,7 +2,7 @@
 
 ``TcnnField(field)`` builds ``tinycudann.NetworkWithInputEncoding`` from the field's encoding and
 network configs (tcnn's own schema, which inrkit's configs follow) and copies the field's weights
-into tcnn's flat parameter vector (:mod:`inrkit.backends.tcnn_layout`). ``state_dict`` and
+into tcnn's flat parameter vector (:mod:`inrkit.fields.tcnn_layout`). ``state_dict`` and
 ``load_state_dict`` speak the plain Field's layout, so checkpoints and run directories written while
 training with tcnn load in plain PyTorch, and the other way round.
 
@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from inrkit.backends.tcnn_layout import load_tcnn_parameters, tcnn_parameters
 from inrkit.fields.field import Field
 from inrkit.fields.fused_mlp import TcnnMLP
+from inrkit.fields.tcnn_layout import load_tcnn_parameters, tcnn_parameters
 
 TCNN_ENCODINGS = ("HashGrid", "Grid", "DenseGrid", "TiledGrid", "Frequency", "SphericalHarmonics", "Composite",
                   "OneBlob", "TriangleWave")

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inrkit.nerf.field import NerfField
+from inrkit.fields.radiance import NerfField
 from inrkit.nerf.marching import RaySamples, StepSchedule, march, ray_box
 from inrkit.nerf.occupancy import OccupancyGrid, n_cascades
 from inrkit.nerf.volume import composite_rays, render_weights

@@ -1,5 +1,7 @@
-"""The Python API: ``fit``, ``load``, ``load_run``, ``render_image``/``render_audio``/``render_video``,
-``export_mesh``. The CLI is a thin shell over it.
+"""The run lifecycle: ``fit`` (a new run or ``resume``), ``estimate`` (a dry run), ``load_run``/``load``.
+
+A run directory (:mod:`inrkit.runs`) is created, trained by the one :class:`~inrkit.train.Trainer`,
+resumed from its checkpoint and loaded back here, for every signal kind.
 
 Example:
     >>> import inrkit
@@ -18,28 +20,23 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from inrkit import __version__
-from inrkit.backends import prepare_field, resolve_backend
+from inrkit.api.compress import load as load_inrz
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
-from inrkit.export.compress import load as load_inrz
 from inrkit.fields import Field, ModelOptions, get_preset, preset_config
+from inrkit.fields.execution import prepare_field, resolve_backend
 from inrkit.files import read_json, write_json
+from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.signals import Signal, open_signal, signal_from_config, signal_option_names
-from inrkit.signals.audio import write_audio
-from inrkit.signals.image import denormalise, render
-from inrkit.signals.image_files import write_image
-from inrkit.signals.video import write_video
 from inrkit.train import Trainer, TrainOptions
-from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
 from inrkit.train.chunking import activation_bytes_per_sample, current_memory_bytes, resolve_chunk_size
 from inrkit.train.level_schedule import CoarseToFine
 from inrkit.train.options import DEVICE_SECONDS
 from inrkit.train.threads import cpu_thread_hooks, restored_threads
+from inrkit.version import __version__
 
 
 @dataclass
@@ -320,67 +317,3 @@ def load_run(path: str | Path) -> Run:
 def load(path: str | Path) -> Field:
     """The field of a run directory or ``.inrz`` file, ready to query: ``field(coords)`` with coords in [-1, 1]."""
     return load_run(path).field
-
-
-def _open_kind(run: str | Path | Run, kind: str) -> tuple[Run, dict[str, Any]]:
-    opened = run if isinstance(run, Run) else load_run(run)
-    signal_config = opened.config["signal"]
-    if signal_config.get("kind") != kind:
-        raise InrkitError(f"render: run {opened.dir} is a {signal_config.get('kind')} run, not {kind}")
-    return opened, signal_config
-
-
-def render_audio(run: str | Path | Run, out: str | Path, rate: int | None = None, device: str = "auto") -> Path:
-    """Write an audio run as a WAV at ``rate`` Hz (default: the original), same duration and encoding."""
-    opened, signal_config = _open_kind(run, "audio")
-    return write_audio(opened.field.to(resolve_device(device)), signal_config, out, rate)
-
-
-def render_video(run: str | Path | Run, out: str | Path, fps: float | None = None, height: int | None = None,
-                 width: int | None = None, device: str = "auto") -> Path:
-    """Write a video run at any frame rate (frame interpolation) and size: an MP4 when ``out`` has a
-    video suffix (``.mp4``), else a folder of PNG frames."""
-    opened, signal_config = _open_kind(run, "video")
-    field = opened.field.to(resolve_device(device))
-    as_mp4 = Path(out).suffix.lower() in (".mp4", ".mov", ".mkv", ".m4v")
-    written = write_video(field, signal_config, out if as_mp4 else None, fps=fps, height=height, width=width,
-                          frames_folder=None if as_mp4 else out)
-    return written[0]
-
-
-def render_image(run: str | Path | Run, out: str | Path, height: int | None = None, width: int | None = None,
-                 device: str = "auto") -> Path:
-    """Render an image run at any size (default: the original) and write it in the source's units."""
-    opened, signal_config = _open_kind(run, "image")
-    height = height or int(signal_config["height"])
-    width = width or int(signal_config["width"])
-    field = opened.field.to(resolve_device(device))
-    pixels: np.ndarray = render(field, height, width)
-    normalisation = signal_config["normalisation"]
-    if Path(out).suffix.lower() == ".exr":
-        normalisation = {**normalisation, "dtype": "float32"}
-    elif normalisation["dtype"].startswith("float"):
-        normalisation = {"dtype": "float32", "low": 0.0, "high": 1.0}  # HDR to an 8/16-bit file: normalised
-    return write_image(out, denormalise(pixels, normalisation))
-
-
-def export_mesh(run: str | Path | Run, out: str | Path, resolution: int = 256, device: str = "auto") -> Path:
-    """Marching cubes of an SDF run's zero level set at ``resolution``³, written in the input's units.
-
-    ``out`` ends in .ply, .obj, .stl or .glb. The grid spans the normalised cube [-1, 1]³ and is
-    evaluated in chunks (a narrow band around the surface at full resolution), so 512³ needs
-    about 1 GB of memory.
-    """
-    from inrkit.export.mesh import MESH_WRITE_SUFFIXES, write_mesh
-    from inrkit.signals.sdf import field_mesh
-
-    if Path(out).suffix.lower() not in MESH_WRITE_SUFFIXES:
-        raise InrkitError(f"--out must end in {', '.join(MESH_WRITE_SUFFIXES)}, got {str(out)!r}")
-    if not 8 <= resolution <= 2048:
-        raise InrkitError(f"--resolution must be between 8 and 2048, got {resolution}")
-    opened = run if isinstance(run, Run) else load_run(run)
-    signal_config = opened.config["signal"]
-    if signal_config.get("kind") != "sdf":
-        raise InrkitError(f"mesh: run {opened.dir} is a {signal_config.get('kind')} run, not an SDF run")
-    mesh = field_mesh(opened.field.to(resolve_device(device)), resolution, signal_config["transform"])
-    return write_mesh(out, mesh.vertices, mesh.faces)

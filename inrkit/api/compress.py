@@ -6,7 +6,8 @@ bits 2–16, MSE-optimal step per tensor or per channel), optional half floats f
 10 % of the parameters) whose quantisation alone costs more than 0.1 dB of PSNR on the signal (for
 a SIREN: the first layer, whose errors ω0 = 30 amplifies; 2.2 of the 3 dB lost at 6 bits in one
 measurement), optional quantisation-aware fine-tuning against the original signal
-(:mod:`~inrkit.export.finetune`), entropy coding of the codes (:mod:`~inrkit.export.entropy`) and
+(:func:`finetune`: the Trainer fits :class:`~inrkit.export.fake_quant.FakeQuantisedField`), entropy coding of the
+codes (:mod:`~inrkit.export.entropy`) and
 the container (:mod:`~inrkit.export.inrz`). With ``target_bpp`` the largest bit width whose file
 fits the budget is chosen (the file size grows with the bit width).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -30,16 +32,20 @@ from typing import Any
 
 import torch
 
-from inrkit import __version__
 from inrkit.errors import InrkitError
 from inrkit.export import inrz
 from inrkit.export.codec import MAX_ELEMENTS, QuantisationPlan, decode_field, encode_tensors, plan_steps
-from inrkit.export.finetune import finetune, quantisers_for
+from inrkit.export.fake_quant import FakeQuantisedField, Quantiser, quantisers_for
 from inrkit.export.quantize import MAX_BITS, MIN_BITS, dequantise, quantise
 from inrkit.fields import Field
 from inrkit.files import atomic_write_bytes, read_json, write_json
+from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, append_metrics, load_weights, save_weights
 from inrkit.signals import Signal, open_signal, signal_from_config
-from inrkit.train.checkpoint import CONFIG_FILE, WEIGHTS_FILE, append_metrics, load_weights, save_weights
+from inrkit.train import Trainer, TrainOptions
+from inrkit.train.chunking import resolve_chunk_size
+from inrkit.version import __version__
+
+__all__ = ["CompressOptions", "CompressionReport", "Decoded", "compress", "decompress", "load"]
 
 _PRIVATE_SIGNAL_KEYS = ("source", "options")  # local paths and fitting options never leave the machine
 
@@ -196,6 +202,37 @@ def _psnr(field: torch.nn.Module, signal: Signal | None) -> float | None:
         return None
     with torch.no_grad():
         return float(signal.evaluate(field).get("psnr", math.nan))
+
+
+FINETUNE_EVAL_EVERY = 50
+
+
+def finetune(field: torch.nn.Module, quantisers: dict[str, Quantiser], signal: Signal, steps: int, lr: float,
+             batch_size: int | None = None, seed: int = 0) -> tuple[dict[str, torch.Tensor], float]:
+    """Quantisation-aware fine-tuning of a copy of ``field``: ``(best state_dict, its PSNR)``.
+
+    The Trainer fits the fake-quantised field (:class:`~inrkit.export.fake_quant.FakeQuantisedField`)
+    for ``steps`` steps of ``signal.loss`` on batches of ``batch_size`` samples (all when ``None``),
+    lr decaying ×0.1 exponentially, evaluating every :data:`FINETUNE_EVAL_EVERY` steps and at the
+    end. Steps ``Δ`` stay those of post-training quantisation. The best quantised state seen,
+    starting from the untuned one, is returned, so fine-tuning never does worse than post-training
+    quantisation.
+    """
+    tuned = copy.deepcopy(field).train()
+    wrapped = FakeQuantisedField(tuned, quantisers)
+    device = next(tuned.parameters()).device
+    best = {"psnr": _psnr(wrapped, signal), "state": copy.deepcopy(tuned.state_dict())}
+
+    def keep_best(record: dict[str, Any]) -> None:
+        if record.get("psnr", -math.inf) > best["psnr"]:
+            best.update(psnr=record["psnr"], state=copy.deepcopy(tuned.state_dict()))
+
+    options = TrainOptions(steps=steps, batch_size=batch_size, schedule="exp", eval_every=FINETUNE_EVAL_EVERY,
+                           seed=seed, quiet=True, backend="torch")
+    resolve_chunk_size(options, wrapped, signal, device)
+    with tempfile.TemporaryDirectory(prefix="inrkit-qat-") as run_dir:
+        Trainer(wrapped, signal, options, Path(run_dir), lr, device, evaluation_hooks=[keep_best]).fit()
+    return best["state"], float(best["psnr"])
 
 
 # -- encoding ----------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def _mlp(n_hidden_layers: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class NerfPreset:
-    """Everything a preset fixes; ``model_config`` builds the :class:`~inrkit.nerf.model.NerfModel` config."""
+    """Everything a preset fixes; ``model_config`` builds the :class:`~inrkit.fields.nerf_model.NerfModel` config."""
 
     description: str
     n_levels: int
@@ -97,7 +97,8 @@ def field_config(preset: NerfPreset, aabb_scale: int, backbone: str | None = Non
 
 def model_config(preset_name: str, scene_config: dict[str, Any], backbone: str | None = None,
                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The :class:`~inrkit.nerf.model.NerfModel` config for a preset and a scene (``scale``, ``offset``, ``aabb_scale``)."""
+    """The :class:`~inrkit.fields.nerf_model.NerfModel` config for a preset and a scene
+    (``scale``, ``offset``, ``aabb_scale``)."""
     preset = get_nerf_preset(preset_name)
     aabb_scale = int(scene_config["aabb_scale"])
     config = {

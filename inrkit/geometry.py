@@ -1,4 +1,4 @@
-"""Meshes from scalar fields: chunked grid evaluation, marching cubes, and mesh files.
+"""Meshes from scalar fields: chunked grid evaluation and marching cubes.
 
 :func:`sample_grid` evaluates any callable ``f(points (N, 3) float32) -> values (N,)`` on a regular
 grid over an axis-aligned box, in chunks, so that peak memory is the ``float32`` volume (512 MB at
@@ -9,8 +9,8 @@ values all lie on one side of ``level`` with ``min |f − level| > L·d`` is fil
 corner value instead of being evaluated, which cuts the work at 512³ to a thin band around the
 surface. Density fields (NeRF) pass ``lipschitz=None`` and are evaluated everywhere.
 
-:func:`extract_mesh` runs scikit-image's marching cubes on that volume; :func:`write_mesh` writes
-PLY, OBJ, STL or GLB (optionally with vertex colours) atomically through trimesh.
+:func:`extract_mesh` runs scikit-image's marching cubes on that volume; mesh files are written by
+:func:`inrkit.io.meshes.write_mesh`.
 
 Example (a sphere of radius 0.5, then a density field whose inside is *above* the level):
     >>> import numpy as np
@@ -18,23 +18,22 @@ Example (a sphere of radius 0.5, then a density field whose inside is *above* th
     >>> float(np.abs(np.linalg.norm(mesh.vertices, axis=1) - 0.5).max()) < 0.01
     True
     >>> density = extract_mesh(lambda p: 10 * np.exp(-4 * (p ** 2).sum(1)), resolution=32, level=5.0, inside="above")
-    >>> write_mesh("sphere.ply", mesh.vertices, mesh.faces)   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from inrkit.errors import InrkitError
-from inrkit.files import atomic_write_bytes
 
-MESH_WRITE_SUFFIXES = (".ply", ".obj", ".stl", ".glb")
 CHUNK_POINTS = 1 << 18
+
+
 INSIDE = ("below", "above")
+
 
 ScalarFunction = Callable[[np.ndarray], np.ndarray]
 
@@ -197,29 +196,3 @@ def extract_mesh(
     """
     volume = sample_grid(f, box, resolution, level, lipschitz, chunk)
     return marching_cubes(volume, box, level, inside)
-
-
-def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray, vertex_colors: np.ndarray | None = None) -> Path:
-    """Write a triangle mesh as PLY (binary), OBJ, STL or GLB, atomically; returns the path.
-
-    ``vertices (V, 3)``, ``faces (F, 3)``; ``vertex_colors (V, 3|4)`` uint8 or float in [0, 1]
-    (PLY, OBJ and GLB keep them; STL has no colours).
-    """
-    import trimesh
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in MESH_WRITE_SUFFIXES:
-        raise InrkitError(f"cannot write {path}: mesh files must end in {', '.join(MESH_WRITE_SUFFIXES)}")
-    if len(faces) == 0:
-        raise InrkitError(f"not writing {path}: the mesh is empty (the field has no zero crossing in the box)")
-    colors = None
-    if vertex_colors is not None:
-        colors = np.asarray(vertex_colors)
-        if colors.dtype != np.uint8:
-            colors = np.round(np.clip(colors, 0.0, 1.0) * 255).astype(np.uint8)
-    mesh = trimesh.Trimesh(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64),
-                           vertex_colors=colors, process=False)
-    data = mesh.export(file_type=suffix[1:])
-    atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode())
-    return path

@@ -6,7 +6,7 @@ folders), filled frame by frame: a video is never held twice, not even while it 
 video costs ``1/s²`` of its memory).
 
 MP4 is read and written through imageio's ffmpeg plugin (``imageio-ffmpeg`` ships the binary), GIF
-through Pillow, frame folders through :mod:`inrkit.signals.image_files` (PNG/JPEG/TIFF, 8 or 16 bit).
+through Pillow, frame folders through :mod:`inrkit.io.images` (PNG/JPEG/TIFF, 8 or 16 bit).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from inrkit.errors import InrkitError
 from inrkit.files import atomic_path
-from inrkit.signals.image_files import IMAGE_SUFFIXES, read_image, write_image
+from inrkit.io.images import IMAGE_SUFFIXES, read_image, write_image
 
 FFMPEG_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 VIDEO_SUFFIXES = (*FFMPEG_SUFFIXES, ".gif")

@@ -1,0 +1,14 @@
+"""The workflows a user calls: fit, resume, load and render runs of every signal kind, radiance fields,
+and compression to ``.inrz``. The CLI is a thin shell over these.
+
+Example:
+    >>> import inrkit
+    >>> run = inrkit.fit("photo.png", model="spder", steps=2000)   # doctest: +SKIP
+    >>> field = inrkit.load(run.dir)                                 # doctest: +SKIP
+"""
+
+from inrkit.api.lifecycle import Estimate, Run, estimate, fit, load, load_run
+from inrkit.api.render import export_mesh, render_audio, render_image, render_video
+
+__all__ = ["Estimate", "Run", "estimate", "export_mesh", "fit", "load", "load_run", "render_audio", "render_image",
+           "render_video"]

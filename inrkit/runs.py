@@ -1,0 +1,103 @@
+"""The run-directory format: what a run directory holds and how each file is read and written.
+
+A run directory holds::
+
+    config.json            everything needed to rebuild the field and reopen the signal
+    weights.safetensors    the field's latest good weights
+    metrics.jsonl          one JSON record per evaluation
+    checkpoint.json        points at the current resumable checkpoint folder (:mod:`inrkit.train.checkpoint`)
+    checkpoint-NNNNNNNN/   weights, optimizer moments and RNG states (training.safetensors) + state.json
+    reconstruction.png ... outputs written by the signal
+
+Tensors are safetensors, everything else JSON; nothing is pickled. Each file is written atomically
+(temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+
+from inrkit.errors import InrkitError
+from inrkit.files import atomic_write_bytes
+
+CONFIG_FILE = "config.json"
+
+
+WEIGHTS_FILE = "weights.safetensors"
+
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write a dict of tensors as safetensors, atomically."""
+    atomic_write_bytes(path, safetensors_bytes({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
+
+
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    """Write ``module.state_dict()`` (parameters and persistent buffers) to ``path``."""
+    save_tensors(path, dict(module.state_dict()))
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    """Load weights written by :func:`save_weights`; shapes and names must match exactly."""
+    try:
+        tensors = load_file(str(path))
+    except FileNotFoundError:
+        raise InrkitError(f"cannot load {path}: no such file") from None
+    except Exception as err:
+        raise InrkitError(f"cannot load {path}: corrupt weights file ({err})") from None
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise InrkitError(f"weights in {path} do not match the config: {first[1].strip() if len(first) > 1 else err}") from None
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line to ``metrics.jsonl`` (flushed and synced)."""
+    with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """All complete records of ``metrics.jsonl`` (a torn last line is ignored)."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> None:
+    """Drop records after ``last_step`` (used when resuming from an earlier checkpoint)."""
+    kept = [r for r in read_metrics(run_dir) if int(r.get("step", 0)) <= last_step]
+    atomic_write_bytes(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+
+def prepare_run_dir(out: Path, overwrite: bool) -> None:
+    """Create the run directory ``out``; a non-empty one is replaced only with ``overwrite`` and only if it is a run."""
+    if out.exists() and not out.is_dir():
+        raise InrkitError(f"output {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise InrkitError(f"output directory {out} is not empty; pass --overwrite to replace it or --resume to continue")
+        if not (out / CONFIG_FILE).is_file():
+            raise InrkitError(f"refusing to overwrite {out}: it is not an inrkit run directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
