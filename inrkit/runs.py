@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from inrkit.errors import InrkitError
-from inrkit.files import atomic_write_bytes
+from inrkit.files import atomic_write_bytes, read_json
 
 CONFIG_FILE = "config.json"
 
@@ -35,6 +35,27 @@ WEIGHTS_FILE = "weights.safetensors"
 
 
 METRICS_FILE = "metrics.jsonl"
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The run's ``config.json``, in today's layout; raises :class:`InrkitError` (one line) when there is none
+    or it is not a JSON object with a ``field`` section.
+
+    Radiance-field runs written before the one run lifecycle kept their model config under ``nerf``;
+    it is read as ``field``.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise InrkitError(f"cannot load {run_dir}: not an inrkit run directory (no {CONFIG_FILE})")
+    try:
+        config = read_json(path)
+    except (OSError, ValueError) as err:
+        raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} ({err})") from None
+    if isinstance(config, dict) and "field" not in config and "nerf" in config:
+        config["field"] = config.pop("nerf")
+    if not isinstance(config, dict) or not isinstance(config.get("field"), dict):
+        raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} (no 'field' section)")
+    return config
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:

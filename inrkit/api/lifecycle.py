@@ -26,10 +26,10 @@ from inrkit.api.compress import load as load_inrz
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
-from inrkit.fields import Field, ModelOptions, get_preset, preset_config
+from inrkit.fields import Field, ModelOptions, field_from_config, get_preset, preset_config
 from inrkit.fields.execution import prepare_field, resolve_backend
 from inrkit.files import read_json, write_json
-from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
+from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_config, read_metrics
 from inrkit.signals import Signal, open_signal, signal_from_config, signal_option_names
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.chunking import activation_bytes_per_sample, current_memory_bytes, resolve_chunk_size
@@ -296,16 +296,18 @@ def _resume(out: str | Path | None, given: dict[str, Any], signal: str | Path | 
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run directory (config, weights, metrics) or an ``.inrz`` file without reopening its signal."""
+    """Open a run directory (config, weights, metrics) or an ``.inrz`` file without reopening its signal.
+
+    The field is whatever the run fitted: a coordinate :class:`Field` or, for ``inrkit nerf`` runs, a
+    :class:`~inrkit.fields.NerfModel`.
+    """
     run_dir = Path(path)
     if inrz.is_inrz(run_dir) or (run_dir.suffix == inrz.SUFFIX and not run_dir.is_dir()):
         decoded = load_inrz(run_dir)
         return Run(run_dir, decoded.field, decoded.config, decoded.metrics)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise InrkitError(f"cannot load {run_dir}: not an inrkit run directory (no {CONFIG_FILE})")
+    config = read_config(run_dir)
     try:
-        config = read_json(run_dir / CONFIG_FILE)
-        field = Field(config["field"])
+        field = field_from_config(config["field"])
     except (ValueError, KeyError, TypeError) as err:
         raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} ({err})") from None
     load_weights(field, run_dir / WEIGHTS_FILE)

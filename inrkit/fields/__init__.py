@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from inrkit.fields.field import NETWORK_OTYPES, Field, build_network
+from inrkit.fields.nerf_model import NerfModel, is_nerf_config
 from inrkit.fields.presets import PRESETS, ModelOptions, Preset, get_preset, preset_config
+
+
+def field_from_config(config: dict) -> nn.Module:
+    """The field a run's ``config["field"]`` describes: a coordinate :class:`Field` or a radiance
+    :class:`NerfModel` (density and colour heads, occupancy grid and renderer).
+
+    Example:
+        >>> field_from_config(build_field("siren", 2, 3).config).n_params
+        198915
+    """
+    return NerfModel(config) if is_nerf_config(config) else Field(config)
 
 
 def build_field(model: str = "siren", n_input_dims: int = 2, n_output_dims: int = 3, n_frames: int | None = None,
@@ -22,9 +36,11 @@ __all__ = [
     "PRESETS",
     "Field",
     "ModelOptions",
+    "NerfModel",
     "Preset",
     "build_field",
     "build_network",
+    "field_from_config",
     "get_preset",
     "preset_config",
 ]

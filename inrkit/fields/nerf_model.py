@@ -16,7 +16,7 @@ world units.
 
 Config::
 
-    {"field": NerfField config, "scene": {"scale", "offset", "aabb_scale"},
+    {"otype": "NerfModel", "field": NerfField config, "scene": {"scale", "offset", "aabb_scale"},
      "grid": {"resolution": 128, "decay": 0.95, "threshold": 0.01, "warmup_steps": 256, "sample_fraction": 1.0},
      "march": {"steps_per_unit": 1024, "max_samples": 1024}}
 """
@@ -35,6 +35,12 @@ from inrkit.nerf.occupancy import OccupancyGrid, n_cascades
 from inrkit.nerf.volume import composite_rays, render_weights
 
 TRAIN_MIN_TRANSMITTANCE = 1e-4
+OTYPE = "NerfModel"
+
+
+def is_nerf_config(config: dict[str, Any]) -> bool:
+    """Whether a field config describes a :class:`NerfModel` (runs written before the ``otype`` key: a ``scene`` key)."""
+    return config.get("otype") == OTYPE or ("scene" in config and "grid" in config)
 
 
 class NerfModel(nn.Module):
@@ -58,6 +64,11 @@ class NerfModel(nn.Module):
                                   self.schedule.min_step, int(grid.get("warmup_steps", 256)),
                                   float(grid.get("sample_fraction", 1.0)))
         self.field = NerfField({**config["field"], "box": list(self.box)})
+
+    @property
+    def n_params(self) -> int:
+        """Trainable parameters (the field's; the occupancy grid holds buffers only)."""
+        return sum(p.numel() for p in self.parameters())
 
     # -- coordinates ----------------------------------------------------------------------------
     def to_unit(self, points: torch.Tensor) -> torch.Tensor:

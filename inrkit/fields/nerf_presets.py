@@ -102,6 +102,7 @@ def model_config(preset_name: str, scene_config: dict[str, Any], backbone: str |
     preset = get_nerf_preset(preset_name)
     aabb_scale = int(scene_config["aabb_scale"])
     config = {
+        "otype": "NerfModel",
         "preset": preset_name,
         "optimizer": {"otype": "Adam", "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15,
                       "l2_reg": 1e-6},
