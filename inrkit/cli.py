@@ -277,7 +277,7 @@ def cmd_info_nerf(args: argparse.Namespace) -> int:
           f"aabb_scale {signal['aabb_scale']}")
     print(f"model      {config['model']['model']}  ({run.model.field.n_params:,} parameters)")
     for part in ("position_encoding", "density_network", "direction_encoding", "rgb_network"):
-        print(f"{part:<19}{config['nerf']['field'][part]}")
+        print(f"{part:<19}{config['field']['field'][part]}")
     print(f"grid       {run.model.grid.n_cascades} cascade(s) x {run.model.grid.resolution}^3, "
           f"{100 * run.model.grid.occupancy_fraction():.1f}% occupied")
     train = config["train"]

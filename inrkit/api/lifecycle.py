@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
 from inrkit.fields import Field, ModelOptions, field_from_config, get_preset, preset_config
 from inrkit.fields.execution import prepare_field, resolve_backend
-from inrkit.files import read_json, write_json
+from inrkit.files import write_json
 from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_config, read_metrics
 from inrkit.signals import Signal, open_signal, signal_from_config, signal_option_names
 from inrkit.train import Trainer, TrainOptions
@@ -134,7 +135,7 @@ def _check_amp(model_options: ModelOptions, train_options: TrainOptions) -> None
                           "phase with 8 bits of mantissa; train without --amp")
 
 
-def _check_backend(field: Field, options: TrainOptions, device: torch.device) -> None:
+def check_fit_backend(field: Field, options: TrainOptions, device: torch.device) -> None:
     """Refuse, before a run starts, a backend request that cannot be met or a combination that would do nothing."""
     if resolve_backend(field, options.backend, device) == "tcnn" and options.coarse_to_fine:
         raise ConfigError("--coarse-to-fine does not work with the tcnn backend (its level mask is not exposed); "
@@ -154,7 +155,7 @@ def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_opt
     lr = train_options.lr if train_options.lr is not None else preset.lr
     seed_everything(train_options.seed)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
-    _check_backend(field, train_options, device)
+    check_fit_backend(field, train_options, device)
     resolve_chunk_size(train_options, field, opened.to(device), device)
     config = {
         "inrkit_version": __version__,
@@ -184,14 +185,15 @@ def fit(
     Options left unset take the defaults of the protocol (``paper`` on a GPU, ``device`` elsewhere;
     see :class:`TrainOptions`); the resolved values are recorded in ``config.json``.
     ``out`` is the run directory (a temporary one when None). ``resume=True`` continues the run
-    in ``out`` from its checkpoint (``steps``/``seconds`` then give the new total budget).
+    in ``out`` from its checkpoint (``steps``/``seconds`` then give the new total budget; ``signal``, when
+    given, is the source's new path if it moved).
     On the CPU this turns on flush-to-zero for denormal floats in the process (torch has no
     way to read the previous setting back).
     """
     model_options, train_options, signal_options = _split_options({"model": model, **options})
     train_options.validate()
     if resume:
-        return _resume(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal)
+        return resume_run(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal)
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
     prepared = _prepare(signal, model_options, train_options, signal_options)
@@ -200,7 +202,8 @@ def fit(
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
     prepare_run_dir(run_dir, overwrite)
     write_json(run_dir / CONFIG_FILE, prepared.config)
-    return _train(prepared.config, prepared.field, prepared.signal, train_options, run_dir, prepared.device, resume=False)
+    return train_run(prepared.config, prepared.field, prepared.signal, train_options, run_dir, prepared.device,
+                     resume=False)
 
 
 @dataclass
@@ -246,53 +249,80 @@ def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: 
                     peak / 2**20, seconds_per_step, total)
 
 
-def _train(config: dict[str, Any], field: Field, signal: Signal, options: TrainOptions, run_dir: Path,
-           device: torch.device, resume: bool) -> Run:
-    """Run the trainer (from the run's checkpoint when ``resume``), write the outputs, return the Run."""
+def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, options: TrainOptions, run_dir: Path,
+              device: torch.device, resume: bool) -> Run:
+    """Train ``field`` on ``signal`` into ``run_dir`` (from its checkpoint when ``resume``), write the outputs,
+    return the :class:`Run`: the one run lifecycle of every signal kind, radiance fields included.
+
+    The Trainer runs the field's own step hooks (:meth:`Field.training_hooks`: a NeRF's occupancy grid),
+    the coarse-to-fine level schedule and the CPU thread tuner. ``Run.output_seconds`` is the time from
+    the end of training to the outputs written (final evaluation, checkpoint, renders).
+    """
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
     module = prepare_field(field, options.backend, device)
-    hooks: list[Any] = [CoarseToFine(module, options.coarse_to_fine)] if options.coarse_to_fine else []
+    levels = [CoarseToFine(module, options.coarse_to_fine)] if options.coarse_to_fine else []
+    hooks = [*field.training_hooks(options.seed), *levels, *cpu_thread_hooks(device, options.threads)]
     with restored_threads():
-        trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
-                          [*hooks, *cpu_thread_hooks(device, options.threads)])
+        trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks)
         if resume:
             trainer.resume()
+        began, trained_before = time.perf_counter(), trainer.elapsed
         metrics = trainer.fit()
-    for hook in hooks:
-        hook.unlock_all()  # every level on for the outputs, as in the saved field
-    began = time.perf_counter()
+    for schedule in levels:
+        schedule.unlock_all()  # every level on for the outputs, as in the saved field
     signal.write_outputs(module, run_dir)
-    output_seconds = time.perf_counter() - began
+    module.eval()
+    output_seconds = time.perf_counter() - began - (trainer.elapsed - trained_before)
     if module is not field:  # tcnn ran it: hand back the plain PyTorch field
         field = module.to_field().to(device)
     return Run(run_dir, field, config, metrics, signal, output_seconds)
 
 
 RESUMABLE = ("steps", "seconds", "device", "quiet", "eval_every", "backend", "chunk_size", "threads")  # a resume may change
+SignalOpener = Callable[[dict[str, Any], TrainOptions], Signal]
 
 
-def _resume(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | None) -> Run:
+def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | SignalOpener | None) -> Run:
     """Continue the run in ``out``; ``given`` holds the resumable options the caller passed explicitly,
-    which win over the saved ones (even when equal to :class:`TrainOptions`'s defaults)."""
+    which win over the saved ones (even when equal to :class:`TrainOptions`'s defaults).
+
+    ``signal`` is the signal to train on: a :class:`Signal`, the source file's new path when it moved,
+    a function of ``(config, options)`` (radiance fields: the evaluation budget depends on the options),
+    or None to reopen the source recorded in the run.
+    """
     if out is None:
         raise InrkitError("--resume needs the run directory (--out RUN)")
     run_dir = Path(out)
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise InrkitError(f"cannot resume: {run_dir} is not an inrkit run directory")
-    config = read_json(run_dir / CONFIG_FILE)
-    opened = signal if isinstance(signal, Signal) else signal_from_config(config["signal"])
-    saved = TrainOptions(**config["train"])
+    config = read_config(run_dir)
+    known = {f.name for f in fields(TrainOptions)}
+    saved = TrainOptions(**{k: v for k, v in config.get("train", {}).items() if k in known})
     for key, value in given.items():
         setattr(saved, key, value)
     saved.validate()
+    if isinstance(signal, Signal):
+        opened = signal
+    elif callable(signal):
+        opened = signal(config, saved)
+    elif signal is not None:
+        opened = signal_from_config({**config["signal"], "source": str(signal)})
+    else:
+        opened = _reopen_signal(config["signal"])
     device = resolve_device(saved.device)
-    field = Field(config["field"]).to(device)
-    _check_backend(field, saved, device)
+    field = field_from_config(config["field"]).to(device)
+    check_fit_backend(field, saved, device)
     resolve_chunk_size(saved, field, opened.to(device), device)  # a run written before chunking existed
     config["train"] = asdict(saved)
     write_json(run_dir / CONFIG_FILE, config)
-    return _train(config, field, opened, saved, run_dir, device, resume=True)
+    return train_run(config, field, opened, saved, run_dir, device, resume=True)
+
+
+def _reopen_signal(signal_config: dict[str, Any]) -> Signal:
+    """The run's signal from its recorded source; a moved or deleted source is one line naming ``--source``."""
+    source = signal_config.get("source")
+    if source is not None and not Path(source).exists():
+        raise InrkitError(f"the run's source {source} no longer exists; give its new path with --source PATH")
+    return signal_from_config(signal_config)
 
 
 def load_run(path: str | Path) -> Run:

@@ -24,21 +24,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from inrkit.backends import check_backend
+from inrkit.api.lifecycle import RESUMABLE, Run, check_fit_backend, load_run, resume_run, train_run
 from inrkit.devices import resolve_device, seed_everything
-from inrkit.encodings.grid import GridEncoding
 from inrkit.errors import InrkitError
-from inrkit.fields.nerf_model import NerfModel
+from inrkit.fields.nerf_model import NerfModel, is_nerf_config
 from inrkit.fields.nerf_presets import get_nerf_preset, model_config
-from inrkit.files import atomic_path, read_json, write_json
+from inrkit.files import atomic_path, write_json
 from inrkit.nerf.cameras import Camera, orbit_cameras
-from inrkit.nerf.occupancy import update_due
 from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
 from inrkit.nerf.scene import Scene
-from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_metrics
-from inrkit.train import Trainer, TrainOptions
-from inrkit.train.level_schedule import CoarseToFine
-from inrkit.train.threads import cpu_thread_hooks, restored_threads
+from inrkit.runs import CONFIG_FILE, prepare_run_dir, read_config
+from inrkit.signals.radiance import BACKGROUNDS, LOSSES, RadianceSignal, evaluate_views, render_camera
+from inrkit.train import TrainOptions
 from inrkit.version import __version__
 
 __all__ = ["NeRF", "NerfOptions", "fit", "load"]
@@ -67,8 +64,6 @@ class NerfOptions:
 
     def validate(self) -> None:
         """Raise :class:`InrkitError` for impossible settings (before anything is read or written)."""
-        from inrkit.signals.radiance import BACKGROUNDS, LOSSES
-
         if self.loss is not None and self.loss not in LOSSES:
             raise InrkitError(f"--loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.train_background not in BACKGROUNDS:
@@ -101,16 +96,16 @@ def turntable_config(scene: Scene) -> dict[str, Any]:
             "camera": scene.test_cameras[0].to_json()}
 
 
-class NeRF:
-    """A fitted radiance field: render views, evaluate, export a mesh or a turntable video."""
+@dataclass
+class NeRF(Run):
+    """A fitted radiance field (a :class:`~inrkit.api.lifecycle.Run` whose field is a
+    :class:`~inrkit.fields.NerfModel`): render views, evaluate, export a mesh or a turntable video."""
 
-    def __init__(self, model: NerfModel, config: dict[str, Any], run_dir: Path | None = None,
-                 metrics: dict[str, Any] | None = None, scene: Scene | None = None) -> None:
-        self.model = model
-        self.config = config
-        self.dir = run_dir
-        self.metrics = metrics or {}
-        self.scene = scene
+    scene: Scene | None = None
+
+    @property
+    def model(self) -> NerfModel:
+        return self.field
 
     @property
     def device(self) -> torch.device:
@@ -122,8 +117,6 @@ class NeRF:
 
     def render(self, camera: Camera, background: float | tuple[float, float, float] = 1.0) -> dict[str, np.ndarray]:
         """``rgb (H, W, 3)`` on ``background``, ``depth (H, W)`` (world units, expected) and ``opacity (H, W)``."""
-        from inrkit.signals.radiance import render_camera
-
         self.model.eval()
         return render_camera(self.model, camera, torch.tensor(background, dtype=torch.float32, device=self.device))
 
@@ -134,8 +127,6 @@ class NeRF:
         Ground truth comes from ``images`` (straight RGBA or RGB ``(H, W, C)`` in [0, 1]) or, for
         cameras of this NeRF's scene, from the scene's images.
         """
-        from inrkit.signals.radiance import evaluate_views
-
         scene = cameras if isinstance(cameras, Scene) else self.scene
         if cameras is None or isinstance(cameras, Scene):
             if scene is None:
@@ -240,17 +231,6 @@ class NeRF:
             iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
         return path
 
-    def save(self, path: str | Path) -> Path:
-        """Copy the run directory to ``path`` (which must not exist)."""
-        if self.dir is None:
-            raise InrkitError("this NeRF has no run directory to save")
-        target = Path(path)
-        if target.exists():
-            raise InrkitError(f"cannot save to {target}: it already exists")
-        shutil.copytree(self.dir, target)
-        self.dir = target
-        return target
-
 
 def open_scene(scene: str | Path | Scene, options: NerfOptions, work_dir: Path | None = None) -> Scene:
     """A :class:`Scene` from a folder, a procedural definition (``.json`` or a name) or a Scene."""
@@ -265,25 +245,6 @@ def open_scene(scene: str | Path | Scene, options: NerfOptions, work_dir: Path |
     if not path.exists():
         raise InrkitError(f"cannot open scene {path}: no such directory")
     return Scene.from_blender(path, downscale=options.downscale, holdout=options.holdout)
-
-
-def set_grid_backend(model: NerfModel, backend: str) -> None:
-    """Run the hash-grid lookups of ``model`` with ``backend`` (auto | torch | fast; see :mod:`inrkit.backends`)."""
-    check_backend(backend)
-    for module in model.modules():
-        if isinstance(module, GridEncoding):
-            module.backend = backend
-
-
-def _grid_hook(model: NerfModel, generator: torch.Generator) -> Any:
-    def hook(step: int) -> None:
-        if update_due(step, model.grid.warmup_steps):
-            was_training = model.training
-            model.eval()
-            model.grid.update(step, model.field.density, generator=generator)
-            model.train(was_training)
-
-    return hook
 
 
 def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: float | None = None, steps: int | None = None,
@@ -329,7 +290,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
             model = NerfModel(config_model).to(device)
         except ValueError as err:
             raise InrkitError(f"cannot build the NeRF: {err}") from None
-        set_grid_backend(model, train_options.backend)
+        check_fit_backend(model, train_options, device)
         prepare_run_dir(run_dir, overwrite)
         if (staging / "scene").is_dir():  # a rendered procedural scene moves into the run
             shutil.move(str(staging / "scene"), run_dir / "scene")
@@ -343,7 +304,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     config = {
         "inrkit_version": __version__,
         "kind": "nerf",
-        "nerf": config_model,
+        "field": config_model,
         "options": asdict(nerf_options) | {"preset": preset_name},
         "signal": {},
         "model": {"model": preset_name if nerf_options.backbone is None else f"{preset_name}+{nerf_options.backbone}"},
@@ -352,7 +313,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     }
     config["signal"] = signal.config()
     write_json(run_dir / CONFIG_FILE, config)
-    return _train(config, model, signal, train_options, run_dir, device, resume=False)
+    return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False))
 
 
 def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:
@@ -375,95 +336,52 @@ def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:
     options.seconds = training
 
 
-def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions) -> Any:
+def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions) -> RadianceSignal:
     """The training signal; with a time budget, an evaluation of the test views may take ``EVAL_FRACTION`` of it."""
-    from inrkit.signals.radiance import RadianceSignal
-
     eval_seconds = EVAL_FRACTION * train.seconds if train.seconds else None
     return RadianceSignal(scene, options.target_samples or preset.target_samples, preset.initial_rays,
                           options.loss or preset.loss, options.train_background, eval_seconds)
 
 
-def _train(config: dict[str, Any], model: NerfModel, signal: Any, options: TrainOptions, run_dir: Path,
-           device: torch.device, resume: bool) -> NeRF:
-    generator = torch.Generator(device=device).manual_seed(options.seed + 1)
-    levels = CoarseToFine(model, options.coarse_to_fine) if options.coarse_to_fine else None
-    hooks = [_grid_hook(model, generator), *([levels] if levels else []), *cpu_thread_hooks(device, options.threads)]
-    with restored_threads():
-        trainer = Trainer(model, signal.to(device), options, run_dir, float(config["train"]["lr"]), device,
-                          step_hooks=hooks)  # tcnn Adam from config["nerf"]["optimizer"]
-        if resume:
-            trainer.resume()
-        start, trained_before = time.perf_counter(), trainer.elapsed
-        metrics = trainer.fit()
-    if levels:
-        levels.unlock_all()  # outputs with every level on, as a loaded model has (the evaluation is redone)
-    signal.write_outputs(model, run_dir)
-    model.eval()
-    metrics["outputs_seconds"] = round(time.perf_counter() - start - (trainer.elapsed - trained_before), 3)
-    if not options.quiet:
-        views, total = metrics.get("test_views", 0), len(signal.scene.test_cameras)
+def _finish(run: Run) -> NeRF:
+    """The :class:`NeRF` of a trained run, and one line on what the outputs cost."""
+    metrics = {**run.metrics, "outputs_seconds": round(run.output_seconds, 3)}
+    scene = run.signal.scene
+    if not run.config["train"]["quiet"]:
+        views, total = metrics.get("test_views", 0), len(scene.test_cameras)
         budget = f" (the evaluation budget, {EVAL_FRACTION:g} x --seconds, ran out)" if views < total else ""
-        print(f"outputs written in {metrics['outputs_seconds']:.1f} s: evaluation and renders of {views} of {total} "
-              f"test views{budget} -> {run_dir / 'renders'}", file=sys.stderr)
-    return NeRF(model, config, run_dir, metrics, signal.scene)
+        print(f"outputs written in {run.output_seconds:.1f} s: evaluation and renders of {views} of {total} "
+              f"test views{budget} -> {run.dir / 'renders'}", file=sys.stderr)
+    return NeRF(run.dir, run.field, run.config, metrics, run.signal, run.output_seconds, scene)
 
 
-RESUMABLE = ("steps", "seconds", "device", "quiet", "backend", "threads")  # what a resumed run may change
+def _reopen_signal(config: dict[str, Any], options: TrainOptions) -> RadianceSignal:
+    """The training signal of a run being resumed (its evaluation budget from the resumed ``--seconds``)."""
+    nerf_options = NerfOptions(**config["options"])
+    return _signal(Scene.from_config(config["signal"]), nerf_options, get_nerf_preset(nerf_options.preset), options)
 
 
 def _resume(out: str | Path | None, given: dict[str, Any]) -> NeRF:
     """Continue the run in ``out``; the options in ``given`` (any of :data:`RESUMABLE`) replace the saved ones."""
-    if out is None:
-        raise InrkitError("--resume needs the run directory (--out RUN)")
-    run_dir = Path(out)
-    config = _read_config(run_dir)
-    known = set(TrainOptions.__dataclass_fields__)
-    saved = TrainOptions(**{k: v for k, v in config["train"].items() if k in known})
-    for key, value in given.items():
-        setattr(saved, key, value)
-    saved.validate()
-    device = resolve_device(saved.device)
-    options = NerfOptions(**config["options"])
-    scene = Scene.from_config(config["signal"])
-    model = NerfModel(config["nerf"]).to(device)
-    set_grid_backend(model, saved.backend)
-    config["train"] = asdict(saved)
-    write_json(run_dir / CONFIG_FILE, config)
-    signal = _signal(scene, options, get_nerf_preset(options.preset), saved)
-    return _train(config, model, signal, saved, run_dir, device, resume=True)
-
-
-def _read_config(run_dir: Path) -> dict[str, Any]:
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise InrkitError(f"cannot load {run_dir}: not an inrkit run directory (no {CONFIG_FILE})")
-    try:
-        config = read_json(run_dir / CONFIG_FILE)
-    except (OSError, ValueError) as err:
-        raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} ({err})") from None
-    if config.get("kind") != "nerf":
-        raise InrkitError(f"{run_dir} is not a radiance-field run (inrkit nerf)")
-    return config
+    if out is not None and not is_nerf_run(out):
+        raise InrkitError(f"cannot resume {out}: not a radiance-field run (inrkit nerf)")
+    return _finish(resume_run(out, given, _reopen_signal))
 
 
 def load(run: str | Path, device: str = "cpu") -> NeRF:
-    """Open a radiance-field run directory (weights, occupancy grid, metrics); the scene is not reopened."""
-    run_dir = Path(run)
-    config = _read_config(run_dir)
-    try:
-        model = NerfModel(config["nerf"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} ({err})") from None
-    load_weights(model, run_dir / WEIGHTS_FILE)
-    model.eval()
-    history = read_metrics(run_dir)
-    return NeRF(model.to(resolve_device(device)), config, run_dir, history[-1] if history else {})
+    """Open a radiance-field run directory or ``.inrz`` file (weights, occupancy grid, metrics); the scene is
+    not reopened."""
+    if (Path(run) / CONFIG_FILE).is_file() and not is_nerf_run(run):
+        raise InrkitError(f"{run} is not a radiance-field run (inrkit nerf)")
+    opened = load_run(run)
+    if not is_nerf_config(opened.config["field"]):
+        raise InrkitError(f"{run} is not a radiance-field run (inrkit nerf)")
+    return NeRF(opened.dir, opened.field.to(resolve_device(device)), opened.config, opened.metrics)
 
 
 def is_nerf_run(path: str | Path) -> bool:
     """True when ``path`` is a run directory written by :func:`fit`."""
     try:
-        return read_json(Path(path) / CONFIG_FILE).get("kind") == "nerf"
-    except (OSError, ValueError, AttributeError):
+        return is_nerf_config(read_config(Path(path))["field"])
+    except InrkitError:
         return False
-

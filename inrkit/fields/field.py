@@ -20,6 +20,7 @@ Frequency, SphericalHarmonics, Composite) receive ``(x + 1)/2 ∈ [0, 1]`` as in
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -86,6 +87,10 @@ class Field(nn.Module):
         if self._out_low == 0.0 and self._out_span == 1.0:
             return raw
         return (raw - self._out_low) / self._out_span
+
+    def training_hooks(self, seed: int) -> list[Callable[[int], None]]:
+        """Step hooks the Trainer runs while fitting this field (none: a coordinate field is only its weights)."""
+        return []
 
     @property
     def n_params(self) -> int:

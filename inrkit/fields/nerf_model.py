@@ -24,6 +24,7 @@ Config::
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ from torch import nn
 
 from inrkit.fields.radiance import NerfField
 from inrkit.nerf.marching import RaySamples, StepSchedule, march, ray_box
-from inrkit.nerf.occupancy import OccupancyGrid, n_cascades
+from inrkit.nerf.occupancy import OccupancyGrid, n_cascades, update_due
 from inrkit.nerf.volume import composite_rays, render_weights
 
 TRAIN_MIN_TRANSMITTANCE = 1e-4
@@ -69,6 +70,20 @@ class NerfModel(nn.Module):
     def n_params(self) -> int:
         """Trainable parameters (the field's; the occupancy grid holds buffers only)."""
         return sum(p.numel() for p in self.parameters())
+
+    def training_hooks(self, seed: int) -> list[Callable[[int], None]]:
+        """Step hooks the Trainer runs while fitting: the occupancy grid's update (every step during the grid's
+        warm-up, then every 16th), from the field's densities in eval mode, with its own random generator."""
+        generator = torch.Generator(device=self.offset.device).manual_seed(seed + 1)
+
+        def update_grid(step: int) -> None:
+            if update_due(step, self.grid.warmup_steps):
+                was_training = self.training
+                self.eval()
+                self.grid.update(step, self.field.density, generator=generator)
+                self.train(was_training)
+
+        return [update_grid]
 
     # -- coordinates ----------------------------------------------------------------------------
     def to_unit(self, points: torch.Tensor) -> torch.Tensor:

@@ -27,9 +27,10 @@ TCNN_ENCODINGS = ("HashGrid", "Grid", "DenseGrid", "TiledGrid", "Frequency", "Sp
                   "OneBlob", "TriangleWave")
 
 
-def tcnn_compatible(field: Field) -> bool:
+def tcnn_compatible(field: nn.Module) -> bool:
     """Whether tiny-cuda-nn can run this field (tcnn network and tcnn encoding)."""
-    return isinstance(field.network, TcnnMLP) and field.config.get("encoding", {}).get("otype") in TCNN_ENCODINGS
+    encoding = field.config.get("encoding", {}).get("otype")
+    return isinstance(getattr(field, "network", None), TcnnMLP) and encoding in TCNN_ENCODINGS
 
 
 class TcnnField(nn.Module):
