@@ -23,8 +23,7 @@ from inrkit.backends.tcnn_layout import load_tcnn_parameters, tcnn_parameters
 from inrkit.fields.field import Field
 from inrkit.fields.fused_mlp import TcnnMLP
 
-TCNN_ENCODINGS = ("HashGrid", "Grid", "DenseGrid", "TiledGrid", "Frequency", "SphericalHarmonics", "Composite",
-                  "OneBlob", "TriangleWave")
+TCNN_ENCODINGS = ("HashGrid", "Grid", "DenseGrid", "TiledGrid", "Frequency", "SphericalHarmonics", "Composite")
 
 
 def tcnn_compatible(field: Field) -> bool:

@@ -274,7 +274,7 @@ def set_grid_backend(model: NerfModel, backend: str) -> None:
 
 def _grid_hook(model: NerfModel, generator: torch.Generator) -> Any:
     def hook(step: int) -> None:
-        if update_due(step, model.grid.warmup_steps):
+        if update_due(step):
             was_training = model.training
             model.eval()
             model.grid.update(step, model.field.density, generator=generator)
