@@ -144,12 +144,70 @@ def test_composite_field_layout_orders_nested_grids():
     assert torch.equal(flat[-second.n_params - first.n_params:-second.n_params], first.params.detach())
 
 
+class CountingBackend:
+    """A ``torch.compile`` backend that runs the captured graph eagerly and counts the graphs it is given."""
+
+    def __init__(self) -> None:
+        self.graphs = 0
+
+    def __call__(self, graph: torch.fx.GraphModule, example_inputs: list[torch.Tensor]):
+        self.graphs += 1
+        return graph.forward
+
+
+def test_compiled_path_buckets_batch_sizes(monkeypatch):
+    """Eight batch sizes in five buckets: five graphs; features and gradients as the reference (compare's
+    tolerances), and the padded rows (1019 of the 1024 for 5 points) add nothing to the table gradient."""
+    from inrkit.backends import compiled
+
+    counter = CountingBackend()
+    monkeypatch.setattr(compiled, "_BACKEND", counter)
+    torch.manual_seed(0)
+    grid = random_grid(3)
+    sizes = (5, 700, 1024, 1025, 1500, 1537, 3000, 5000)
+    assert sorted({compiled.bucket_rows(n) for n in sizes}) == [1024, 1536, 2048, 3072, 6144]
+    for n in sizes:
+        compare(grid, torch.rand(n, 3) * 0.5 + 0.5, compiled.grid_forward)  # away from the padding's origin
+    assert counter.graphs == 5
+    x = torch.rand(5, 3) * 0.5 + 0.5
+    upstream = torch.randn(5, grid.n_output_dims)
+    (fast,) = torch.autograd.grad(compiled.grid_forward(x, grid.params, grid.spec), grid.params, upstream)
+    (reference,) = torch.autograd.grad(grid_forward_reference(x, grid.params, grid.spec), grid.params, upstream)
+    assert torch.equal(fast != 0, reference != 0)
+    assert counter.graphs == 5
+
+
+def test_compiled_path_compiles_every_level_mask(monkeypatch):
+    """Twelve level masks (coarse-to-fine) at one batch size: twelve graphs, more than dynamo's recompile
+    limit (8) for one code object, so none of them silently falls back to eager."""
+    from inrkit.backends import compiled
+
+    counter = CountingBackend()
+    monkeypatch.setattr(compiled, "_BACKEND", counter)
+    torch.manual_seed(0)
+    grid = random_grid(2, n_levels=12)
+    x = torch.rand(100, 2)
+    with torch.no_grad():
+        for level in range(12):
+            grid.max_level = level / 12  # 1 … 12 active levels
+            reference = grid_forward_reference(x, grid.params, grid.spec)
+            assert torch.equal(compiled.grid_forward(x, grid.params, grid.spec), reference)
+    assert counter.graphs == 12
+
+
 @pytest.mark.slow
 def test_compiled_path_matches_reference_on_cpu():
+    """Inductor's C++ backend on the CPU: three batch sizes in two buckets compile two graphs."""
+    from torch._dynamo.utils import counters
+
     from inrkit.backends import compiled
 
     torch.manual_seed(0)
-    compare(random_grid(3), torch.rand(4096, 3), compiled.grid_forward)
+    grid = random_grid(3)
+    before = counters["stats"]["unique_graphs"]
+    for n in (4096, 3000, 3073):
+        compare(grid, torch.rand(n, 3), compiled.grid_forward)
+    assert counters["stats"]["unique_graphs"] - before == 2
 
 
 @needs_cuda

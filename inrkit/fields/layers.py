@@ -37,8 +37,8 @@ class PeriodicLayer(nn.Module):
       * ``"finer"`` — FINER: ``sin(ω0·(|z|+1)·z)`` with ``z = Wx+b``, ``|z|+1`` detached.
 
     ``first_bias_scale`` (FINER): when set, the first layer's bias is drawn from ``U(±k)``.
-    ``resfield`` (``{"n_frames", "rank", "mode", "fusion"}``): the linear map becomes a
-    :class:`~inrkit.fields.resfields.ResFieldLinear` with weights ``W(t)``; ``forward`` then needs ``time``.
+    ``resfield`` (``{"n_frames", "rank", "mode", "fusion"}``, sine layers only: ``ResFieldSiren``): the linear
+    map becomes a :class:`~inrkit.fields.resfields.ResFieldLinear` with weights ``W(t)``; ``forward`` then needs ``time``.
     """
 
     def __init__(
@@ -59,6 +59,8 @@ class PeriodicLayer(nn.Module):
         self.omega_on_bias = omega_on_bias
         self.damping = damping
         self.is_resfield = resfield is not None
+        if resfield is not None and activation != "sine":
+            raise ValueError(f"ResFields layers are sine layers (ResFieldSiren), got activation {activation!r}")
         if resfield is not None:
             self.linear: nn.Linear = ResFieldLinear(in_features, out_features, **resfield)
         else:
@@ -72,12 +74,10 @@ class PeriodicLayer(nn.Module):
         if self.is_resfield:
             if time is None:
                 raise ValueError("a ResFields layer needs the time of each sample")
-            if self.activation == "finer":
-                return activations.finer(self.linear(x, time), self.omega_0)
             z = self.linear(x, time, scale=self.omega_0)  # ω0·(W(t)x + b)
             if not self.omega_on_bias:
                 z = z + (1.0 - self.omega_0) * self.linear.bias  # the paper's ω0·W(t)x + b
-            return activations.spder(z, self.damping) if self.activation == "spder" else activations.sine(z)
+            return activations.sine(z)
         if self.activation == "finer":
             return activations.finer(self.linear(x), self.omega_0)
         # ω0 scales the (small) weight matrix rather than the (N, out) activations: the same

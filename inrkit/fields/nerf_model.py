@@ -77,7 +77,7 @@ class NerfModel(nn.Module):
         generator = torch.Generator(device=self.offset.device).manual_seed(seed + 1)
 
         def update_grid(step: int) -> None:
-            if update_due(step, self.grid.warmup_steps):
+            if update_due(step):
                 was_training = self.training
                 self.eval()
                 self.grid.update(step, self.field.density, generator=generator)

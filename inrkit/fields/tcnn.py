@@ -23,8 +23,7 @@ from inrkit.fields.field import Field
 from inrkit.fields.fused_mlp import TcnnMLP
 from inrkit.fields.tcnn_layout import load_tcnn_parameters, tcnn_parameters
 
-TCNN_ENCODINGS = ("HashGrid", "Grid", "DenseGrid", "TiledGrid", "Frequency", "SphericalHarmonics", "Composite",
-                  "OneBlob", "TriangleWave")
+TCNN_ENCODINGS = ("HashGrid", "Grid", "DenseGrid", "TiledGrid", "Frequency", "SphericalHarmonics", "Composite")
 
 
 def tcnn_compatible(field: nn.Module) -> bool:

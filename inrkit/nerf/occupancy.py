@@ -32,8 +32,11 @@ def n_cascades(aabb_scale: int) -> int:
     return math.ceil(math.log2(max(aabb_scale, 1))) + 1
 
 
-def update_due(step: int, warmup_steps: int = 256, interval: int = 16) -> bool:
-    """instant-ngp's schedule: ``step mod clamp(⌊step/16⌋, 1, 16) == 0`` (every step at first, every 16 from 256)."""
+def update_due(step: int, interval: int = 16) -> bool:
+    """instant-ngp's schedule: ``step mod clamp(⌊step/16⌋, 1, 16) == 0`` (every step at first, every 16 from 256).
+
+    The grid's ``warmup_steps`` choose which cells an update samples (:meth:`OccupancyGrid.update`), not when it runs.
+    """
     return step % min(max(step // interval, 1), interval) == 0
 
 
