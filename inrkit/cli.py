@@ -91,7 +91,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         if args.out is None and args.path is None:
             raise InrkitError("--resume needs the run directory: inrkit fit --resume --out RUN")
         out = args.out or args.path
-        run = api.fit(None, resume=True, out=out, **{k: v for k, v in options.items() if k != "model"})
+        run = api.fit(args.source, resume=True, out=out, **{k: v for k, v in options.items() if k != "model"})
     elif args.path is None:
         raise InrkitError("give the file to fit: inrkit fit PATH --model NAME")
     elif args.dry_run:
@@ -163,7 +163,7 @@ def cmd_nerf(args: argparse.Namespace) -> int:
         out = args.out or args.scene
         if out is None:
             raise InrkitError("--resume needs the run directory: inrkit nerf --resume --out RUN")
-        run = nerf.fit(None, resume=True, out=out, **{k: v for k, v in options.items() if k != "preset"})
+        run = nerf.fit(args.source, resume=True, out=out, **{k: v for k, v in options.items() if k != "preset"})
     else:
         if args.scene is None:
             raise InrkitError("give the scene: inrkit nerf SCENE_DIR (or a procedural scene .json)")
@@ -336,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "or point cloud (PLY, XYZ)")
     fit.add_argument("--out", help="run directory (default: runs/<name>-<model>)")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    fit.add_argument("--source", help="with --resume: the signal's new path, when its file moved since the fit")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     fit.add_argument("--dry-run", action="store_true",
                      help="print parameters, memory estimate and time per step in one line; train and write nothing")
@@ -376,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "scene .json (scenes/blocks.json)")
     nerf.add_argument("--out", help="run directory (default: runs/<scene>-nerf)")
     nerf.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    nerf.add_argument("--source", help="with --resume: the scene folder's new path, when it moved since the fit")
     nerf.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     nerf.add_argument("--mesh", help="after fitting, extract a mesh with vertex colours (.ply, .obj, .glb)")
     nerf.add_argument("--mesh-resolution", type=int, default=256, help="marching-cubes cells per axis (default: 256)")

@@ -271,7 +271,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     if resume:
         given = {k: v for k, v in {**options, "steps": steps, "seconds": seconds}.items()
                  if k in RESUMABLE and (v is not None or k in options)}
-        return _resume(out, given)
+        return _resume(out, given, scene)
     if scene is None:
         raise InrkitError("nothing to fit: give a scene folder or a procedural scene")
     device = resolve_device(train_options.device)
@@ -355,17 +355,27 @@ def _finish(run: Run) -> NeRF:
     return NeRF(run.dir, run.field, run.config, metrics, run.signal, run.output_seconds, scene)
 
 
-def _reopen_signal(config: dict[str, Any], options: TrainOptions) -> RadianceSignal:
-    """The training signal of a run being resumed (its evaluation budget from the resumed ``--seconds``)."""
-    nerf_options = NerfOptions(**config["options"])
-    return _signal(Scene.from_config(config["signal"]), nerf_options, get_nerf_preset(nerf_options.preset), options)
-
-
-def _resume(out: str | Path | None, given: dict[str, Any]) -> NeRF:
-    """Continue the run in ``out``; the options in ``given`` (any of :data:`RESUMABLE`) replace the saved ones."""
+def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | Scene | None) -> NeRF:
+    """Continue the run in ``out``; the options in ``given`` (any of :data:`RESUMABLE`) replace the saved ones.
+    ``source``: the scene (or its folder's new path when it moved); None reopens the recorded folder."""
     if out is not None and not is_nerf_run(out):
         raise InrkitError(f"cannot resume {out}: not a radiance-field run (inrkit nerf)")
-    return _finish(resume_run(out, given, _reopen_signal))
+
+    def reopen(config: dict[str, Any], options: TrainOptions) -> RadianceSignal:
+        """The training signal (its evaluation budget from the resumed ``--seconds``)."""
+        nerf_options = NerfOptions(**config["options"])
+        if isinstance(source, Scene):
+            scene = source
+        else:
+            folder = source if source is not None else config["signal"].get("source")
+            if source is None and folder is not None and not Path(folder).is_dir() and (Path(out) / "scene").is_dir():
+                folder = Path(out) / "scene"  # a procedural scene rendered into a run that was moved or copied
+            if folder is not None and not Path(folder).is_dir():
+                raise InrkitError(f"the run's scene {folder} no longer exists; give its new path with --source PATH")
+            scene = Scene.from_config({**config["signal"], "source": None if folder is None else str(folder)})
+        return _signal(scene, nerf_options, get_nerf_preset(nerf_options.preset), options)
+
+    return _finish(resume_run(out, given, reopen))
 
 
 def load(run: str | Path, device: str = "cpu") -> NeRF:
