@@ -19,14 +19,21 @@ from inrkit.api import Estimate, Run, estimate, export_mesh, fit, load, load_run
 from inrkit.api import compress as _compress_workflows
 from inrkit.api import nerf as _nerf_workflows
 from inrkit.errors import InrkitError
+from inrkit.fields import nerf_model as _nerf_model
+from inrkit.fields import nerf_presets as _nerf_presets
+from inrkit.fields import radiance as _nerf_heads
 from inrkit.version import __version__
 
-# Workflows users reach through the library's namespaces (``inrkit.nerf.fit``, ``inrkit.export.compress``)
-# live in the API layer, which those packages must not import; they are attached here, above every layer.
-for _name in _nerf_workflows.__all__:
-    setattr(nerf, _name, getattr(_nerf_workflows, _name))
-for _name in _compress_workflows.__all__:
-    setattr(export, _name, getattr(_compress_workflows, _name))
+# Names users reach through the library's namespaces (``inrkit.nerf.fit``, ``inrkit.nerf.NerfModel``,
+# ``inrkit.export.compress``) live in layers above those packages, which must not import them; they are
+# attached here, above every layer.
+for _namespace, _module, _names in ((nerf, _nerf_workflows, _nerf_workflows.__all__),
+                                    (nerf, _nerf_model, ("NerfModel",)),
+                                    (nerf, _nerf_heads, ("NerfField",)),
+                                    (nerf, _nerf_presets, ("PRESETS",)),
+                                    (export, _compress_workflows, _compress_workflows.__all__)):
+    for _name in _names:
+        setattr(_namespace, _name, getattr(_module, _name))
 
 __all__ = ["Estimate", "InrkitError", "Run", "__version__", "estimate", "export", "export_mesh", "fields", "fit",
            "load", "load_run", "nerf", "render_audio", "render_image", "render_video", "signals"]
