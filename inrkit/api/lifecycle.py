@@ -27,7 +27,7 @@ from inrkit.api.compress import load as load_inrz
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
-from inrkit.fields import Field, ModelOptions, field_from_config, get_preset, preset_config
+from inrkit.fields import Field, ModelOptions, NerfModel, field_from_config, get_preset, preset_config
 from inrkit.fields.execution import prepare_field, resolve_backend
 from inrkit.files import write_json
 from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_config, read_metrics
@@ -42,10 +42,11 @@ from inrkit.version import __version__
 
 @dataclass
 class Run:
-    """A finished (or resumable) fit: its directory, field, signal and final metrics."""
+    """A finished (or resumable) fit: its directory, field (a :class:`Field` or, for radiance fields, a
+    :class:`NerfModel`), signal and final metrics."""
 
     dir: Path
-    field: Field
+    field: Field | NerfModel
     config: dict[str, Any]
     metrics: dict[str, Any]
     signal: Signal | None = None
