@@ -67,13 +67,15 @@ class CompressOptions:
 
     bits: int = field(default=8, metadata={"help": f"bits per weight, {MIN_BITS}-{MAX_BITS}"})
     target_bpp: float | None = field(default=None, metadata={"help": "choose the largest bit width whose file fits "
-                                                                      "this many bits per pixel (or per sample)"})
+                                                                      "this many bits per pixel (or per sample; "
+                                                                      "not for NeRF runs)"})
     scheme: str = field(default="tensor", metadata={"help": "one quantisation step per tensor | channel (per output row)"})
     coder: str = field(default="auto", metadata={"help": "entropy coder: auto (per tensor the smaller of range and "
                                                            "lzma) | range | zlib | lzma | raw"})
     fp16: str = field(default="", metadata={"help": "comma-separated name patterns of tensors kept as float16, "
                                                     "e.g. 'network.output.*,*.bias', or 'auto' (measured sensitivity)"})
-    finetune_steps: int = field(default=0, metadata={"help": "quantisation-aware fine-tuning steps against the signal"})
+    finetune_steps: int = field(default=0, metadata={"help": "quantisation-aware fine-tuning steps against the signal "
+                                                                  "(not for NeRF runs)"})
     finetune_lr: float | None = field(default=None, metadata={"help": "fine-tuning learning rate "
                                                                        "(default: 0.1 x the run's, else 1e-5)"})
 
@@ -454,6 +456,7 @@ def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
     try:
         inrz.check_signal(header.get("signal"))
         inrz.check_turntable(header.get("turntable"))
+        inrz.check_turntable((header.get("signal") or {}).get("turntable"))  # where a run may keep its orbit
         field = decode_field(header, payload, max_elements)
     except InrkitError as err:
         raise InrkitError(f"{path}: {err}") from None
