@@ -111,13 +111,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
-    from inrkit.api.nerf import is_nerf_run
+    from inrkit.fields import NerfModel
 
-    if is_nerf_run(args.run):
-        return cmd_render_nerf(args)
+    run = api.load_run(args.run)
+    if isinstance(run.field, NerfModel):
+        return cmd_render_nerf(args, run)
     if args.turntable or args.mesh:
         raise InrkitError(f"--turntable and --mesh need a radiance-field run (inrkit nerf); {args.run} is not one")
-    run = api.load_run(args.run)
     kind = run.config["signal"].get("kind")
     width, height = _parse_size(args.size) if args.size else (None, None)
     if kind != "audio" and args.rate is not None:
@@ -180,13 +180,24 @@ def cmd_nerf(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_render_nerf(args: argparse.Namespace) -> int:
-    from inrkit.api import nerf
+def _open_nerf(path: str, device: str = "cpu", run: Any = None) -> Any:
+    """A :class:`~inrkit.api.nerf.NeRF` of a radiance-field run directory or ``.inrz`` file (``run``: already loaded)."""
+    from inrkit import api
+    from inrkit.api.nerf import NeRF
+    from inrkit.devices import resolve_device
 
-    run = nerf.load(args.run, device=args.device)
+    run = run if run is not None else api.load_run(path)
+    return NeRF(run.dir, run.field.to(resolve_device(device)).eval(), run.config, run.metrics)
+
+
+def cmd_render_nerf(args: argparse.Namespace, loaded: Any = None) -> int:
+    run = _open_nerf(args.run, args.device, loaded)
     size = _parse_size(args.size) if args.size else None
+    source = Path(args.run)
     if not (args.turntable or args.mesh or args.out):
-        args.turntable = str(Path(args.run) / "turntable.mp4")
+        args.turntable = str(source / "turntable.mp4" if source.is_dir() else source.with_name(f"{source.stem}-turntable.mp4"))
+    if (args.turntable or args.out) and run.config.get("turntable") is None:
+        raise InrkitError(f"{args.run} records no turntable orbit (compressed from a bare model?); only --mesh works")
     if args.turntable:
         fps = round(args.fps) if args.fps else 30
         print(f"wrote {run.render_turntable(args.turntable, n_frames=args.frames, fps=fps, size=size)}")
@@ -201,25 +212,51 @@ def cmd_render_nerf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_nerf_parts(config: dict, model: Any) -> None:
+    """The field parts and occupancy lines of ``inrkit info`` for a radiance field (``config``: the NerfModel's)."""
+    for part in ("position_encoding", "density_network", "direction_encoding", "rgb_network"):
+        print(f"{part:<19}{config['field'][part]}")
+    print(f"grid       {model.grid.n_cascades} cascade(s) x {model.grid.resolution}^3, "
+          f"{100 * model.grid.occupancy_fraction():.1f}% occupied")
+
+
 def _print_inrz_info(path: Path) -> None:
     from inrkit.api.compress import sample_count
     from inrkit.export import load
+    from inrkit.fields import NerfModel
 
     decoded = load(path)
-    samples = sample_count(decoded.config.get("signal"))
+    radiance = isinstance(decoded.field, NerfModel)
+    samples = None if radiance else sample_count(decoded.config.get("signal"))
     rate = f", {8 * decoded.n_bytes / samples:.4f} bpp" if samples else ""
+    if radiance:
+        rate = f", {8 * decoded.n_bytes / max(decoded.field.n_params, 1):.2f} bits/parameter"
     print(f"file       {path}  ({decoded.n_bytes:,} bytes{rate})")
     signal = decoded.config.get("signal") or {}
-    shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
-    print(f"signal     {signal.get('kind', 'unknown')} {shape} x{signal.get('channels', '?')}")
+    if radiance:
+        views = signal.get("n_views")
+        views = " ".join(f"{k} {v}" for k, v in views.items()) if isinstance(views, dict) else "?"
+        print(f"scene      views {views}  downscale {signal.get('downscale', '?')}  "
+              f"aabb_scale {decoded.config['field']['scene']['aabb_scale']}")
+    else:
+        shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
+        print(f"signal     {signal.get('kind', 'unknown')} {shape} x{signal.get('channels', '?')}")
     print(f"model      {decoded.config['model'].get('model') or '?'}  ({decoded.field.n_params:,} parameters)")
-    print(f"network    {decoded.config['field']['network']}")
-    print(f"encoding   {decoded.config['field'].get('encoding')}")
+    if radiance:
+        _print_nerf_parts(decoded.config["field"], decoded.field)
+        print(f"turntable  {'yes' if decoded.config.get('turntable') else 'none (inrkit render FILE --mesh only)'}")
+    else:
+        print(f"network    {decoded.config['field']['network']}")
+        print(f"encoding   {decoded.config['field'].get('encoding')}")
     for entry in decoded.header["tensors"]:
         how = entry["storage"]
         if how == "quantized":
             model = entry["params"].get("model", "")
             how = f"{entry['bits']}-bit {entry['scheme']} {entry['coder']}{' ' + model if model else ''}"
+        elif how == "bitmask":
+            how = f"bitmask {entry['coder']}"
+        elif how == "omitted":
+            how = "omitted (training only)"
         shape = "x".join(map(str, entry["shape"])) or "scalar"
         print(f"tensor     {entry['name']:<34} {shape:>11}  {how:<32} {entry['length']:>9,} B")
     if decoded.metrics:
@@ -228,15 +265,15 @@ def _print_inrz_info(path: Path) -> None:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from inrkit import api
-    from inrkit.api.nerf import is_nerf_run
     from inrkit.export import is_inrz
+    from inrkit.fields import NerfModel
 
     if is_inrz(args.run):
         _print_inrz_info(Path(args.run))
         return 0
-    if is_nerf_run(args.run):
-        return cmd_info_nerf(args)
     run = api.load_run(args.run)
+    if isinstance(run.field, NerfModel):
+        return cmd_info_nerf(args, run)
     config = run.config
     signal = config["signal"]
     shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
@@ -267,22 +304,19 @@ def _print_metrics(metrics: dict) -> None:
         print(f"metrics    {shown}")
 
 
-def cmd_info_nerf(args: argparse.Namespace) -> int:
-    from inrkit.api import nerf
-
-    run = nerf.load(args.run)
-    config, signal = run.config, run.config["signal"]
+def cmd_info_nerf(args: argparse.Namespace, loaded: Any = None) -> int:
+    run = _open_nerf(args.run, "cpu", loaded)
+    config, signal = run.config, run.config.get("signal") or {}
     print(f"run        {run.dir}")
-    print(f"scene      {signal['source']}  views {signal['n_views']}  downscale {signal['downscale']}  "
-          f"aabb_scale {signal['aabb_scale']}")
-    print(f"model      {config['model']['model']}  ({run.model.field.n_params:,} parameters)")
-    for part in ("position_encoding", "density_network", "direction_encoding", "rgb_network"):
-        print(f"{part:<19}{config['field']['field'][part]}")
-    print(f"grid       {run.model.grid.n_cascades} cascade(s) x {run.model.grid.resolution}^3, "
-          f"{100 * run.model.grid.occupancy_fraction():.1f}% occupied")
-    train = config["train"]
-    print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  seconds {train['seconds']}  "
-          f"loss {signal['loss']}  samples/step {signal['target_samples']}")
+    source = signal.get("source") or (f"decoded from {config['compressed_from']}" if config.get("compressed_from") else "?")
+    print(f"scene      {source}  views {signal.get('n_views', '?')}  downscale {signal.get('downscale', '?')}  "
+          f"aabb_scale {config['field']['scene']['aabb_scale']}")
+    print(f"model      {(config.get('model') or {}).get('model') or '?'}  ({run.model.field.n_params:,} parameters)")
+    _print_nerf_parts(config["field"], run.model)
+    train = config.get("train")
+    if train:
+        print(f"training   lr {train['lr']:g}  schedule {train['schedule']}  steps {train['steps']}  "
+              f"seconds {train['seconds']}  loss {signal.get('loss')}  samples/step {signal.get('target_samples')}")
     _print_metrics(run.metrics)
     return 0
 

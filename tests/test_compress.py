@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ import inrkit
 from inrkit.cli import main
 from inrkit.errors import InrkitError
 from inrkit.export import compress, decompress, load
+from inrkit.export.codec import tensor_crc
 from inrkit.export.entropy import CODERS
 from inrkit.export.quantize import best_step, dequantise, max_code, quantise
 from inrkit.fields import PRESETS, build_field
@@ -304,3 +307,21 @@ def test_recompress_from_inrz(tmp_path):
     assert report.bits == 4 and report.n_bytes < (tmp_path / "a.inrz").stat().st_size
     source = load(tmp_path / "a.inrz").field
     assert_exact_round_trip(source, load(tmp_path / "b.inrz").field, 4, "tensor")
+
+
+LEGACY = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(("name", "crc", "storages"), [
+    ("legacy-ffn.inrz", 3991502159, ["rebuilt"] + ["quantized"] * 6),  # 5-bit raw codes, Fourier matrix rebuilt
+    ("legacy-wire.inrz", 3899979587, ["float16"] * 2 + ["quantized"] * 4),  # complex, per-channel zlib, fp16 output
+])
+def test_files_written_before_radiance_fields_decode_as_before(name, crc, storages):
+    """Files written by inrkit before the codec learnt NerfModels (commit a722f7f) decode to the same tensors."""
+    decoded = load(LEGACY / name)
+    assert isinstance(decoded.field, inrkit.fields.Field)
+    assert [e["storage"] for e in decoded.header["tensors"]] == storages
+    state = 0
+    for key, tensor in decoded.field.state_dict().items():
+        state = zlib.crc32(tensor_crc(tensor).to_bytes(4, "little"), zlib.crc32(key.encode(), state))
+    assert state == crc

@@ -14,6 +14,16 @@ fits the budget is chosen (the file size grows with the bit width).
 Rate: ``bpp = 8·(file bytes)/(H·W)`` for images (every byte the decoder reads: magic, header,
 steps, codes), ``bits per sample`` for other signals.
 
+Radiance fields (``inrkit nerf`` runs, a :class:`~inrkit.fields.NerfModel`) compress the same way:
+their parameters are quantised, the occupancy grid's ``occupied`` cells are kept losslessly as a
+bitmask and its training-only density estimate is left out (:mod:`inrkit.export.codec`); the header
+carries the run's turntable orbit so that ``inrkit render FILE.inrz`` works. PSNR and SSIM are
+measured on the first :data:`NERF_VIEWS` test views of the scene when it can be reopened (the
+path in the run's config, else ``RUN/scene`` of a procedural scene, else ``signal=``, a scene
+folder); without it they are skipped. There is no pixel count, so ``target_bpp`` is refused, and
+so is quantisation-aware fine-tuning (it would need the ray-marched training loop); ``fp16="auto"``
+works when the scene can be reopened.
+
 Example:
     >>> report = inrkit.export.compress("runs/photo-siren", "photo.inrz", bits=8)   # doctest: +SKIP
     >>> print(report.summary())                                                      # doctest: +SKIP
@@ -37,15 +47,16 @@ from inrkit.export import inrz
 from inrkit.export.codec import MAX_ELEMENTS, QuantisationPlan, decode_field, encode_tensors, plan_steps
 from inrkit.export.fake_quant import FakeQuantisedField, Quantiser, quantisers_for
 from inrkit.export.quantize import MAX_BITS, MIN_BITS, dequantise, quantise
-from inrkit.fields import Field
-from inrkit.files import atomic_write_bytes, read_json, write_json
-from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, append_metrics, load_weights, save_weights
+from inrkit.fields import Field, NerfModel, field_from_config
+from inrkit.files import atomic_write_bytes, write_json
+from inrkit.nerf.scene import Scene
+from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, append_metrics, load_weights, read_config, save_weights
 from inrkit.signals import Signal, open_signal, signal_from_config
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.chunking import resolve_chunk_size
 from inrkit.version import __version__
 
-__all__ = ["CompressOptions", "CompressionReport", "Decoded", "compress", "decompress", "load"]
+__all__ = ["CompressOptions", "CompressionReport", "Decoded", "NerfTestViews", "compress", "decompress", "load"]
 
 _PRIVATE_SIGNAL_KEYS = ("source", "options")  # local paths and fitting options never leave the machine
 
@@ -56,13 +67,15 @@ class CompressOptions:
 
     bits: int = field(default=8, metadata={"help": f"bits per weight, {MIN_BITS}-{MAX_BITS}"})
     target_bpp: float | None = field(default=None, metadata={"help": "choose the largest bit width whose file fits "
-                                                                      "this many bits per pixel (or per sample)"})
+                                                                      "this many bits per pixel (or per sample; "
+                                                                      "not for NeRF runs)"})
     scheme: str = field(default="tensor", metadata={"help": "one quantisation step per tensor | channel (per output row)"})
     coder: str = field(default="auto", metadata={"help": "entropy coder: auto (per tensor the smaller of range and "
                                                            "lzma) | range | zlib | lzma | raw"})
     fp16: str = field(default="", metadata={"help": "comma-separated name patterns of tensors kept as float16, "
                                                     "e.g. 'network.output.*,*.bias', or 'auto' (measured sensitivity)"})
-    finetune_steps: int = field(default=0, metadata={"help": "quantisation-aware fine-tuning steps against the signal"})
+    finetune_steps: int = field(default=0, metadata={"help": "quantisation-aware fine-tuning steps against the signal "
+                                                                  "(not for NeRF runs)"})
     finetune_lr: float | None = field(default=None, metadata={"help": "fine-tuning learning rate "
                                                                        "(default: 0.1 x the run's, else 1e-5)"})
 
@@ -95,6 +108,8 @@ class CompressionReport:
     psnr_after: float | None
     finetune_steps: int
     seconds: float
+    radiance: bool = False  # a NeRF: no pixel count; PSNR on test views of its scene
+    views: int | None = None  # test views the PSNR was measured on (radiance fields)
 
     @property
     def bpp(self) -> float | None:
@@ -103,9 +118,16 @@ class CompressionReport:
 
     def summary(self) -> str:
         """One line for the CLI."""
-        rate = f"{self.bpp:.4f} bpp" if self.bpp is not None else "rate n/a (unknown signal size)"
+        if self.radiance:
+            rate = f"{8.0 * self.n_bytes / max(self.n_params, 1):.2f} bits/parameter"
+        else:
+            rate = f"{self.bpp:.4f} bpp" if self.bpp is not None else "rate n/a (unknown signal size)"
         if self.psnr_before is not None and self.psnr_after is not None:
             quality = f"PSNR {self.psnr_before:.2f} -> {self.psnr_after:.2f} dB"
+            if self.views is not None:
+                quality += f" on {self.views} test view{'s' if self.views != 1 else ''}"
+        elif self.radiance:
+            quality = "PSNR n/a (the scene could not be reopened; pass its folder with --signal)"
         else:
             quality = "PSNR n/a (signal not available)"
         tuned = f", {self.finetune_steps} fine-tuning steps" if self.finetune_steps else ""
@@ -115,10 +137,11 @@ class CompressionReport:
 
 @dataclass
 class Decoded:
-    """A decoded ``.inrz``: the field, a run-style config (field, signal, model) and stored metrics."""
+    """A decoded ``.inrz``: the field (a :class:`Field` or a :class:`NerfModel`), a run-style config (field,
+    signal, model; ``kind`` and ``turntable`` for a radiance field) and stored metrics."""
 
     path: Path
-    field: Field
+    field: torch.nn.Module
     config: dict[str, Any]
     metrics: dict[str, Any]
     n_bytes: int
@@ -126,30 +149,111 @@ class Decoded:
 
 
 # -- sources -----------------------------------------------------------------------------------------
-def _open_source(source: Any) -> tuple[Field, dict[str, Any]]:
-    """``(field, run config)`` from a Field, a Run-like object (``.field``, ``.config``), a run directory
-    or an ``.inrz`` file."""
-    if isinstance(source, Field):
-        return source, {"field": source.config}
-    if hasattr(source, "field") and hasattr(source, "config"):
-        return source.field, source.config
+NERF_VIEWS = 8  # test views a radiance field is measured on (all of a procedural scene's 8)
+
+
+@dataclass
+class _Source:
+    field: torch.nn.Module
+    config: dict[str, Any]
+    run_dir: Path | None = None
+    scene: Scene | None = None  # a radiance field's scene, when the source holds it open
+
+
+def _is_radiance(field: torch.nn.Module) -> bool:
+    return isinstance(field, NerfModel)
+
+
+def _open_source(source: Any) -> _Source:
+    """The field and run config of a Field or NerfModel, a Run-like object (``.field``/``.model``, ``.config``),
+    a run directory or an ``.inrz`` file."""
+    if isinstance(source, (Field, NerfModel)):
+        return _Source(source, {"field": source.config})
+    if hasattr(source, "config") and (hasattr(source, "field") or isinstance(getattr(source, "model", None), NerfModel)):
+        field = source.model if isinstance(getattr(source, "model", None), NerfModel) else source.field
+        config = dict(source.config)
+        if "field" not in config and "nerf" in config:  # a NeRF from inrkit.nerf.fit/load, written before "field"
+            config["field"] = config.pop("nerf")
+        scene = getattr(source, "scene", None) or getattr(getattr(source, "signal", None), "scene", None)
+        run_dir = getattr(source, "dir", None)
+        return _Source(field, config, Path(run_dir) if run_dir is not None else None,
+                       scene if isinstance(scene, Scene) else None)
     path = Path(source)
     if inrz.is_inrz(path):
         decoded = load(path)
-        return decoded.field, decoded.config
+        return _Source(decoded.field, decoded.config)
     if not (path / CONFIG_FILE).is_file():
         raise InrkitError(f"cannot compress {path}: not an inrkit run directory or .inrz file")
+    config = read_config(path)
     try:
-        config = read_json(path / CONFIG_FILE)
-        loaded = Field(config["field"])
+        loaded = field_from_config(config["field"])
     except (ValueError, KeyError, TypeError) as err:
         raise InrkitError(f"cannot compress {path}: invalid {CONFIG_FILE} ({err})") from None
     load_weights(loaded, path / WEIGHTS_FILE)
-    return loaded.eval(), config
+    return _Source(loaded.eval(), config, path)
 
 
-def _open_signal(signal: Signal | str | Path | None, config: dict[str, Any], required: bool) -> Signal | None:
-    """The signal to measure (and fine-tune) against: the given one, else the run's source file."""
+class NerfTestViews:
+    """The first ``n_views`` test views of a radiance field's scene, as what compression is measured on:
+    :meth:`evaluate` gives the PSNR and SSIM of a model's renders on white (as the run's own evaluation)."""
+
+    def __init__(self, scene: Scene, n_views: int = NERF_VIEWS) -> None:
+        self.scene = scene
+        self.cameras = scene.test_cameras[:n_views]
+        if not self.cameras:
+            raise InrkitError("the scene has no test views")
+        self.images = [scene.image("test", index) for index in range(len(self.cameras))]  # read once, here
+
+    @property
+    def n_views(self) -> int:
+        return len(self.cameras)
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        from inrkit.signals.radiance import evaluate_views
+
+        assert isinstance(model, NerfModel)
+        result = evaluate_views(model.eval(), self.cameras, self.images)
+        return {"psnr": result["psnr"], "ssim": result["ssim"], "views": result["views"]}
+
+    def config(self) -> dict[str, Any]:
+        return self.scene.config()
+
+
+def _open_scene(signal: Any, source: _Source) -> Scene:
+    """A radiance field's scene: ``signal`` (a Scene, a RadianceSignal or a scene folder), the source's open
+    scene, the folder recorded in the run's config, or the run's ``scene`` folder (procedural scenes)."""
+    recorded = source.config.get("signal") or {}
+    downscale, holdout = int(recorded.get("downscale", 1)), int(recorded.get("holdout", 8))
+    if isinstance(signal, Scene):
+        return signal
+    if isinstance(getattr(signal, "scene", None), Scene):
+        return signal.scene
+    if signal is not None:
+        return Scene.from_blender(signal, downscale=downscale, holdout=holdout)
+    if source.scene is not None:
+        return source.scene
+    folder = recorded.get("source")
+    if folder and Path(folder).is_dir():
+        return Scene.from_config(recorded)
+    if source.run_dir is not None and (source.run_dir / "scene").is_dir():
+        return Scene.from_blender(source.run_dir / "scene", downscale=downscale, holdout=holdout)
+    if folder:
+        raise InrkitError(f"the scene folder {folder} no longer exists")
+    raise InrkitError("the run does not record its scene folder")
+
+
+def _open_signal(signal: Signal | str | Path | None, source: _Source, required: bool) -> Any:
+    """What to measure (and fine-tune) against: the given signal, else the run's source file; for a
+    radiance field, a :class:`NerfTestViews` of its scene. None when unavailable and not ``required``."""
+    config = source.config
+    if _is_radiance(source.field):
+        try:
+            return NerfTestViews(_open_scene(signal, source))
+        except InrkitError as err:
+            if required:
+                raise InrkitError(f"--fp16 auto needs the scene's test views: {err}; pass the scene folder with "
+                                  f"--signal") from None
+            return None
     if isinstance(signal, Signal):
         return signal
     if signal is not None:
@@ -178,7 +282,7 @@ def sample_count(signal_config: dict[str, Any] | None) -> int | None:
 AUTO_FP16_DB, AUTO_FP16_FRACTION = 0.1, 0.1
 
 
-def sensitive_tensors(field: Field, plan: QuantisationPlan, signal: Signal) -> tuple[str, ...]:
+def sensitive_tensors(field: torch.nn.Module, plan: QuantisationPlan, signal: Any) -> tuple[str, ...]:
     """Parameters under 10 % of the total whose quantisation alone costs more than 0.1 dB on ``signal``."""
     base = _psnr(field, signal)
     steps = plan_steps(field, plan)
@@ -197,7 +301,8 @@ def sensitive_tensors(field: Field, plan: QuantisationPlan, signal: Signal) -> t
     return tuple(chosen)
 
 
-def _psnr(field: torch.nn.Module, signal: Signal | None) -> float | None:
+def _psnr(field: torch.nn.Module, signal: Any) -> float | None:
+    """PSNR of ``field`` on ``signal`` (a Signal or :class:`NerfTestViews`); None without one."""
     if signal is None:
         return None
     with torch.no_grad():
@@ -236,26 +341,31 @@ def finetune(field: torch.nn.Module, quantisers: dict[str, Quantiser], signal: S
 
 
 # -- encoding ----------------------------------------------------------------------------------------
-def _header(field: Field, config: dict[str, Any], table: list[dict[str, Any]], metrics: dict[str, float]) -> dict[str, Any]:
+def _header(field: torch.nn.Module, config: dict[str, Any], table: list[dict[str, Any]],
+            metrics: dict[str, float]) -> dict[str, Any]:
     signal = config.get("signal")
     model = {k: v for k, v in (config.get("model") or {}).items() if v is not None}
-    return {
+    header = {
         "inrkit_version": __version__,
         "field": field.config,
         "signal": {k: v for k, v in signal.items() if k not in _PRIVATE_SIGNAL_KEYS} if signal else None,
         "model": model or None,
         "metrics": metrics,
-        "tensors": table,
     }
+    if config.get("turntable") is not None:  # a radiance field's orbit: what `inrkit render FILE.inrz` renders
+        header["turntable"] = config["turntable"]
+    header["tensors"] = table
+    return header
 
 
-def encode(field: Field, config: dict[str, Any], plan: QuantisationPlan, metrics: dict[str, float] | None = None) -> bytes:
+def encode(field: torch.nn.Module, config: dict[str, Any], plan: QuantisationPlan,
+           metrics: dict[str, float] | None = None) -> bytes:
     """The ``.inrz`` bytes of ``field`` under ``plan`` (``config``: the run's signal/model sections)."""
     table, payload = encode_tensors(field, plan)
     return inrz.pack(_header(field, config, table, metrics or {}), payload)
 
 
-def _fit_budget(field: Field, config: dict[str, Any], options: CompressOptions, budget_bytes: float,
+def _fit_budget(field: torch.nn.Module, config: dict[str, Any], options: CompressOptions, budget_bytes: float,
                 metrics: dict[str, float]) -> int:
     """Largest bit width whose post-training-quantised file has at most ``budget_bytes`` (binary search;
     ``metrics``: placeholders as long as the final ones, so that the header is counted)."""
@@ -277,10 +387,11 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
              signal: Signal | str | Path | None = None, **overrides: Any) -> CompressionReport:
     """Compress a field into the ``.inrz`` file ``out`` and return a :class:`CompressionReport`.
 
-    ``source``: a :class:`Field`, a Run, a run directory or an ``.inrz`` file. ``options`` (or keyword
-    ``overrides`` of its fields: ``bits``, ``target_bpp``, ``scheme``, ``coder``, ``fp16``,
-    ``finetune_steps``, ``finetune_lr``). ``signal``: the signal to measure PSNR and fine-tune against
-    (default: reopen the run's source file when it still exists).
+    ``source``: a :class:`Field` or :class:`NerfModel`, a Run or NeRF, a run directory or an ``.inrz`` file.
+    ``options`` (or keyword ``overrides`` of its fields: ``bits``, ``target_bpp``, ``scheme``, ``coder``,
+    ``fp16``, ``finetune_steps``, ``finetune_lr``). ``signal``: the signal to measure PSNR and fine-tune
+    against (default: reopen the run's source file when it still exists); for a radiance field a
+    :class:`~inrkit.nerf.Scene` or its folder (default: the run's scene, see the module docstring).
     """
     start = time.perf_counter()
     unknown = sorted(set(overrides) - {f.name for f in fields(CompressOptions)})
@@ -288,12 +399,18 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
         raise InrkitError(f"unknown compression option {unknown[0]!r}")
     options = replace(options or CompressOptions(), **overrides)
     options.validate()
-    field, config = _open_source(source)
+    opened_source = _open_source(source)
+    field, config = opened_source.field, opened_source.config
+    radiance = _is_radiance(field)
+    if radiance and options.target_bpp is not None:
+        raise InrkitError("--target-bpp does not apply to a radiance field (NeRF): it has no pixel count; give --bits")
+    if radiance and options.finetune_steps > 0:
+        raise InrkitError("--finetune-steps is not supported for radiance fields (NeRF) yet; compress without it")
     field = copy.deepcopy(field).cpu().eval()  # the caller's field keeps its device and mode
-    opened = _open_signal(signal, config, required=options.finetune_steps > 0 or "auto" in options.plan(8).fp16)
+    opened = _open_signal(signal, opened_source, required=options.finetune_steps > 0 or "auto" in options.plan(8).fp16)
     if config.get("signal") is None and opened is not None:
         config = {**config, "signal": opened.config()}  # a bare Field compressed with its signal: keep its size
-    samples = sample_count(config.get("signal")) or (opened.n_samples if opened is not None else None)
+    samples = None if radiance else sample_count(config.get("signal")) or (opened.n_samples if opened is not None else None)
     if options.target_bpp is not None and samples is None:
         raise InrkitError("--target-bpp needs the signal size; this field has no signal description")
     budget = options.target_bpp * samples / 8.0 if options.target_bpp is not None else math.inf
@@ -326,8 +443,9 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
                               f"{len(data):,} bytes; fit a smaller network or drop --fp16")
         bits -= 1  # half floats or fine-tuning moved the size past the budget: one bit less
     atomic_write_bytes(out, data)
+    views = opened.n_views if isinstance(opened, NerfTestViews) else None
     return CompressionReport(Path(out), len(data), bits, field.n_params, samples, psnr_before, psnr_after,
-                             options.finetune_steps, time.perf_counter() - start)
+                             options.finetune_steps, time.perf_counter() - start, radiance, views)
 
 
 # -- decoding ----------------------------------------------------------------------------------------
@@ -337,6 +455,8 @@ def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
     header, payload = inrz.read(path)
     try:
         inrz.check_signal(header.get("signal"))
+        inrz.check_turntable(header.get("turntable"))
+        inrz.check_turntable((header.get("signal") or {}).get("turntable"))  # where a run may keep its orbit
         field = decode_field(header, payload, max_elements)
     except InrkitError as err:
         raise InrkitError(f"{path}: {err}") from None
@@ -344,6 +464,10 @@ def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
     model = header.get("model") if isinstance(header.get("model"), dict) else {}
     config = {"inrkit_version": header.get("inrkit_version"), "field": header["field"], "signal": header.get("signal"),
               "model": {"model": None, **model}}
+    if _is_radiance(field):
+        config = {"inrkit_version": config["inrkit_version"], "kind": "nerf", **config}
+        if header.get("turntable") is not None:
+            config["turntable"] = header["turntable"]
     n_bytes = path.stat().st_size
     return Decoded(path, field, config, dict(metrics), n_bytes, header)
 

@@ -13,10 +13,12 @@ Layout (little-endian)::
     26+H    P     payload: per tensor, in header order, [float32 steps if per-channel] + coded codes
     26+H+P        end of file (trailing bytes are an error)
 
-The header (see :func:`check_header`) holds the field config, the signal's description (for
-rendering), optional metrics, and the tensor table: for every entry of the field's ``state_dict``
-its name, shape, dtype, storage (``quantized`` | ``float16`` | ``float32`` | ``rebuilt``), byte length,
-and for quantised tensors bits, scheme, step and the entropy coder with its parameters.
+The header holds the field config, the signal's description (for rendering), optional metrics,
+for radiance fields the run's ``turntable`` orbit (checked by :func:`check_turntable`), and the
+tensor table: for every entry of the field's ``state_dict`` its name, shape, dtype, storage
+(``quantized`` | ``float16`` | ``float32`` | ``rebuilt`` | ``bitmask`` | ``int64`` | ``omitted``; see
+:mod:`inrkit.export.codec`), byte length, and for quantised tensors bits, scheme, step and the
+entropy coder with its parameters.
 
 The deflate stream uses a fixed preset dictionary (:data:`HEADER_DICTIONARY`, JSON fragments every
 header repeats: keys, preset configs, the tensor-table vocabulary), so a small field's header costs
@@ -221,3 +223,29 @@ def check_signal(signal: Any) -> None:
     require(is_number(norm.get("low")) and is_number(norm.get("high")) and norm["high"] > norm["low"],
             "header signal normalisation range is invalid")
     require(isinstance(norm.get("alpha", False), bool), "header signal normalisation alpha must be a boolean")
+
+
+def _is_vector(value: Any, length: int) -> bool:
+    return isinstance(value, list) and len(value) == length and all(is_number(v) for v in value)
+
+
+def check_turntable(turntable: Any) -> None:
+    """A radiance field's orbit (``center``, ``up``, ``radius``, ``elevation``, reference ``camera``): ``None``
+    or fully checked, so that rendering a turntable from a file allocates nothing unbounded."""
+    if turntable is None:
+        return
+    require(isinstance(turntable, dict), "header turntable must be an object")
+    require(_is_vector(turntable.get("center"), 3) and _is_vector(turntable.get("up"), 3),
+            "header turntable center and up must be 3 numbers each")
+    require(is_number(turntable.get("radius")) and turntable["radius"] > 0, "header turntable radius must be positive")
+    require(is_number(turntable.get("elevation")), "header turntable elevation must be a number")
+    camera = turntable.get("camera")
+    require(isinstance(camera, dict), "header turntable camera must be an object")
+    matrix = camera.get("transform_matrix")
+    require(isinstance(matrix, list) and len(matrix) in (3, 4) and all(_is_vector(row, 4) for row in matrix),
+            "header turntable camera transform_matrix must be 4x4 numbers")
+    for key in ("w", "h"):
+        require(is_int(camera.get(key), 1, MAX_RENDER_SIDE), f"header turntable camera {key} must be an integer in "
+                                                              f"1..{MAX_RENDER_SIDE}")
+    require(all(is_number(camera.get(key)) for key in ("fl_x", "fl_y", "cx", "cy", "k1", "k2", "p1", "p2"))
+            and camera["fl_x"] > 0 and camera["fl_y"] > 0, "header turntable camera intrinsics are invalid")

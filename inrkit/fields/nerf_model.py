@@ -47,6 +47,10 @@ def is_nerf_config(config: dict[str, Any]) -> bool:
 class NerfModel(nn.Module):
     """Field, grid and rendering settings, rebuilt from ``config`` alone (see the module docstring)."""
 
+    # Buffers needed only to keep training: the grid's decaying density estimate behind ``grid.occupied``.
+    # Rendering reads the occupied cells and their box only, so an ``.inrz`` file leaves these out.
+    training_only_buffers: tuple[str, ...] = ("grid.values",)
+
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = copy.deepcopy(config)
