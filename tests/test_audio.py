@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile
@@ -15,9 +17,9 @@ from inrkit.files import read_json
 from inrkit.io.audio import WAV_SUBTYPES, check_riff, write_wav
 from inrkit.signals import AudioSignal, audio, open_signal, signal_from_config
 from inrkit.signals.audio import (
-    AUDIO_FIRST_OMEGA_0,
     DEFAULT_AUDIO_BATCH,
     MAX_GRID_LOG2_TABLE,
+    SIREN_TIME_SCALE,
     denormalise,
     grid_geometry_for,
     snr,
@@ -76,10 +78,11 @@ def test_fit_chirp_defaults_and_render(tmp_path):
     path = write_wav(tmp_path / "chirp.wav", chirp(), 4000, "PCM_16")
     run = inrkit.fit(path, model="siren", out=tmp_path / "run", steps=80, width=64, depth=3, eval_every=0,
                      device="cpu", quiet=True, lr=1e-3)
-    # the audio default (SIREN's ω0 = 3000 on [-1, 1]) and the batch default are recorded in config.json
+    # the audio default (SIREN's ω0 = 30 on t ∈ [-100, 100]) and the batch default are recorded in config.json
     config = read_json(tmp_path / "run" / "config.json")
-    assert config["field"]["network"]["first_omega_0"] == AUDIO_FIRST_OMEGA_0
-    assert config["model"]["omega0"] == AUDIO_FIRST_OMEGA_0
+    assert config["field"]["network"]["first_omega_0"] == 30.0
+    assert config["field"]["encoding"] == {"otype": "Identity", "scale": SIREN_TIME_SCALE}
+    assert (config["model"]["omega0"], config["model"]["coordinate_scale"]) == (None, SIREN_TIME_SCALE)
     assert config["train"]["batch_size"] is None  # the suggested 8,192 holds all 2,000 samples: a full batch
     assert run.metrics["psnr"] > 30.0, run.metrics
     assert run.metrics["snr"] > 20.0, run.metrics
@@ -99,7 +102,7 @@ def test_fit_chirp_defaults_and_render(tmp_path):
 
 def test_defaults_follow_the_preset_and_protocol():
     signal = AudioSignal.from_array(chirp(), 4000)
-    sine = {"omega0": 3000.0, "damping": "arctan"}
+    sine = {"damping": "arctan"}
     assert signal.default_options("spder", "paper") == {**sine, "lr": 1e-4, "schedule": "constant"}  # SIREN's protocol
     assert signal.default_options("spder", "device") == {**sine, "batch_size": DEFAULT_AUDIO_BATCH}
     assert signal.default_options("relu-pe", "paper") == {}
@@ -108,6 +111,65 @@ def test_defaults_follow_the_preset_and_protocol():
     assert signal.default_options("hashgrid", "device") == {**grid_geometry_for(2000), "batch_size": DEFAULT_AUDIO_BATCH}
     field = inrkit.fit(signal, model="finer", steps=1, width=8, depth=2, quiet=True, device="cpu", omega0=500.0).field
     assert field.config["network"]["first_omega_0"] == 500.0  # the user's value wins
+
+
+@pytest.mark.parametrize(("model", "encoding", "omega0"), [
+    ("siren", {"otype": "Identity", "scale": 100.0}, 30.0),  # SIREN's train_audio.py: ω0 30 on t ∈ [-100, 100]
+    ("spder", {"otype": "Identity", "scale": 100.0}, 30.0),  # SPDER's audio script: the same
+    ("finer", {"otype": "Identity"}, 3000.0),  # (|z|+1)z is not scale-equivariant: FINER takes ω0·100 on [-1, 1]
+    ("relu-pe", None, None),  # an encoding of [-1, 1]: nothing to scale
+    ("hashgrid-siren", None, 30.0),  # a sine head on grid features, not on raw time
+])
+def test_the_api_maps_the_signals_coordinate_scale_to_the_presets(model, encoding, omega0):
+    """The signal only states SIREN's time scale; which preset takes it how is the API's business."""
+    assert AudioSignal.sine_coordinate_scale == SIREN_TIME_SCALE
+    assert inrkit.signals.ImageSignal.sine_coordinate_scale == 1.0
+    signal = AudioSignal.from_array(chirp(), 4000)
+    config = inrkit.fit(signal, model=model, steps=1, width=8, depth=2, quiet=True, device="cpu").field.config
+    if encoding is not None:
+        assert config["encoding"] == encoding
+    else:
+        assert "scale" not in config["encoding"]
+    assert config["network"].get("first_omega_0") == omega0
+    explicit = inrkit.fit(signal, model="siren", steps=1, width=8, depth=2, quiet=True, device="cpu", coordinate_scale=1.0,
+                          omega0=3000.0).field.config
+    assert (explicit["encoding"]["scale"], explicit["network"]["first_omega_0"]) == (1.0, 3000.0)  # the former default
+    with pytest.raises(InrkitError, match="coordinate-scale"):
+        inrkit.fit(signal, model="hashgrid", steps=1, quiet=True, device="cpu", coordinate_scale=100.0)
+
+
+def test_scaled_time_is_the_former_omega_3000_with_a_100x_smaller_first_bias():
+    """sin(30·(W·100t + b)) = sin(3000·(W·t + b/100)): only the first-layer bias's parametrisation differs."""
+    from inrkit.fields import build_field
+
+    torch.manual_seed(0)
+    scaled = build_field("siren", 1, 1, width=16, depth=2, coordinate_scale=100.0)
+    former = build_field("siren", 1, 1, width=16, depth=2, omega0=3000.0)
+    state = scaled.state_dict()
+    first_bias = "network.hidden.0.linear.bias"  # the first sine layer's
+    former.load_state_dict({**state, first_bias: state[first_bias] / 100.0})
+    t = torch.linspace(-1, 1, 501)[:, None]
+    with torch.no_grad():
+        torch.testing.assert_close(scaled(t), former(t), rtol=1e-4, atol=1e-4)
+
+
+def test_audio_runs_written_before_the_coordinate_scale_load_and_render_identically(tmp_path):
+    """A config.json from before (ω0 3000, no scale key in the encoding or the model options) means scale 1."""
+    path = write_wav(tmp_path / "chirp.wav", chirp(), 4000, "PCM_16")
+    run = inrkit.fit(path, model="siren", out=tmp_path / "run", steps=20, width=16, depth=2, eval_every=0, device="cpu",
+                     quiet=True, omega0=3000.0, coordinate_scale=1.0)
+    config = read_json(tmp_path / "run" / "config.json")
+    del config["field"]["encoding"]["scale"], config["model"]["coordinate_scale"]
+    assert config["field"]["encoding"] == {"otype": "Identity"} and config["field"]["network"]["first_omega_0"] == 3000.0
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    loaded = inrkit.load(tmp_path / "run")
+    t = torch.linspace(-1, 1, 777)[:, None]
+    with torch.no_grad():
+        assert torch.equal(loaded(t), run.field(t))
+    rendered = inrkit.render_audio(tmp_path / "run", tmp_path / "again.wav")
+    again, _ = soundfile.read(str(rendered), dtype="int16")
+    written, _ = soundfile.read(str(tmp_path / "run" / "reconstruction.wav"), dtype="int16")
+    np.testing.assert_array_equal(again, written)
 
 
 def test_outputs_reuse_the_final_evaluation(tmp_path, monkeypatch):

@@ -15,7 +15,8 @@ from inrkit.errors import InrkitError
 from inrkit.geometry import extract_mesh
 from inrkit.nerf.procedural import load_definition, make_scene, signed_distance
 
-FIT_PSNR = 26.0  # stated threshold for the tiny CPU fit below (32x32 views, 150 steps; 29.2 dB measured)
+FIT_PSNR = 26.0  # stated threshold for the tiny CPU fit below (32x32 views, 150 steps; 26.3 dB measured with the
+# preset's EMA 0.95 of the weights, 26.7 dB without: at 150 steps the average lags; equal from 400 steps on)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,20 @@ def test_render_evaluate_and_reload(fitted: inrkit.nerf.NeRF):
     assert fitted.evaluate(fitted.scene.test_cameras)["psnr"] == pytest.approx(fitted.metrics["psnr"], abs=1e-6)
     with pytest.raises(InrkitError, match="images"):
         again.evaluate([camera])
+
+
+def test_instant_ngp_presets_use_the_ema_of_the_weights(fitted: inrkit.nerf.NeRF):
+    """instant-ngp's EMA(0.95) optimiser: the saved weights (and the evaluation) are the average, the
+    checkpoint keeps both for a resume."""
+    from safetensors.torch import load_file
+
+    assert fitted.config["train"]["ema_decay"] == 0.95
+    folder = json.loads((fitted.dir / "checkpoint.json").read_text())["folder"]
+    training = load_file(str(fitted.dir / folder / "training.safetensors"))
+    weights = load_file(str(fitted.dir / "weights.safetensors"))
+    averaged = [name for name, _ in fitted.model.named_parameters()]
+    assert averaged and all(torch.equal(training[f"average.{name}"], weights[name]) for name in averaged)
+    assert any(not torch.equal(training[f"field.{name}"], weights[name]) for name in averaged)
 
 
 def test_mesh_export_lies_on_the_exact_surface(fitted: inrkit.nerf.NeRF, tmp_path: Path):

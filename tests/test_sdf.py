@@ -213,6 +213,21 @@ def test_point_cloud_defaults_to_the_siren_loss(tmp_path: Path) -> None:
         open_signal(tmp_path / "cloud.xyz", {"sdf_loss": "mape"})
 
 
+def test_siren_loss_clips_the_gradient_at_norm_1_under_the_paper_protocol(tmp_path: Path) -> None:
+    """SIREN's train_sdf.py clips the total gradient norm at 1; the device protocol and the regression losses do not."""
+    np.savetxt(tmp_path / "cloud.xyz", np.concatenate([_sphere_points(), _sphere_points()], axis=1))
+    mesh = SdfSignal(read_shape_from(sphere_mesh()), SdfOptions(sdf_samples=4096))
+    assert mesh.default_options("siren", "paper") == mesh.default_options("siren", "device") == {}
+    fit = {**FIT, "steps": 2, "batch_size": 256, "eval_resolution": 16, "resolution": 16}
+    run = inrkit.fit(tmp_path / "cloud.xyz", out=tmp_path / "run", protocol="paper", **fit)
+    assert run.config["signal"]["loss"] == "siren"
+    assert run.config["train"]["clip_grad_norm"] == 1.0
+    device = inrkit.fit(tmp_path / "cloud.xyz", out=tmp_path / "device", protocol="device", **fit)
+    assert device.config["train"]["clip_grad_norm"] is None
+    mine = inrkit.fit(tmp_path / "cloud.xyz", out=tmp_path / "mine", protocol="paper", **{**fit, "clip_grad_norm": 5.0})
+    assert mine.config["train"]["clip_grad_norm"] == 5.0  # the user's value wins
+
+
 # -- fitting and export --------------------------------------------------------------------------------
 def test_fitted_sphere_metrics(sphere_run: inrkit.Run) -> None:
     metrics = sphere_run.metrics

@@ -27,7 +27,7 @@ from inrkit.api.compress import load as load_inrz
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
-from inrkit.fields import Field, ModelOptions, NerfModel, field_from_config, get_preset, preset_config
+from inrkit.fields import Field, ModelOptions, NerfModel, Preset, field_from_config, get_preset, preset_config
 from inrkit.fields.execution import prepare_field, resolve_backend
 from inrkit.files import write_json
 from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_config, read_metrics
@@ -82,11 +82,37 @@ def _split_options(options: dict[str, Any]) -> tuple[ModelOptions, TrainOptions,
             {k: v for k, v in options.items() if k in signal_names})
 
 
+# sine networks computing sin(ω0·(Wx+b)) (SPDER: times a damping of the same z): the official SIREN and SPDER
+# audio scripts scale their raw input by s (t ∈ [-100, 100]) and keep ω0 = 30, and so does inrkit
+SCALED_INPUT_NETWORKS = frozenset({"Siren", "Spder"})
+
+
+def _coordinate_defaults(scale: float, preset: Preset) -> dict[str, Any]:
+    """How ``preset`` takes a signal's :attr:`~inrkit.signals.Signal.sine_coordinate_scale` ``s``.
+
+    ``siren`` and ``spder`` (on raw coordinates): ``coordinate_scale`` s, i.e. the first layer computes
+    ``sin(ω0·(W·s·x + b))`` exactly as the official code on ``[-s, s]``. ``finer``: its
+    ``sin(ω0·(|z|+1)·z)`` is not equivariant to a scale of z, so it keeps x ∈ [-1, 1] and takes a first-layer
+    ``ω0·s`` instead (inrkit's choice; no official FINER audio protocol). Others (hash grids, encodings, Gauss,
+    WIRE, ...): nothing.
+    """
+    if scale == 1.0 or preset.encoding.get("otype") != "Identity":
+        return {}
+    otype = preset.network["otype"]
+    if otype in SCALED_INPUT_NETWORKS:
+        return {"coordinate_scale": scale}
+    if otype == "Finer":
+        return {"omega0": preset.network["first_omega_0"] * scale}
+    return {}
+
+
 def _apply_defaults(signal: Signal, model_options: ModelOptions, train_options: TrainOptions, protocol: str) -> None:
-    """Fill options the user left unset (None): first the signal's suggestions (audio: ω0 3000, ...),
-    then the preset's batch size and schedule for ``protocol``, then the budget."""
+    """Fill options the user left unset (None): first the signal's suggestions (audio: SPDER's damping,
+    ...) and its coordinate scale mapped to the preset (:func:`_coordinate_defaults`), then the preset's
+    batch size and schedule for ``protocol``, then the budget."""
     preset = get_preset(model_options.model)  # an unknown model is reported as such, before any suggestion
-    suggested = {**preset.defaults(protocol), **signal.default_options(model_options.model, protocol)}
+    suggested = {**preset.defaults(protocol), **_coordinate_defaults(signal.sine_coordinate_scale, preset),
+                 **signal.default_options(model_options.model, protocol)}
     for key, value in suggested.items():
         target = model_options if hasattr(model_options, key) else train_options
         if getattr(target, key) is None:

@@ -277,6 +277,8 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     device = resolve_device(train_options.device)
     preset_name = _resolve_preset(nerf_options.preset, device)
     chosen = get_nerf_preset(preset_name)
+    if train_options.ema_decay is None:
+        train_options.ema_decay = chosen.ema_decay  # instant-ngp's EMA of the weights; recorded in config.json
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-nerf-"))
     staging = Path(tempfile.mkdtemp(prefix="inrkit-scene-"))
     try:

@@ -3,13 +3,14 @@
 * ``instant-ngp`` — the paper configuration: HashGrid L16 F2 T2^19 N_min 16 with
   ``b = exp(ln(2048·aabb_scale/16)/15)``, density FullyFusedMLP 64×1 → 16, SH degree 4, colour
   FullyFusedMLP 64×2 → 3; 128³ grid, 1024 steps per unit, 2^18 samples per step, Huber loss,
-  Adam 1e-2 (β 0.9/0.99, ε 1e-15, L2 1e-6 on MLP weights), instant-ngp's step decay.
+  Adam 1e-2 (β 0.9/0.99, ε 1e-15, L2 1e-6 on MLP weights), instant-ngp's step decay, and its EMA
+  (decay 0.95, bias-corrected as tiny-cuda-nn's) of the weights for evaluation and outputs.
 * ``instant-ngp-cpu`` — a CPU budget: the grid of instant-ngp's current configs (L8 F4, so
   ``b = 2`` at ``aabb_scale`` 1; its small variant's T2^15; half the lookups of L16 F2 for the same
   32 features), the same MLPs and SH, a 64³ occupancy grid sampled at 1/4 density per update,
   256 steps per unit (cone ``1/64``), 2^15
-  samples per step, and the MSE loss: Huber (δ 0.1) caps the gradient of large errors, which on a
-  CPU budget of a few hundred steps leaves small objects with wrong colours (blocks at 128², 90 s
+  samples per step, the same optimiser and EMA, and the MSE loss: Huber (δ 0.1) caps the gradient
+  of large errors, which on a CPU budget of a few hundred steps leaves small objects with wrong colours (blocks at 128², 90 s
   on one thread: 26.5 dB with Huber against 29.2 dB with MSE).
 
 ``backbone`` swaps the density network (and its position encoding) for any inrkit backbone preset
@@ -58,6 +59,7 @@ class NerfPreset:
     initial_rays: int
     lr: float = 1e-2
     loss: str = "huber"
+    ema_decay: float = 0.95  # instant-ngp's EMA(0.95) of the weights, used for evaluation and outputs (REFERENCE §3.1)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

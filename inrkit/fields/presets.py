@@ -32,6 +32,9 @@ class ModelOptions:
     depth: int | None = field(default=None, metadata={"help": "hidden layers of that width (SIREN 3x256 is depth 4)"})
     omega0: float | None = field(default=None, metadata={"help": "first-layer omega_0 (SIREN/SPDER/FINER/WIRE)"})
     hidden_omega0: float | None = field(default=None, metadata={"help": "hidden-layer omega_0"})
+    coordinate_scale: float | None = field(default=None, metadata={
+        "help": "models on raw coordinates: the first layer sees s*x for x in [-1, 1] (Identity encoding scale; "
+                "default 1; audio with siren/spder: 100, SIREN's t in [-100, 100])"})
     scale: float | None = field(default=None, metadata={"help": "Gauss s / WIRE s0"})
     damping: str | None = field(default=None, metadata={"help": "SPDER damping: sqrt | arctan"})
     first_bias_scale: float | None = field(default=None, metadata={"help": "FINER first-layer bias U(-k, k)"})
@@ -198,6 +201,7 @@ def _check_positive(config: dict[str, Any]) -> None:
         "degree": config["network"].get("degree"),
         "n_frequencies": config["encoding"].get("n_frequencies"),
         "sigma": config["encoding"].get("sigma"),
+        "coordinate_scale": config["encoding"].get("scale") if config["encoding"].get("otype") == "Identity" else None,
     }
     for key, value in checks.items():
         if value is not None and not (math.isfinite(value) and value > 0):
@@ -271,6 +275,11 @@ def preset_config(
         if key not in preset.options:
             raise InrkitError(f"--{key.replace('_', '-')} does not apply to model {options.model!r}")
         config[section][config_key] = value
+    if options.coordinate_scale is not None:
+        if config["encoding"].get("otype") != "Identity":
+            raise InrkitError(f"--coordinate-scale applies to models on raw coordinates, not {options.model!r} "
+                              f"(encoding {config['encoding'].get('otype')})")
+        config["encoding"]["scale"] = options.coordinate_scale  # y = s·x (encodings/frequency.py:Identity)
     _check_positive(config)
     if config["network"].get("damping", "sqrt") not in SPDER_DAMPINGS:
         raise InrkitError(f"--damping must be one of {', '.join(SPDER_DAMPINGS)}")

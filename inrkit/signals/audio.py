@@ -7,10 +7,12 @@ centres of the same interval. Values are scaled by the clip's peak as SIREN does
 ``peak`` and the WAV encoding are kept in the run config, so the reconstruction is written back at
 the original level and bit depth.
 
-SIREN fits audio with ω0 = 30 on ``t ∈ [-100, 100]``, i.e. a first-layer ω0 of 3000 on [-1, 1]
-(REFERENCE §1.1); :meth:`AudioSignal.default_options` makes that the default for the sine family,
-and SPDER's audio damping ``arctan`` (§1.2). Hash grids get levels up to one cell per sample
-(:func:`grid_geometry_for`); on a CPU they are the backbone for long audio (:class:`AudioOptions`).
+SIREN fits audio with ω0 = 30 on ``t ∈ [-100, 100]`` (REFERENCE §0, §1.1): the signal states that
+coordinate scale (:data:`SIREN_TIME_SCALE`, ``AudioSignal.sine_coordinate_scale``) and the API gives it
+to the presets it fits (``siren`` and ``spder`` see ``100·t``, the field's Identity encoding scale, so a
+loaded field still takes t ∈ [-1, 1]). :meth:`AudioSignal.default_options` adds SPDER's audio damping
+``arctan`` (§1.2). Hash grids get levels up to one cell per sample (:func:`grid_geometry_for`); on a
+CPU they are the backbone for long audio (:class:`AudioOptions`).
 
 Metrics: PSNR on [0, 1] (equal to ``10·log10(4/MSE)`` on the peak-scaled [-1, 1] samples) and
 SNR ``10·log10(Σx² / Σ(x − x̂)²)``.
@@ -39,9 +41,9 @@ from inrkit.io.audio import read_wav, write_wav
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import pixel_centre
 
-# SIREN's audio setting: ω0 = 30 on t ∈ [-100, 100] is ω0 = 3000 on [-1, 1] (REFERENCE §0, §1.1).
-AUDIO_FIRST_OMEGA_0 = 3000.0
-SINE_MODELS = ("siren", "spder", "finer")  # sine presets that read raw time
+# SIREN's train_audio.py: ω0 = 30 on t ∈ [-100, 100], i.e. time coordinates scaled by 100 (REFERENCE §0, §1.1)
+SIREN_TIME_SCALE = 100.0
+SINE_MODELS = ("siren", "spder", "finer")  # presets that take SIREN's audio training protocol (PAPER_AUDIO_TRAINING)
 GRID_MODELS = ("hashgrid", "hashgrid-siren")
 DEFAULT_AUDIO_BATCH = 8192
 # SIREN's train_audio.py: Adam 1e-4, no schedule, full batch (the default when no batch size is given; REFERENCE §1.1)
@@ -116,6 +118,7 @@ class AudioSignal(Signal):
 
     kind = "audio"
     n_input_dims = 1
+    sine_coordinate_scale = SIREN_TIME_SCALE
 
     def __init__(self, samples: np.ndarray, sample_rate: int, subtype: str = "FLOAT", source: str | None = None,
                  options: AudioOptions | None = None) -> None:
@@ -191,23 +194,21 @@ class AudioSignal(Signal):
         return self.n_samples / self.sample_rate
 
     def default_options(self, model: str, protocol: str) -> dict[str, Any]:
-        """Suggestions for preset ``model``, decided from its name (a signal knows nothing of fields).
+        """Suggestions for preset ``model``, decided from its name (a signal knows nothing of fields;
+        the coordinate scale is :attr:`sine_coordinate_scale`, which the API maps to the presets).
 
-        Sine presets on raw time (``siren``, ``spder``, ``finer``): SIREN's first-layer ω0 of 3000
-        and SPDER's arctan damping under both protocols; ``paper`` adds SIREN's audio protocol
-        (full batch, Adam 1e-4, no schedule). Hash-grid presets: :func:`grid_geometry_for` sizes
-        the grid so that its finest level resolves every sample (the image preset's levels stop
-        near 7k cells). Under ``device`` every preset takes random batches of
+        ``spder``: SPDER's audio damping ``arctan`` under both protocols. :data:`SINE_MODELS` under
+        ``paper``: SIREN's audio protocol (full batch, Adam 1e-4, no schedule). Hash-grid presets:
+        :func:`grid_geometry_for` sizes the grid so that its finest level resolves every sample (the
+        image preset's levels stop near 7k cells). Under ``device`` every preset takes random batches of
         :data:`DEFAULT_AUDIO_BATCH` samples (a full batch of a 7 s clip costs seconds per CPU step;
         for the hash grid 8k, 16k and 32k reached the same SNR per second on the Bach clip).
         """
         suggested: dict[str, Any] = grid_geometry_for(self.n_samples) if model in GRID_MODELS else {}
-        if model in SINE_MODELS:
-            suggested["omega0"] = AUDIO_FIRST_OMEGA_0
-            if model == "spder":
-                suggested["damping"] = "arctan"
-            if protocol == "paper":
-                suggested.update(PAPER_AUDIO_TRAINING)
+        if model == "spder":
+            suggested["damping"] = "arctan"
+        if model in SINE_MODELS and protocol == "paper":
+            suggested.update(PAPER_AUDIO_TRAINING)
         if protocol == "device":
             suggested["batch_size"] = DEFAULT_AUDIO_BATCH
         return suggested

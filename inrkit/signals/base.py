@@ -64,6 +64,10 @@ class Signal(ABC):
         """Number of training samples (pixels, audio samples, ...)."""
 
     n_frames: int | None = None  # time samples of a time-varying signal (video frames); None otherwise
+    # The coordinate scale s of the reference (SIREN) protocol for this kind of signal: a sine network that
+    # reads raw coordinates sees s·x for x ∈ [-1, 1]. 1 (SIREN's [-1, 1]) for images, video and shapes;
+    # audio: SIREN's t ∈ [-100, 100]. The API maps model presets to it (api.py:_apply_defaults).
+    sine_coordinate_scale: float = 1.0
 
     def default_options(self, model: str, protocol: str) -> dict[str, Any]:
         """Option values this signal suggests for preset ``model`` where the user gave none.
@@ -72,7 +76,7 @@ class Signal(ABC):
         (settings measured to fit well on the machine at hand, the default on a CPU).
 
         Keys are :class:`~inrkit.fields.ModelOptions` or :class:`~inrkit.train.TrainOptions` fields
-        (e.g. audio: ``{"omega0": 3000.0, "batch_size": 8192}``); ``inrkit.fit`` applies them before
+        (e.g. audio: ``{"damping": "arctan", "batch_size": 8192}``); ``inrkit.fit`` applies them before
         building the field, so they are recorded in ``config.json``.
         """
         return {}

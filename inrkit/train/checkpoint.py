@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from inrkit.errors import InrkitError
 from inrkit.files import read_json, write_json
-from inrkit.runs import WEIGHTS_FILE, save_tensors, save_weights
+from inrkit.runs import WEIGHTS_FILE, save_tensors
 
 CHECKPOINT_POINTER = "checkpoint.json"
 
@@ -50,17 +50,26 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     rng_states: dict[str, torch.Tensor],
     state: dict[str, Any],
+    average: dict[str, torch.Tensor] | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write a resumable checkpoint for ``state["step"]`` and make it current."""
+    """Write a resumable checkpoint for ``state["step"]`` and make it current.
+
+    ``average`` (the trainer's EMA of the parameters, by parameter name) is kept for resuming as
+    ``average.<name>``. ``weights`` (a state dict; default ``field.state_dict()``) is what
+    ``weights.safetensors`` holds, i.e. what a loaded or rendered run uses: with an EMA, the averaged
+    weights, as tiny-cuda-nn's inference uses them.
+    """
     step = int(state["step"])
     folder = run_dir / f"checkpoint-{step:08d}"
     folder.mkdir(parents=True, exist_ok=True)
     tensors, groups = optimizer_state(optimizer)
     tensors.update({f"field.{k}": v for k, v in field.state_dict().items()})
     tensors.update({f"rng.{k}": v for k, v in rng_states.items()})
+    tensors.update({f"average.{k}": v for k, v in (average or {}).items()})
     save_tensors(folder / "training.safetensors", tensors)
     write_json(folder / "state.json", {**state, "param_groups": groups})
-    save_weights(field, run_dir / WEIGHTS_FILE)
+    save_tensors(run_dir / WEIGHTS_FILE, dict(field.state_dict() if weights is None else weights))
     write_json(run_dir / CHECKPOINT_POINTER, {"folder": folder.name, "step": step})
     for old in run_dir.glob("checkpoint-*"):
         if old.is_dir() and old.name != folder.name:

@@ -48,6 +48,14 @@ class TrainOptions:
                 "machine) | auto (paper on a GPU, device elsewhere)"})
     coarse_to_fine: int = field(default=0, metadata={
         "help": "hash grids: start with a quarter of the levels and unlock one every N steps (0: all levels at once)"})
+    clip_grad_norm: float | None = field(default=None, metadata={
+        "help": "clip the total L2 norm of the gradient over all parameters to C before each step, "
+                "g <- g*min(1, C/(|g|+1e-6)) (default: none; SIREN's SDF protocol, --sdf-loss siren under --protocol "
+                "paper: 1)"})
+    ema_decay: float | None = field(default=None, metadata={
+        "help": "keep tiny-cuda-nn's bias-corrected exponential moving average of the weights with this decay d; "
+                "evaluation, weights.safetensors and outputs use it (default: none; the instant-ngp NeRF presets: "
+                "0.95; 0 turns it off)"})
 
     def validate(self) -> None:
         """Raise :class:`InrkitError` for impossible settings."""
@@ -71,6 +79,10 @@ class TrainOptions:
             raise InrkitError(f"--coarse-to-fine must be >= 0, got {self.coarse_to_fine}")
         if self.protocol not in PROTOCOLS:
             raise InrkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and math.isfinite(self.clip_grad_norm)):
+            raise InrkitError(f"--clip-grad-norm must be positive, got {self.clip_grad_norm}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise InrkitError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise InrkitError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
 

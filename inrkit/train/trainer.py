@@ -65,6 +65,14 @@ class Trainer:
     ``evaluation_hooks`` are called with each evaluation's metrics record, the field in the state
     it was evaluated in (e.g. to keep the best state seen).
 
+    With ``options.ema_decay`` = d the trainer keeps tiny-cuda-nn's EMA of the parameters
+    (``optimizers/ema.h``, instant-ngp's ``EMA ∘ ExponentialDecay ∘ Adam``; REFERENCE §2.6, §3.1): after
+    optimizer step t (1, 2, ...) ``â_t = â_{t−1} + β_t·(w_t − â_{t−1})`` with ``β_t = (1 − d)/(1 − d^t)``,
+    the bias-corrected average ``â_t = (1 − d)·Σ_{s≤t} d^{t−s}·w_s / (1 − d^t)`` (so ``â_1 = w_1``).
+    Training steps use the raw weights ``w``; evaluations, ``weights.safetensors`` and the field
+    :meth:`fit` hands back hold ``â`` (tcnn's inference weights), and checkpoints keep both for an
+    exact resume.
+
     Example:
         >>> trainer = Trainer(field, signal, TrainOptions(steps=500), run_dir, lr=5e-4)  # doctest: +SKIP
         >>> final_metrics = trainer.fit()                                                # doctest: +SKIP
@@ -91,15 +99,24 @@ class Trainer:
         self._start = 0.0
         self._estimate_checked = False
         self.progress = ProgressBar(options.step_budget, options.seconds, quiet=options.quiet)
+        # the EMA of the parameters (options.ema_decay), by name; None without one (ema_decay None or 0)
+        self.average: dict[str, torch.Tensor] | None = None
+        if options.ema_decay:
+            self.average = {name: p.detach().clone() for name, p in field.named_parameters()}
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _rng_states(self) -> dict[str, torch.Tensor]:
         return {"torch": torch.get_rng_state(), "sampler": self.generator.get_state().cpu()}
 
     def save_checkpoint(self) -> None:
-        """Write a resumable checkpoint at the current step."""
+        """Write a resumable checkpoint at the current step (with an EMA, ``weights.safetensors`` holds the average)."""
         state = {"step": self.step, "elapsed": self.elapsed, "step_seconds": self.step_seconds}
-        checkpoint.save_checkpoint(self.run_dir, self.field, self.optimizer, self._rng_states(), state)
+        weights = None
+        if self.average is not None:
+            with self.averaged_weights():
+                weights = {k: v.detach().clone() for k, v in self.field.state_dict().items()}
+        checkpoint.save_checkpoint(self.run_dir, self.field, self.optimizer, self._rng_states(), state,
+                                   self.average, weights)
         self.checkpoint_step = self.step
 
     def resume(self) -> None:
@@ -112,8 +129,52 @@ class Trainer:
         self.generator.set_state(tensors["rng.sampler"].to(self.generator.get_state().device))
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.step_seconds = float(state.get("step_seconds", 0.0))
+        if self.average is not None:
+            missing = [name for name in self.average if f"average.{name}" not in tensors]
+            if missing:
+                raise InrkitError(f"the checkpoint in {self.run_dir} has no weight average for {missing[0]!r} "
+                                  "(resume with the backend and --ema-decay it was trained with)")
+            for name, value in self.average.items():
+                value.copy_(tensors[f"average.{name}"])
         self.checkpoint_step = self.step
         truncate_metrics(self.run_dir, self.step)
+
+    # -- the weight average ---------------------------------------------------------------------
+    @torch.no_grad()
+    def _update_average(self, step: int) -> None:
+        """After optimizer step ``step`` (1-based): ``â ← â + β·(w − â)``, ``β = (1 − d)/(1 − d^step)`` (class docstring)."""
+        if self.average is None:
+            return
+        decay = float(self.options.ema_decay or 0.0)
+        weight = (1.0 - decay) / (1.0 - decay**step)
+        parameters = dict(self.field.named_parameters())
+        torch._foreach_lerp_(list(self.average.values()), [parameters[name].detach() for name in self.average], weight)
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """Within the block the field holds the EMA weights (nothing changes without an EMA); the raw
+        training weights come back afterwards, bit for bit."""
+        if self.average is None:
+            yield
+            return
+        raw = self._load_average()
+        try:
+            yield
+        finally:
+            parameters = dict(self.field.named_parameters())
+            with torch.no_grad():
+                for name, value in raw.items():
+                    parameters[name].copy_(value)
+
+    @torch.no_grad()
+    def _load_average(self) -> dict[str, torch.Tensor]:
+        """Copy the EMA weights into the field; returns (copies of) the raw weights they replace."""
+        assert self.average is not None
+        parameters = dict(self.field.named_parameters())
+        raw = {name: parameters[name].detach().clone() for name in self.average}
+        for name, value in self.average.items():
+            parameters[name].copy_(value)
+        return raw
 
     # -- the loop -------------------------------------------------------------------------------
     def _progress(self) -> float:
@@ -145,7 +206,7 @@ class Trainer:
     def _evaluate(self, train_loss: float, final: bool = False) -> dict[str, Any]:
         began = time.perf_counter()
         self.field.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.averaged_weights():
             quality = self.signal.evaluate(self.field)
         self.field.train()
         self.progress.tail_seconds = time.perf_counter() - began  # the final evaluation will cost about as much
@@ -176,7 +237,10 @@ class Trainer:
 
         ``∇L = Σ_c (n_c/N)·∇L_c`` for a loss that is a mean over the batch (train/chunking.py). When the
         time budget runs out between chunks, the step ends with the chunks done so far, their gradient
-        rescaled to the mean over the samples they hold. Returns the (detached) loss.
+        rescaled to the mean over the samples they hold. With ``options.clip_grad_norm`` = C the
+        accumulated gradient is then clipped as ``torch.nn.utils.clip_grad_norm_`` does (SIREN's SDF
+        protocol): ``g ← g·min(1, C/(‖g‖₂ + 10⁻⁶))``, ``‖g‖₂`` over all parameters together.
+        Returns the (detached) loss.
         """
         self.optimizer.zero_grad(set_to_none=True)
         n_samples = len(batch)
@@ -195,7 +259,10 @@ class Trainer:
                 for param in self.field.parameters():
                     if param.grad is not None:
                         param.grad.mul_(scale)
-                return total * scale
+                total = total * scale
+                break
+        if self.options.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.field.parameters(), self.options.clip_grad_norm)
         return total
 
     def _evaluation_would_overrun(self) -> bool:
@@ -245,12 +312,15 @@ class Trainer:
             self._start = began
             loss = self._step(self.signal.sample(timed_size, self.generator), use_amp)
             self.optimizer.step()
+            self._update_average(self.step + 1)
             float(loss)  # wait for the device
             timings.append(time.perf_counter() - began)
         return sum(timings[1:]) / n_steps * batch_size / timed_size
 
     def fit(self) -> dict[str, Any]:
-        """Train until the budget is spent; returns the final metrics record."""
+        """Train until the budget is spent; returns the final metrics record. With an EMA the field
+        then holds the averaged weights (the outputs' and ``weights.safetensors``'); the checkpoint
+        keeps the raw ones for a resume."""
         options = self.options
         if self.checkpoint_step < 0:
             self.save_checkpoint()  # step 0: a good state to fall back on
@@ -271,6 +341,7 @@ class Trainer:
                 batch = self.signal.sample(options.batch_size, self.generator)
                 loss = self._step(batch, use_amp)
                 self.optimizer.step()
+                self._update_average(self.step + 1)
                 loss_sum += loss
                 loss_count += 1
                 self.step += 1
@@ -309,6 +380,8 @@ class Trainer:
             last_loss = mean_loss
         record = self._evaluate(last_loss, final=True)
         self.save_checkpoint()
+        if self.average is not None:  # from here the field holds the EMA weights, as weights.safetensors does
+            self._load_average()
         self.progress.update(self.step, self.elapsed, last_loss, record.get("psnr", math.nan),
                              self.step / max(self.elapsed, 1e-9), force=True)
         self.progress.close()
