@@ -35,7 +35,6 @@ import inrkit
 from inrkit.devices import resolve_device
 from inrkit.nerf.procedural import make_scene
 
-
 RENDER_TIMING_VIEWS = 2  # rendering an 800x800 view takes seconds: time a few, not the whole test split
 
 
