@@ -456,7 +456,6 @@ def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
     try:
         inrz.check_signal(header.get("signal"))
         inrz.check_turntable(header.get("turntable"))
-        inrz.check_turntable((header.get("signal") or {}).get("turntable"))  # where a run may keep its orbit
         field = decode_field(header, payload, max_elements)
     except InrkitError as err:
         raise InrkitError(f"{path}: {err}") from None
