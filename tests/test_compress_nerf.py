@@ -230,11 +230,6 @@ def _bad_turntable(header, payload):
     return payload
 
 
-def _bad_signal_turntable(header, payload):
-    header["signal"]["turntable"] = {"center": [0, 0]}  # where a run may keep its orbit: checked too
-    return payload
-
-
 @pytest.mark.parametrize(("edit", "match"), [
     (_omit_occupied, "grid.occupied is omitted but the field needs it to render"),
     (_garble_bitmask, r"grid.occupied: zlib stream is corrupt"),
@@ -245,7 +240,6 @@ def _bad_signal_turntable(header, payload):
     (_hash_params_omitted, "is a parameter stored as omitted"),
     (_huge_grid, "above the limit"),
     (_bad_turntable, "turntable camera w"),
-    (_bad_signal_turntable, "turntable center and up"),
 ])
 def test_forged_grid_entries_are_refused(compressed, tmp_path: Path, edit, match):
     _, path = compressed
