@@ -426,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     compress = commands.add_parser("compress", help="quantise and entropy-code a run's weights into an .inrz file")
     compress.add_argument("run", help="run directory (or .inrz file to re-encode)")
     compress.add_argument("out", help="output .inrz file")
-    compress.add_argument("--signal", help="the original signal file (default: the run's source, if it still exists)")
+    compress.add_argument("--source", "--signal", dest="signal", help="the original signal file or NeRF scene folder, to "
+                          "measure and fine-tune against (default: the run's source, if it still exists)")
     add_dataclass_flags(compress, CompressOptions)
     compress.set_defaults(handler=cmd_compress)
 

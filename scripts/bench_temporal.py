@@ -2,7 +2,8 @@
 
 Audio protocol: ``gt_bach.wav`` (308,207 samples, 44.1 kHz, SIREN's clip), sample-centre times in
 [-1, 1], values scaled by the peak (SIREN's [-1, 1] targets), each preset at its defaults for audio
-(first-layer ω0 3000 = SIREN's ω0 30 on t ∈ [-100, 100]; SPDER with arctan damping), each preset's
+(``siren``/``spder``: SIREN's ω0 30 on t ∈ [-100, 100]; ``finer``: first-layer ω0 3000 on [-1, 1]; SPDER with
+arctan damping), each preset's
 lr with ×0.1 exponential decay, ``--audio-steps`` steps of ``--audio-batch`` random samples, seed 0.
 PSNR on [0, 1] over the whole clip (= 10·log10(4/MSE) on the peak-scaled samples) and SNR.
 
@@ -281,8 +282,9 @@ def main() -> None:
         f"{args.video_steps} --video-batch {args.video_batch} --width {args.width} --rank {args.rank}`",
         "",
         f"**Audio**: Bach (308,207 samples at 44.1 kHz), {args.audio_steps} steps of {args.audio_batch:,} random samples "
-        "(equal steps for every model), each preset's defaults for audio (first-layer ω0 3000; SPDER arctan damping, "
-        "6 sine layers), each preset's lr ×0.1 decay, seed 0. PSNR on [0,1] over the whole clip (= 10·log10(4/MSE) "
+        "(equal steps for every model), each preset's defaults for audio (siren and spder: SIREN's ω0 30 on "
+        "t ∈ [−100, 100]; finer: first-layer ω0 3000 on [−1, 1]; SPDER arctan damping, 6 sine layers), each "
+        "preset's lr ×0.1 decay, seed 0. PSNR on [0,1] over the whole clip (= 10·log10(4/MSE) "
         "on peak-scaled samples), SNR = 10·log10(Σx²/Σ(x−x̂)²).",
         "",
         "| model | params | PSNR (dB) | SNR (dB) | ms/step | wall s | peak MB |",

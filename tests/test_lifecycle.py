@@ -94,3 +94,16 @@ def test_layers_and_acyclic_contracts_hold():
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "2 kept, 0 broken" in result.stdout
+
+
+def test_quantisation_aware_fine_tuning_names_source_when_the_signal_moved(smooth_png, tmp_path: Path, capsys):
+    source = smooth_png("photo.png")
+    run_dir = tmp_path / "run"
+    inrkit.fit(source, model="siren", width=16, depth=2, steps=4, out=run_dir, device="cpu", quiet=True)
+    moved = source.rename(tmp_path / "elsewhere.png")
+    command = ["compress", str(run_dir), str(tmp_path / "a.inrz"), "--finetune-steps", "2"]
+    assert main(command) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "--source" in error and "photo.png" in error
+    assert main([*command, "--source", str(moved)]) == 0
+    assert "fine-tuning steps" in capsys.readouterr().out

@@ -127,7 +127,7 @@ class CompressionReport:
             if self.views is not None:
                 quality += f" on {self.views} test view{'s' if self.views != 1 else ''}"
         elif self.radiance:
-            quality = "PSNR n/a (the scene could not be reopened; pass its folder with --signal)"
+            quality = "PSNR n/a (the scene could not be reopened; give its folder with --source)"
         else:
             quality = "PSNR n/a (signal not available)"
         tuned = f", {self.finetune_steps} fine-tuning steps" if self.finetune_steps else ""
@@ -256,16 +256,20 @@ def _open_signal(signal: Signal | str | Path | None, source: _Source, required: 
             return None
     if isinstance(signal, Signal):
         return signal
-    if signal is not None:
-        return open_signal(signal)
     signal_config = config.get("signal")
+    if signal is not None:  # the source's new path: opened with the run's signal options when it has them
+        return signal_from_config({**signal_config, "source": str(signal)}) if signal_config else open_signal(signal)
     try:
         if signal_config is None:
             raise InrkitError("the field has no signal description")
+        source_path = signal_config.get("source")
+        if source_path is not None and not Path(source_path).exists():
+            raise InrkitError(f"the run's source {source_path} no longer exists")
         return signal_from_config(signal_config)
     except InrkitError as err:
         if required:
-            raise InrkitError(f"fine-tuning and --fp16 auto need the original signal: {err}; pass it with --signal") from None
+            raise InrkitError(f"fine-tuning and --fp16 auto need the original signal: {err}; give its path with "
+                              "--source PATH") from None
         return None
 
 
