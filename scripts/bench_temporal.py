@@ -275,8 +275,9 @@ def main() -> None:
         "## Audio and video (`scripts/bench_temporal.py`)",
         "",
         f"Machine: 2-core CPU ({platform.machine()}), {torch.get_num_threads()} torch threads, Python "
-        f"{platform.python_version()}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}. Other agents' work was "
-        "running on the same two cores during the run, so times are upper bounds.",
+        f"{platform.python_version()}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}. Benchmarks run under "
+        "/tmp/inrkit-bench.lock, but other agents' work may have run on the same two cores at the same time, so times "
+        "are upper bounds.",
         f"Command: `flock /tmp/inrkit-bench.lock python scripts/bench_temporal.py --audio-steps {args.audio_steps} "
         f"--audio-batch {args.audio_batch} --frames {args.frames} --downscale {args.downscale} --video-steps "
         f"{args.video_steps} --video-batch {args.video_batch} --width {args.width} --rank {args.rank}`",
@@ -315,11 +316,14 @@ def main() -> None:
     samples_seen = args.audio_steps * args.audio_batch
     video_pixels = shape_pixels(video[0])
     narrow, wide_run, resfields = video  # the order of the video jobs
+    spder_audio = next((r for r in audio if r["model"] == "spder"), siren_audio)
+    spder_cost = spder_audio["ms_per_step"] / siren_audio["ms_per_step"]
     lines += [
         "",
         "Reading: at these budgets every model is far from converged (about one pass over the data), so the table "
         "ranks early progress, not final quality. On audio, SPDER (arctan damping, 6 layers) is ahead of SIREN per "
-        "step but costs about 3× more per step; FINER trails with the first-layer ω0 of 3000. On video, ResFields at "
+        f"step but costs about {spder_cost:.0f}× more per step; FINER trails with the first-layer ω0 of 3000. On video, "
+        "ResFields at "
         f"rank {args.rank} is {resfields['psnr_heldout'] - narrow['psnr_heldout']:+.2f} dB on held-out pixels over the "
         f"SIREN it extends, and {resfields['psnr_heldout'] - wide_run['psnr_heldout']:+.2f} dB against the "
         "parameter-matched wider SIREN, which learns faster in this short run; ResFields' published gains are at "
