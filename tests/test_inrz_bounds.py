@@ -10,11 +10,12 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from inrkit.errors import InrkitError
-from inrkit.export import compress, inrz, load
+from inrkit.export import compress, entropy, inrz, load
 from inrkit.fields import build_field
 
 
@@ -85,3 +86,84 @@ def test_symlink_to_a_regular_file_is_read(siren, tmp_path):
     (tmp_path / "real.inrz").write_bytes(siren)
     (tmp_path / "link.inrz").symlink_to(tmp_path / "real.inrz")
     assert load(tmp_path / "link.inrz").field is not None
+
+
+# -- range streams: enough bits for their codes, consumed exactly ---------------------------------------
+def _restream(header: dict, params: dict, bits: int, stream: bytes, width: int | None = None) -> bytes:
+    """Every tensor of ``header`` quantised with ``params``/``bits`` and coded as ``stream``; returns the payload."""
+    if width is not None:
+        header["field"]["network"]["n_neurons"] = width
+    payload = b""
+    for entry in header["tensors"]:
+        if width is not None:
+            entry["shape"] = [width if s == 16 else s for s in entry["shape"]]
+        entry.update({"storage": "quantized", "bits": bits, "scheme": "tensor", "coder": "range", "params": params,
+                      "step": 0.01, "length": len(stream)})
+        payload += stream
+    return payload
+
+
+@pytest.mark.parametrize("params, bits", [
+    ({"model": "recent", "min": -32767, "alphabet": 65535}, 16),   # the issue's bomb: a large alphabet, few bytes
+    ({"model": "adaptive", "min": -127, "alphabet": 255}, 8),
+    ({"model": "adaptive", "min": 0, "alphabet": 2}, 8),           # perfectly skewed: the 1-bit-per-32-codes rule
+    ({"model": "laplace", "mean": 0.0, "scale": 0.001}, 2),        # a parametric model: ~2e-7 bits per code at best
+    ({"model": "uniform", "min": -1, "alphabet": 3}, 2),
+])
+def test_decode_bomb_is_refused_before_decoding(siren, tmp_path, params, bits):
+    """A header claiming a 4-million-value layer coded in 4 bytes per tensor: refused at once, in one line."""
+    header, _ = inrz.unpack(siren)
+    payload = _restream(header, params, bits, b"\0\0\0\0", width=2048)
+    path = tmp_path / "bomb.inrz"
+    path.write_bytes(inrz.pack(header, payload))
+    started = time.perf_counter()
+    refuse(path, "too short for")
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("stream", [b"", b"\0\0\0\0"])
+def test_truncated_range_stream_is_refused(siren, tmp_path, stream):
+    """A tensor's stream replaced by nothing or by 4 zero bytes must not decode to constants (-127 ...)."""
+    header, payload = inrz.unpack(siren)
+    offset = 0
+    for entry in header["tensors"]:
+        if entry["name"] == "network.hidden.1.linear.bias":
+            break
+        offset += entry["length"]
+    entry["params"] = {"model": "adaptive", "min": -127, "alphabet": 255}
+    payload = payload[:offset] + stream + payload[offset + entry["length"]:]
+    entry["length"] = len(stream)
+    path = tmp_path / "cut.inrz"
+    path.write_bytes(inrz.pack(header, payload))
+    refuse(path, "too short for|not the coding")
+
+
+def test_stream_that_decodes_but_is_not_the_encoders_is_refused():
+    """A stream of the right length whose last word was changed: decodes to codes, but is not their coding."""
+    q = np.random.default_rng(0).integers(-20, 21, 5000).astype(np.int32)
+    data, params = entropy.encode(q, bits=8, coder="range")
+    forged = data[:-4] + bytes([data[-4] ^ 0x80]) + data[-3:]
+    with pytest.raises(InrkitError, match=r"not the coding|more data|corrupt|outside"):
+        entropy.decode(forged, q.size, 8, "range", params)
+
+
+@pytest.mark.parametrize("density", [0.0, 1e-4, 1e-3])
+def test_encoder_writes_only_streams_the_decoder_accepts(density):
+    """A nearly constant tensor (a barely trained hash table at 2 bits): the range coder falls back to a model
+    whose stream keeps >= 1 bit per 32 codes, and the file decodes."""
+    rng = np.random.default_rng(1)
+    q = np.where(rng.random(200_000) < density, rng.integers(-1, 2, 200_000), 0).astype(np.int32)
+    for coder in ("range", "auto"):
+        data, params, used = entropy.encode_best(q, 2, coder)
+        assert 8 * len(data) >= entropy.min_stream_bits(q.size, 2, used, params if used == "range" else {})
+        assert (entropy.decode(data, q.size, 2, used, params) == q).all()
+
+
+@pytest.mark.parametrize("coder, ratio", [("zlib", entropy.DEFLATE_BYTES_PER_BIT), ("lzma", entropy.LZMA_BYTES_PER_BIT)])
+def test_dictionary_coders_are_bounded_by_their_best_ratio(coder, ratio):
+    """zlib and lzma of a million zero codes stay above the documented bound; a stream below it is refused."""
+    q = np.zeros(1 << 20, dtype=np.int32)
+    data, params = entropy.encode(q, 8, coder)
+    assert 8 * len(data) >= q.size / ratio
+    with pytest.raises(InrkitError, match="too short for"):
+        entropy.decode(data, 64 * q.size, 8, coder, params)
