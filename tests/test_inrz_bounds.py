@@ -167,3 +167,64 @@ def test_dictionary_coders_are_bounded_by_their_best_ratio(coder, ratio):
     assert 8 * len(data) >= q.size / ratio
     with pytest.raises(InrkitError, match="too short for"):
         entropy.decode(data, 64 * q.size, 8, coder, params)
+
+
+# -- fields that decode must evaluate; configs are checked against their schema ------------------------
+def _composite(count: int, depth: int = 1) -> dict:
+    inner = {"otype": "Identity", "n_dims_to_encode": 1, "dims_to_encode_begin": 0}
+    for _ in range(depth - 1):
+        inner = {"otype": "Composite", "n_dims_to_encode": 1, "dims_to_encode_begin": 0, "nested": [inner]}
+    return {"otype": "Composite", "nested": [inner] * count}
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda f: f["network"].update(n_hidden_layers=0), "n_hidden_layers"),
+    (lambda f: f["network"].update(otype="Spder", damping="cubic"), "damping"),
+    (lambda f: f["network"].update(first_omega_0="30"), "first_omega_0"),
+    (lambda f: f["network"].update(omega_on_bias=2), "omega_on_bias"),
+    (lambda f: f.update(output={"range": [1.0, 1.0], "activation": "None"}), "range"),
+    (lambda f: f.update(output={"range": [0.0, 1.0], "activation": "Tanh"}), "activation"),
+    (lambda f: f.update(n_output_dims=0), "n_output_dims"),
+    (lambda f: f.update(encoding={"otype": "Identity", "scale": "big"}), "scale"),
+    (lambda f: f.update(encoding={"otype": "Frequency", "n_frequencies": 200}), "n_frequencies"),
+    (lambda f: f.update(encoding={"otype": "HashGrid", "n_levels": 16, "per_level_scale": 1e9}), "per_level_scale"),
+    (lambda f: f.update(encoding=_composite(65536)), "above the limit"),
+    (lambda f: f.update(encoding=_composite(1, depth=6)), "nested more than"),
+])
+def test_configs_that_would_fail_when_used_are_refused_when_built(edit, match):
+    """Each of these built a Field (from a file or flags) that crashed at its first forward pass, or could not be
+    rendered; now the build refuses them in one line naming the key."""
+    from inrkit.errors import ConfigError
+    from inrkit.fields import Field
+
+    config = copy.deepcopy(build_field("siren", 2, 3, width=8, depth=2).config)
+    edit(config)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=match) as caught:
+        Field(config)
+    assert "\n" not in str(caught.value)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_fit_refuses_a_per_level_scale_that_overflows(tmp_path, capsys):
+    from PIL import Image
+
+    from inrkit.cli import main
+
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "img.png")
+    code = main(["fit", str(tmp_path / "img.png"), "--model", "hashgrid", "--per-level-scale", "1e9", "--steps", "1",
+                 "--out", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "per-level-scale" in err, err
+
+
+@pytest.mark.parametrize("signal, match", [
+    ({"kind": "audio", "n_samples": "4000", "sample_rate": 8000, "channels": 1}, "n_samples"),
+    ({"kind": "audio", "n_samples": 4000, "sample_rate": 0, "channels": 1}, "sample_rate"),
+    ({"kind": "video", "n_frames": 4, "height": 8, "width": 8, "channels": 3, "fps": "fast"}, "fps"),
+    ({"kind": "sdf", "transform": {"centre": [0, 0], "scale": 1.0}}, "transform"),
+])
+def test_signal_metadata_that_info_cannot_use_is_refused(siren, tmp_path, signal, match):
+    path = tmp_path / "meta.inrz"
+    path.write_bytes(forge(siren, lambda h: h.update(signal=signal)))
+    refuse(path, match)

@@ -265,11 +265,35 @@ _IMAGE_DTYPES = ("uint8", "uint16", "float32")
 MAX_RENDER_SIDE = 1 << 17
 
 
+MAX_SAMPLES = 1 << 31
+# What ``info`` and ``render`` read of each kind's signal description (present keys; an image needs all of its own).
+_SIGNAL_NUMBERS: dict[str, dict[str, tuple[type, float, float]]] = {
+    "audio": {"n_samples": (int, 1, MAX_SAMPLES), "sample_rate": (int, 1, 1 << 24), "channels": (int, 1, 64)},
+    "video": {"n_frames": (int, 1, 1 << 20), "height": (int, 1, MAX_RENDER_SIDE), "width": (int, 1, MAX_RENDER_SIDE),
+              "channels": (int, 1, 4), "fps": (float, 1e-3, 1e4)},
+    "sdf": {"n_vertices": (int, 0, MAX_SAMPLES), "n_faces": (int, 0, MAX_SAMPLES)},
+}
+
+
 def check_signal(signal: Any) -> None:
-    """The header's signal description: ``None`` or a dict with a ``kind``; image entries are checked fully."""
+    """The header's signal description: ``None`` or a dict with a ``kind``; an image's entries are checked fully,
+    the numbers ``info`` and ``render`` read of other kinds (``n_samples``, ``sample_rate``, ``fps``...) where present."""
     if signal is None:
         return
     require(isinstance(signal, dict) and isinstance(signal.get("kind"), str), "header signal must be an object with a kind")
+    for key, (kind, low, high) in _SIGNAL_NUMBERS.get(signal["kind"], {}).items():
+        if key in signal:
+            value = signal[key]
+            valid = is_int(value, int(low), int(high)) if kind is int else is_number(value) and low <= value <= high
+            require(valid, f"header signal {key} must be {'an integer' if kind is int else 'a number'} in {low:g}..{high:g}")
+    if signal["kind"] == "audio" and "normalisation" in signal:
+        norm = signal["normalisation"]
+        require(isinstance(norm, dict) and is_number(norm.get("peak", 1.0)) and norm.get("peak", 1.0) > 0,
+                "header signal normalisation peak must be a positive number")
+    if signal["kind"] == "sdf" and "transform" in signal:
+        transform = signal["transform"]
+        require(isinstance(transform, dict) and _is_vector(transform.get("centre"), 3) and is_number(transform.get("scale"))
+                and transform["scale"] > 0, "header signal transform must hold a 3-number centre and a positive scale")
     if signal["kind"] != "image":
         return
     for key in ("height", "width"):
