@@ -228,3 +228,17 @@ def test_signal_metadata_that_info_cannot_use_is_refused(siren, tmp_path, signal
     path = tmp_path / "meta.inrz"
     path.write_bytes(forge(siren, lambda h: h.update(signal=signal)))
     refuse(path, match)
+
+
+def test_payload_length_claiming_gigabytes_allocates_nothing(siren, tmp_path):
+    """A prefix claiming a 4 GB payload in a small file: refused from the file's size, no 1 GB read buffer."""
+    data = bytearray(siren)
+    header_length = int.from_bytes(data[10:14], "little")
+    data[18 + header_length : 22 + header_length] = (0xFFFFFFF0).to_bytes(4, "little")
+    path = tmp_path / "claims.inrz"
+    path.write_bytes(bytes(data))
+    tracemalloc.start()
+    refuse(path, "truncated")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20, peak

@@ -208,8 +208,10 @@ def read(path: str | Path) -> tuple[dict[str, Any], bytes]:
                 return unpack(head, str(path))  # refused: truncated inside the header
             payload_length = _PAYLOAD_PREFIX.unpack_from(head, _PREFIX.size + header_length)[0]
             available = size - len(head)
-            if payload_length < available:  # checked on the size: the trailing bytes are never read
+            if payload_length != available:  # checked on the size: no buffer of the claimed length, no trailing bytes read
                 _check_header(head, str(path))
+                if payload_length > available:
+                    raise InrkitError(f"{path} is truncated: payload claims {payload_length} bytes, {available} present")
                 raise InrkitError(f"{path} has {available - payload_length} unexpected bytes after the payload")
             data = head + _read_exactly(handle, payload_length)
         except OSError as err:
