@@ -50,8 +50,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("INRKIT_DEBUG", "1")  # cli.main re-raises internal errors instead of printing them
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -368,8 +366,16 @@ def use(path: Path, work: Path) -> None:
             out = model(torch.rand(8, model.n_input_dims) * 2 - 1)
     del out
     stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()) as stderr:
-        code = main(["info", str(path)])
+    debug = os.environ.get("INRKIT_DEBUG")
+    os.environ["INRKIT_DEBUG"] = "1"  # cli.main re-raises an internal error instead of printing it
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()) as stderr:
+            code = main(["info", str(path)])
+    finally:
+        if debug is None:
+            del os.environ["INRKIT_DEBUG"]
+        else:
+            os.environ["INRKIT_DEBUG"] = debug
     if code != 0:
         raise AssertionError(f"info exited {code} after a successful load: {stderr.getvalue().strip()}")
     signal_config = decoded.config.get("signal") or {}
@@ -422,18 +428,20 @@ def run_one(data: bytes, work: Path, summary: Summary, time_limit: float, crashe
     return outcome
 
 
-def _limits(memory_mb: float) -> None:
-    """``RLIMIT_AS`` at the process's current size plus ``memory_mb``; SIGALRM raises :class:`TimeLimit`."""
+def _limits(memory_mb: float) -> tuple[Any, tuple[int, int]]:
+    """``RLIMIT_AS`` at the process's current size plus ``memory_mb``; SIGALRM raises :class:`TimeLimit`.
+    Returns what to restore: the previous SIGALRM handler and address-space limits."""
     def alarm(signum: int, frame: Any) -> None:
         raise TimeLimit()
 
-    signal.signal(signal.SIGALRM, alarm)
+    previous = signal.signal(signal.SIGALRM, alarm), resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as handle:
         size = int(handle.read().split()[0]) * resource.getpagesize()
     limit = size + int(memory_mb * 2**20)
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard == resource.RLIM_INFINITY or hard >= limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    return previous
 
 
 def _warm_up(seeds: list[bytes], work: Path) -> None:
@@ -451,15 +459,18 @@ def fuzz(seed_files: list[Path], inputs: int, engine: str = "mutate", seed: int 
     of either engine, and the atheris engine then exits with its return value."""
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     seeds = [Path(p).read_bytes() for p in seed_files]
     summary = Summary(engine)
     work = Path(tempfile.mkdtemp(prefix="inrkit-fuzz-"))
     _warm_up(seeds, work)
-    _limits(memory_mb)
+    handler, limits = _limits(memory_mb)
     summary.started = time.perf_counter()
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
-    if engine == "mutate":
+    if engine == "atheris":
+        return _fuzz_atheris(seeds, inputs, seed, time_limit, crashes, summary, work, deadline, progress_every, finish)
+    try:
         rng = random.Random(seed)
         mutator = Mutator(seeds, rng)
         previous: bytes | None = None
@@ -471,10 +482,13 @@ def fuzz(seed_files: list[Path], inputs: int, engine: str = "mutate", seed: int 
             previous = data if outcome == "decoded" else None  # stack mutations on inputs that still decode
             if progress_every and (index + 1) % progress_every == 0:
                 print(summary.text(), file=sys.stderr, flush=True)
-        if finish is not None:
-            finish(summary)
-        return summary
-    return _fuzz_atheris(seeds, inputs, seed, time_limit, crashes, summary, work, deadline, progress_every, finish)
+    finally:  # the mutate engine runs inside test suites: leave the process as it was
+        resource.setrlimit(resource.RLIMIT_AS, limits)
+        signal.signal(signal.SIGALRM, handler)
+        torch.set_num_threads(threads)
+    if finish is not None:
+        finish(summary)
+    return summary
 
 
 def _fuzz_atheris(seeds: list[bytes], inputs: int, seed: int, time_limit: float, crashes: Path | None,
