@@ -242,3 +242,24 @@ def test_payload_length_claiming_gigabytes_allocates_nothing(siren, tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 64 << 20, peak
+
+
+@pytest.mark.parametrize("kind", ["float16-inf", "step-overflow"])
+def test_weights_that_decode_to_infinities_are_refused(siren, tmp_path, kind):
+    """Half floats holding inf/NaN, or a step whose product with the codes overflows float32: refused, not rendered
+    as NaN pixels."""
+    header, payload = inrz.unpack(siren)
+    entry = header["tensors"][0]
+    if kind == "float16-inf":
+        count = int(np.prod(entry["shape"]))
+        stream = np.full(count, np.inf, dtype="<f2").tobytes()
+        payload = stream + payload[entry["length"]:]
+        for key in ("bits", "scheme", "coder", "params", "step"):
+            entry.pop(key, None)
+        entry.update(storage="float16", length=len(stream))
+    else:
+        assert "step" in entry
+        entry["step"] = 3e38
+    path = tmp_path / "inf.inrz"
+    path.write_bytes(inrz.pack(header, payload))
+    refuse(path, "infinite or NaN")

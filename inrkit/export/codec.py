@@ -29,7 +29,9 @@ buffers; files of coordinate fields never contain them, so every earlier file re
 Decoding builds the field (:func:`~inrkit.fields.field_from_config`: a coordinate
 :class:`~inrkit.fields.Field` or a :class:`~inrkit.fields.NerfModel`) on torch's ``meta`` device
 first, so the table is checked against the config's shapes and dtypes, and the total size against
-``max_elements``, before any real allocation.
+``max_elements``, before any real allocation. Building checks every config value against its section's
+schema (:func:`inrkit.errors.check_section`), streams shorter than their coder's honest minimum are refused
+before they are decoded (:func:`inrkit.export.entropy.min_stream_bits`), and decoded weights must be finite.
 """
 
 from __future__ import annotations
@@ -312,6 +314,7 @@ def _decode_tensor(entry: dict[str, Any], data: bytes, target: torch.Tensor) -> 
             step, data = _decode_steps(data[: 4 * rows], name), data[4 * rows :]
         codes = entropy.decode(data, count, entry["bits"], entry["coder"], entry["params"])
         values = dequantise(torch.from_numpy(codes), step)
+    require(bool(torch.isfinite(values).all()), f"tensor {name} decodes to infinite or NaN values")
     values = values.reshape(real_shape)
     if dtype == "complex64":
         values = torch.view_as_complex(values.contiguous())
