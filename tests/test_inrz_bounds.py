@@ -263,3 +263,23 @@ def test_weights_that_decode_to_infinities_are_refused(siren, tmp_path, kind):
     path = tmp_path / "inf.inrz"
     path.write_bytes(inrz.pack(header, payload))
     refuse(path, "infinite or NaN")
+
+
+def test_long_constant_tensor_in_no_bytes_is_refused(siren, tmp_path):
+    """The trivial alphabet is free only for small tensors: 120 bytes claiming a 64-million-weight SIREN of
+    constants took 3 s and 1.4 GB to decode."""
+    header, _ = inrz.unpack(siren)
+    payload = _restream(header, {"model": "adaptive", "min": 0, "alphabet": 1}, 8, b"", width=8000)
+    path = tmp_path / "constant.inrz"
+    path.write_bytes(inrz.pack(header, payload))
+    started = time.perf_counter()
+    refuse(path, "too short for")
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("size", [100, 5000, 100_000])
+def test_constant_tensors_round_trip(size):
+    q = np.full(size, 3, dtype=np.int32)
+    for coder in ("range", "auto"):
+        data, params, used = entropy.encode_best(q, 8, coder)
+        assert (entropy.decode(data, size, 8, used, params) == q).all()

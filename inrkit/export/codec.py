@@ -262,6 +262,11 @@ def _check_entry(entry: Any, expected_name: str, expected_shape: list[int], expe
             require(is_number(entry["step"]) and entry["step"] > 0, f"tensor {name} has an invalid step")
         else:
             require(length >= 4 * rows, f"tensor {name} is too short for its {rows} steps")
+        stream = length - (0 if rows == 1 and "step" in entry else 4 * rows)
+        try:  # before anything is built or decoded: a stream too short for its codes cannot be one inrkit wrote
+            entropy.check_stream_length(stream, count, entry["bits"], entry["coder"], entry["params"])
+        except InrkitError as err:
+            raise InrkitError(f"tensor {name}: {err}") from None
     return length
 
 

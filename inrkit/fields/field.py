@@ -35,7 +35,7 @@ from inrkit.fields.sl2a import SL2ANet
 
 NETWORK_OTYPES = (*MLP_OTYPES, "SL2A", *TCNN_NETWORK_OTYPES)
 OUTPUT_ACTIVATIONS = ("None", "Sigmoid")
-MAX_DIMS = 1024
+MAX_DIMS = 64  # coordinates and outputs: an encoding matrix (n_features x n_input_dims) stays small
 FIELD_SCHEMA = {"n_input_dims": Rule("int", 1, MAX_DIMS), "n_output_dims": Rule("int", 1, MAX_DIMS)}
 OUTPUT_SCHEMA = {"activation": Rule("choice", choices=OUTPUT_ACTIVATIONS)}
 
