@@ -8,8 +8,9 @@ set so that any internal error surfaces as an exception) and a small render (an 
 
 * ``decoded`` — it loaded and every use worked;
 * ``refused`` — inrkit refused it with its own error (:class:`~inrkit.errors.InrkitError`, one line);
-* ``failure`` — any other exception, a multi-line message, an input slower than ``--time-limit`` seconds
-  (a SIGALRM interrupts it where Python can; the elapsed time is checked too) or one that runs out of the
+* ``failure`` — any other exception, a multi-line message, an input that uses more than ``--time-limit``
+  seconds of CPU time (a SIGPROF timer interrupts it where Python can; the CPU time is checked too; CPU
+  time, not wall-clock time, so that a busy machine does not fail inputs) or one that runs out of the
   ``--memory-limit`` (``RLIMIT_AS`` above the process's size at start). Failures are saved to ``--crashes``.
 
 Inputs come from structure-aware mutators (:class:`Mutator`) applied to seed files that the script makes
@@ -310,7 +311,7 @@ def repack(header: Any, payload: bytes) -> bytes:
 
 # -- the harness --------------------------------------------------------------------------------------------
 class TimeLimit(BaseException):
-    """Raised by the SIGALRM handler: the input ran past the time limit (a BaseException: no ``except Exception``
+    """Raised by the SIGPROF handler: the input ran past the time limit (a BaseException: no ``except Exception``
     inside inrkit swallows it)."""
 
 
@@ -333,7 +334,7 @@ class Summary:
         elapsed = time.perf_counter() - self.started
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.failure_kinds.items())) or "none"
         return (f"engine {self.engine}: {self.inputs:,} inputs in {elapsed:.0f} s, {self.decoded:,} decoded, "
-                f"{self.refused:,} refused, {self.failures:,} failures ({kinds}); slowest input {self.slowest:.3f} s "
+                f"{self.refused:,} refused, {self.failures:,} failures ({kinds}); slowest input {self.slowest:.3f} CPU s "
                 f"({self.slowest_outcome}); peak memory {self.peak_rss_mb:.0f} MB (process RSS)")
 
 
@@ -390,8 +391,8 @@ def run_one(data: bytes, work: Path, summary: Summary, time_limit: float, crashe
     path = work / "input.inrz"
     path.write_bytes(data)
     outcome, detail = "decoded", ""
-    started = time.perf_counter()
-    signal.setitimer(signal.ITIMER_REAL, time_limit)
+    started = time.process_time()
+    signal.setitimer(signal.ITIMER_PROF, time_limit)
     try:
         use(path, work)
     except InrkitError as err:
@@ -407,8 +408,8 @@ def run_one(data: bytes, work: Path, summary: Summary, time_limit: float, crashe
     except Exception as err:
         outcome, detail = "failure", f"{type(err).__name__}: {str(err)[:300]}"
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    elapsed = time.perf_counter() - started
+        signal.setitimer(signal.ITIMER_PROF, 0)
+    elapsed = time.process_time() - started
     if outcome != "failure" and elapsed > time_limit:
         outcome, detail = "failure", "time limit"
     summary.inputs += 1
@@ -429,12 +430,12 @@ def run_one(data: bytes, work: Path, summary: Summary, time_limit: float, crashe
 
 
 def _limits(memory_mb: float) -> tuple[Any, tuple[int, int]]:
-    """``RLIMIT_AS`` at the process's current size plus ``memory_mb``; SIGALRM raises :class:`TimeLimit`.
-    Returns what to restore: the previous SIGALRM handler and address-space limits."""
+    """``RLIMIT_AS`` at the process's current size plus ``memory_mb``; SIGPROF raises :class:`TimeLimit`.
+    Returns what to restore: the previous SIGPROF handler and address-space limits."""
     def alarm(signum: int, frame: Any) -> None:
         raise TimeLimit()
 
-    previous = signal.signal(signal.SIGALRM, alarm), resource.getrlimit(resource.RLIMIT_AS)
+    previous = signal.signal(signal.SIGPROF, alarm), resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as handle:
         size = int(handle.read().split()[0]) * resource.getpagesize()
     limit = size + int(memory_mb * 2**20)
@@ -484,7 +485,7 @@ def fuzz(seed_files: list[Path], inputs: int, engine: str = "mutate", seed: int 
                 print(summary.text(), file=sys.stderr, flush=True)
     finally:  # the mutate engine runs inside test suites: leave the process as it was
         resource.setrlimit(resource.RLIMIT_AS, limits)
-        signal.signal(signal.SIGALRM, handler)
+        signal.signal(signal.SIGPROF, handler)
         torch.set_num_threads(threads)
     if finish is not None:
         finish(summary)
@@ -534,7 +535,7 @@ def append_benchmarks(path: Path, summary: Summary, seeds: int, args: argparse.N
                f"machine). Each input is decoded and used: forward pass, `inrkit info`, an 8x8 render.\n\n"
                f"| inputs | decoded | refused | failures | slowest input | peak memory (RSS) |\n|---|---|---|---|---|---|\n"
                f"| {summary.inputs:,} | {summary.decoded:,} | {summary.refused:,} | {summary.failures:,} | "
-               f"{summary.slowest:.3f} s ({summary.slowest_outcome}) | {summary.peak_rss_mb:.0f} MB |\n\n"
+               f"{summary.slowest:.3f} CPU s ({summary.slowest_outcome}) | {summary.peak_rss_mb:.0f} MB |\n\n"
                f"{summary.text()}\n")
     text = path.read_text() if path.exists() else ""
     if title in text:

@@ -283,3 +283,34 @@ def test_constant_tensors_round_trip(size):
     for coder in ("range", "auto"):
         data, params, used = entropy.encode_best(q, 8, coder)
         assert (entropy.decode(data, size, 8, used, params) == q).all()
+
+
+def test_decoder_lets_interrupts_through(monkeypatch):
+    """Only constriction's own errors become 'corrupt stream': an interrupt (here a time limit's exception, a
+    BaseException) raised while decoding propagates instead of being reported as a bad file."""
+    class Interrupt(BaseException):
+        pass
+
+    q = np.arange(-50, 50, dtype=np.int32)
+    data, params = entropy.encode(q, 8, "range")
+
+    def interrupted(*args, **kwargs):
+        raise Interrupt()
+
+    monkeypatch.setattr(entropy, "_range_decode", interrupted)
+    with pytest.raises(Interrupt):
+        entropy.decode(data, q.size, 8, "range", params)
+
+
+def test_nerf_march_and_grid_sections_are_checked():
+    from inrkit.errors import ConfigError
+    from inrkit.fields.nerf_model import NerfModel
+
+    config = {"scene": {"scale": 0.33, "offset": [0.5, 0.5, 0.5], "aabb_scale": 1}, "march": {"steps_per_unit": 1 << 20},
+              "field": {}}
+    with pytest.raises(ConfigError, match="steps_per_unit"):
+        NerfModel(config)
+    config["march"] = {}
+    config["grid"] = {"resolution": 4096}
+    with pytest.raises(ConfigError, match="resolution"):
+        NerfModel(config)

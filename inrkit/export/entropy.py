@@ -333,7 +333,8 @@ def decode(data: bytes, count: int, bits: int, coder: str, params: dict[str, Any
         except InrkitError:
             raise
         except BaseException as err:  # constriction raises ValueError, or a pyo3 PanicException on garbage
-            if isinstance(err, (KeyboardInterrupt, SystemExit, MemoryError)):
+            # (a BaseException); anything else that is not an Exception (Ctrl-C, an alarm's exception) propagates
+            if isinstance(err, MemoryError) or not (isinstance(err, Exception) or type(err).__name__ == "PanicException"):
                 raise
             raise InrkitError(f"range-coded stream is corrupt ({type(err).__name__})") from None
     else:

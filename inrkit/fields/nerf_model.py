@@ -48,7 +48,7 @@ def is_nerf_config(config: dict[str, Any]) -> bool:
 # Sections of a NerfModel config, checked when one is built (from a run, flags or an .inrz file).
 SCHEMAS = {
     "scene": {"scale": Rule("number", 0.0, 1e6, above=True), "aabb_scale": Rule("int", 1, 128)},
-    "march": {"steps_per_unit": Rule("int", 1, 1 << 16), "max_samples": Rule("int", 1, 1 << 16)},
+    "march": {"steps_per_unit": Rule("int", 1, 4096), "max_samples": Rule("int", 1, 4096)},
     "grid": {"resolution": Rule("int", 1, 512), "decay": Rule("number", 0.0, 1.0), "threshold": Rule("number", 0.0, 1e6),
              "warmup_steps": Rule("int", 0, 1 << 30), "sample_fraction": Rule("number", 0.0, 1.0, above=True)},
 }
