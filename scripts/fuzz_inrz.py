@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import io
 import json
 import os
 import random
@@ -366,19 +365,22 @@ def use(path: Path, work: Path) -> None:
         else:
             out = model(torch.rand(8, model.n_input_dims) * 2 - 1)
     del out
-    stdout = io.StringIO()
     debug = os.environ.get("INRKIT_DEBUG")
     os.environ["INRKIT_DEBUG"] = "1"  # cli.main re-raises an internal error instead of printing it
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()) as stderr:
+        # real files, not StringIO: code below (a kernel compiler's subprocess) may need their descriptors
+        with open(work / "stdout.txt", "w+") as stdout, open(work / "stderr.txt", "w+") as stderr, \
+                contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = main(["info", str(path)])
+            stderr.seek(0)
+            message = stderr.read()
     finally:
         if debug is None:
             del os.environ["INRKIT_DEBUG"]
         else:
             os.environ["INRKIT_DEBUG"] = debug
     if code != 0:
-        raise AssertionError(f"info exited {code} after a successful load: {stderr.getvalue().strip()}")
+        raise AssertionError(f"info exited {code} after a successful load: {message.strip()}")
     signal_config = decoded.config.get("signal") or {}
     if not isinstance(model, NerfModel) and signal_config.get("kind") == "image":
         inrkit.render_image(path, work / "render.png", height=8, width=8, device="cpu")

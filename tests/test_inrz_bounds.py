@@ -314,3 +314,13 @@ def test_nerf_march_and_grid_sections_are_checked():
     config["grid"] = {"resolution": 4096}
     with pytest.raises(ConfigError, match="resolution"):
         NerfModel(config)
+
+
+def test_parameters_of_a_coder_that_takes_none_are_refused(tmp_path):
+    """``inrkit info`` printed a zlib tensor's forged ``params.model`` (a dict) and crashed: only the range coder has
+    parameters."""
+    compress(build_field("siren", 2, 3, width=8, depth=2), tmp_path / "z.inrz", coder="zlib")
+    path = tmp_path / "forged.inrz"
+    path.write_bytes(forge((tmp_path / "z.inrz").read_bytes(),
+                           lambda h: h["tensors"][0].update(params={"model": {"nested": 1}})))
+    refuse(path, "takes no parameters")

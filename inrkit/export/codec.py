@@ -257,6 +257,8 @@ def _check_entry(entry: Any, expected_name: str, expected_shape: list[int], expe
         require(entry.get("scheme") in SCHEMES, f"tensor {name} has an unknown scheme")
         require(entry.get("coder") in entropy.CODERS, f"tensor {name} has an unknown coder")
         require(isinstance(entry.get("params"), dict), f"tensor {name} has invalid coder parameters")
+        require(entry["coder"] == "range" or not entry["params"], f"tensor {name}: the {entry['coder']} coder takes no "
+                                                                  "parameters")
         rows = channel_count(expected_shape, entry["scheme"])
         if rows == 1 and "step" in entry:
             require(is_number(entry["step"]) and entry["step"] > 0, f"tensor {name} has an invalid step")
