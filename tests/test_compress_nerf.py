@@ -238,7 +238,7 @@ def _bad_turntable(header, payload):
     (_occupied_as_float, "grid.occupied of dtype bool is stored as float32"),
     (_updates_too_short, "grid.updates stores 4 bytes, expected 8"),
     (_hash_params_omitted, "is a parameter stored as omitted"),
-    (_huge_grid, "above the limit"),
+    (_huge_grid, "above the limit|resolution. must be an integer"),
     (_bad_turntable, "turntable camera w"),
 ])
 def test_forged_grid_entries_are_refused(compressed, tmp_path: Path, edit, match):

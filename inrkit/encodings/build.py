@@ -10,16 +10,29 @@ from inrkit.encodings.composite import Composite
 from inrkit.encodings.frequency import Frequency, GaussianFourier, Identity, PositionalEncoding
 from inrkit.encodings.grid import GRID_OTYPES, GridEncoding
 from inrkit.encodings.spherical_harmonics import SphericalHarmonics
-from inrkit.errors import ConfigError
+from inrkit.errors import ConfigError, Rule, check_section
 
 ENCODING_OTYPES = ("Identity", "PositionalEncoding", "GaussianFourier", "Frequency", "SphericalHarmonics", "Composite",
                    *GRID_OTYPES)
+# The keys of the simple encodings, checked when one is built (from flags or from a file); grids, spherical
+# harmonics and composites check their own sections.
+ENCODING_SCHEMAS = {
+    "Identity": {"scale": Rule("number"), "offset": Rule("number")},
+    "PositionalEncoding": {"n_frequencies": Rule("int", 0, 64), "include_input": Rule("bool"), "include_pi": Rule("bool")},
+    "GaussianFourier": {"n_features": Rule("int", 1, 1 << 16), "sigma": Rule("number", 0.0, 1e6, above=True),
+                        "seed": Rule("int", 0, (1 << 32) - 1)},
+    "Frequency": {"n_frequencies": Rule("int", 0, 64)},
+}
 
 
 def build_encoding(n_input_dims: int, config: dict[str, Any]) -> nn.Module:
     """Build an encoding from its config dict (``{"otype": ..., ...}``); every module has ``n_output_dims``
     and ``input_domain`` ("signed": inrkit's [-1,1] coordinates, "unit": tcnn's [0,1])."""
+    check_section("encoding", config, {})
     otype = config.get("otype", "Identity")
+    if not isinstance(otype, str):
+        raise ConfigError(f"encoding key 'otype' must be one of {', '.join(ENCODING_OTYPES)}")
+    check_section("encoding", config, ENCODING_SCHEMAS.get(otype, {}))
     try:
         if otype == "Identity":
             return Identity(n_input_dims, float(config.get("scale", 1.0)), float(config.get("offset", 0.0)))

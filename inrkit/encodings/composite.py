@@ -17,9 +17,31 @@ from typing import Any
 import torch
 from torch import nn
 
-from inrkit.errors import ConfigError
+from inrkit.errors import ConfigError, Rule, check_section
 
 REDUCTIONS = ("Concatenation", "Sum", "Product")
+MAX_DEPTH = 4       # Composites inside Composites, the outermost counting 1
+MAX_ENCODINGS = 64  # encodings in one Composite's whole tree
+
+
+def check_tree(config: Any, depth: int = 1) -> int:
+    """Refuse a Composite nested deeper than :data:`MAX_DEPTH` or holding more than :data:`MAX_ENCODINGS`
+    encodings in all (a file may claim 65,536 of them); returns the number of encodings in the tree."""
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"Composite encodings are nested more than {MAX_DEPTH} deep")
+    nested = config.get("nested") if isinstance(config, dict) else None
+    if not isinstance(nested, list) or not nested:
+        raise ConfigError("encoding key 'nested' of a Composite must be a non-empty list of encodings")
+    if len(nested) > MAX_ENCODINGS:
+        raise ConfigError(f"a Composite encoding holds {len(nested)} encodings, above the limit of {MAX_ENCODINGS}")
+    total = 0
+    for entry in nested:
+        if not isinstance(entry, dict):
+            raise ConfigError("each nested encoding of a Composite must be an object")
+        total += check_tree(entry, depth + 1) if entry.get("otype") == "Composite" else 1
+        if total > MAX_ENCODINGS:
+            raise ConfigError(f"a Composite encoding holds more than {MAX_ENCODINGS} encodings in all")
+    return total
 
 
 class Composite(nn.Module):
@@ -30,12 +52,14 @@ class Composite(nn.Module):
 
     def __init__(self, n_input_dims: int, config: dict[str, Any], build: Callable[[int, dict[str, Any]], nn.Module]) -> None:
         super().__init__()
-        nested = config.get("nested")
-        if not isinstance(nested, list) or not nested:
-            raise ConfigError("encoding key 'nested' of a Composite must be a non-empty list of encodings")
+        check_tree(config)
+        nested = config["nested"]
         self.reduction = config.get("reduction", "Concatenation")
         if self.reduction not in REDUCTIONS:
             raise ConfigError(f"encoding key 'reduction' must be one of {', '.join(REDUCTIONS)}, got {self.reduction!r}")
+        check = {"n_dims_to_encode": Rule("int", 1, n_input_dims), "dims_to_encode_begin": Rule("int", 0, n_input_dims)}
+        for entry in nested:
+            check_section("nested encoding", entry, check)
         counted = sum(int(entry.get("n_dims_to_encode", 0)) for entry in nested)
         if sum("n_dims_to_encode" not in entry for entry in nested) > 1:
             raise ConfigError("at most one nested encoding of a Composite may omit 'n_dims_to_encode'")

@@ -32,6 +32,9 @@ GRID_TYPES = ("Hash", "Dense", "Tiled")
 
 
 MAX_LEVELS = 128
+# The finest level's scale base_resolution * per_level_scale^(n_levels - 1) is at most 2^24: float32 grid
+# positions address no finer cells, and the lookups' cell indices stay far from integer overflow.
+MAX_LOG2_SCALE = 24
 
 
 def parse_grid_config(n_input_dims: int, config: dict[str, Any]) -> dict[str, Any]:
@@ -58,12 +61,17 @@ def parse_grid_config(n_input_dims: int, config: dict[str, Any]) -> dict[str, An
     if not isinstance(log2_size, int) or not 1 <= log2_size <= 30:
         raise ConfigError(f"encoding key 'log2_hashmap_size' must be an integer in 1..30, got {log2_size!r}")
     base = config.get("base_resolution", 16)
-    if not isinstance(base, int) or base < 1:
-        raise ConfigError(f"encoding key 'base_resolution' must be a positive integer, got {base!r}")
+    if not isinstance(base, int) or isinstance(base, bool) or not 1 <= base <= 1 << MAX_LOG2_SCALE:
+        raise ConfigError(f"encoding key 'base_resolution' must be an integer in 1..{1 << MAX_LOG2_SCALE}, got {base!r}")
     default_scale = (256.0 / base) ** (1.0 / max(n_levels - 1, 1)) if grid_type == "Dense" else 2.0
     scale = config.get("per_level_scale", default_scale)
-    if not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 1.0:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale < 1.0:
         raise ConfigError(f"encoding key 'per_level_scale' must be a finite number >= 1, got {scale!r}")
+    finest = math.log2(base) + (n_levels - 1) * math.log2(scale)
+    if finest > MAX_LOG2_SCALE + 1e-9:
+        raise ConfigError(f"encoding key 'per_level_scale' (--per-level-scale) {scale:g} makes the finest of {n_levels} "
+                          f"levels 2^{finest:.1f} cells wide, above 2^{MAX_LOG2_SCALE} (base_resolution {base}); "
+                          f"lower it or n_levels")
     interpolation = config.get("interpolation", "Linear")
     if interpolation not in INTERPOLATIONS:
         raise ConfigError(f"encoding key 'interpolation' must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")

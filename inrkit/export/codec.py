@@ -29,7 +29,9 @@ buffers; files of coordinate fields never contain them, so every earlier file re
 Decoding builds the field (:func:`~inrkit.fields.field_from_config`: a coordinate
 :class:`~inrkit.fields.Field` or a :class:`~inrkit.fields.NerfModel`) on torch's ``meta`` device
 first, so the table is checked against the config's shapes and dtypes, and the total size against
-``max_elements``, before any real allocation.
+``max_elements``, before any real allocation. Building checks every config value against its section's
+schema (:func:`inrkit.errors.check_section`), streams shorter than their coder's honest minimum are refused
+before they are decoded (:func:`inrkit.export.entropy.min_stream_bits`), and decoded weights must be finite.
 """
 
 from __future__ import annotations
@@ -255,11 +257,18 @@ def _check_entry(entry: Any, expected_name: str, expected_shape: list[int], expe
         require(entry.get("scheme") in SCHEMES, f"tensor {name} has an unknown scheme")
         require(entry.get("coder") in entropy.CODERS, f"tensor {name} has an unknown coder")
         require(isinstance(entry.get("params"), dict), f"tensor {name} has invalid coder parameters")
+        require(entry["coder"] == "range" or not entry["params"], f"tensor {name}: the {entry['coder']} coder takes no "
+                                                                  "parameters")
         rows = channel_count(expected_shape, entry["scheme"])
         if rows == 1 and "step" in entry:
             require(is_number(entry["step"]) and entry["step"] > 0, f"tensor {name} has an invalid step")
         else:
             require(length >= 4 * rows, f"tensor {name} is too short for its {rows} steps")
+        stream = length - (0 if rows == 1 and "step" in entry else 4 * rows)
+        try:  # before anything is built or decoded: a stream too short for its codes cannot be one inrkit wrote
+            entropy.check_stream_length(stream, count, entry["bits"], entry["coder"], entry["params"])
+        except InrkitError as err:
+            raise InrkitError(f"tensor {name}: {err}") from None
     return length
 
 
@@ -312,6 +321,7 @@ def _decode_tensor(entry: dict[str, Any], data: bytes, target: torch.Tensor) -> 
             step, data = _decode_steps(data[: 4 * rows], name), data[4 * rows :]
         codes = entropy.decode(data, count, entry["bits"], entry["coder"], entry["params"])
         values = dequantise(torch.from_numpy(codes), step)
+    require(bool(torch.isfinite(values).all()), f"tensor {name} decodes to infinite or NaN values")
     values = values.reshape(real_shape)
     if dtype == "complex64":
         values = torch.view_as_complex(values.contiguous())

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -107,24 +109,21 @@ def pack(header: dict[str, Any], payload: bytes) -> bytes:
     ])
 
 
-def unpack(data: bytes, name: str = "file") -> tuple[dict[str, Any], bytes]:
-    """Split and check an ``.inrz`` file: ``(header, payload)``; raises :class:`InrkitError` with one line.
-
-    Checks, in order: size of the fixed prefix, magic, version, header length, header CRC, header
-    inflation limit and JSON, payload length, payload CRC, and that nothing trails the payload.
-    """
-    if len(data) < _PREFIX.size:
-        raise InrkitError(f"{name} is truncated: {len(data)} bytes, shorter than the {_PREFIX.size}-byte prefix")
-    magic, version, header_length, header_crc = _PREFIX.unpack_from(data)
+def _check_prefix(data: bytes, name: str) -> int:
+    """Magic, version and header length of the fixed prefix (``data`` holds at least the prefix); the length."""
+    magic, version, header_length, _ = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise InrkitError(f"{name} is not an .inrz file (wrong magic bytes)")
     if version != VERSION:
         raise InrkitError(f"{name} has .inrz format version {version}; this inrkit reads version {VERSION}")
     if header_length > MAX_HEADER_BYTES:
         raise InrkitError(f"{name} claims a {header_length}-byte header, above the {MAX_HEADER_BYTES}-byte limit")
-    payload_start = _PREFIX.size + header_length + _PAYLOAD_PREFIX.size
-    if len(data) < payload_start:
-        raise InrkitError(f"{name} is truncated inside its header")
+    return header_length
+
+
+def _check_header(data: bytes, name: str) -> dict[str, Any]:
+    """The header object of ``data`` (which holds at least the prefix and the header), CRC and JSON checked."""
+    header_length, header_crc = _PREFIX.unpack_from(data)[2:]
     header_bytes = data[_PREFIX.size : _PREFIX.size + header_length]
     if zlib.crc32(header_bytes) != header_crc:
         raise InrkitError(f"{name} header checksum mismatch (the file is corrupt)")
@@ -134,6 +133,22 @@ def unpack(data: bytes, name: str = "file") -> tuple[dict[str, Any], bytes]:
         raise InrkitError(f"{name} header is not valid JSON ({type(err).__name__})") from None
     if not isinstance(header, dict):
         raise InrkitError(f"{name} header is not a JSON object")
+    return header
+
+
+def unpack(data: bytes, name: str = "file") -> tuple[dict[str, Any], bytes]:
+    """Split and check an ``.inrz`` file: ``(header, payload)``; raises :class:`InrkitError` with one line.
+
+    Checks, in order: size of the fixed prefix, magic, version, header length, header CRC, header
+    inflation limit and JSON, payload length, payload CRC, and that nothing trails the payload.
+    """
+    if len(data) < _PREFIX.size:
+        raise InrkitError(f"{name} is truncated: {len(data)} bytes, shorter than the {_PREFIX.size}-byte prefix")
+    header_length = _check_prefix(data, name)
+    payload_start = _PREFIX.size + header_length + _PAYLOAD_PREFIX.size
+    if len(data) < payload_start:
+        raise InrkitError(f"{name} is truncated inside its header")
+    header = _check_header(data, name)
     payload_length, payload_crc = _PAYLOAD_PREFIX.unpack_from(data, _PREFIX.size + header_length)
     available = len(data) - payload_start
     if payload_length > available:
@@ -146,17 +161,61 @@ def unpack(data: bytes, name: str = "file") -> tuple[dict[str, Any], bytes]:
     return header, payload
 
 
+def _read_exactly(handle: Any, count: int) -> bytes:
+    """Up to ``count`` bytes: fewer only at the end of the file."""
+    chunks, left = [], count
+    while left > 0:
+        chunk = handle.read(min(left, 1 << 30))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def read(path: str | Path) -> tuple[dict[str, Any], bytes]:
-    """Read and check an ``.inrz`` file (see :func:`unpack`)."""
+    """Read and check an ``.inrz`` file (see :func:`unpack`), reading no more than its declared length.
+
+    Only a regular file is read (a directory, FIFO, device such as ``/dev/zero`` or socket, also behind
+    a symlink, is refused with one line); its size must equal the length its prefix and header declare
+    before the payload is read, so a valid file followed by gigabytes is refused without reading them.
+    """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not a regular file
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise InrkitError(f"cannot read {path}: no such file") from None
     except IsADirectoryError:
         raise InrkitError(f"cannot read {path}: it is a directory") from None
     except OSError as err:
         raise InrkitError(f"cannot read {path}: {err.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        what = "it is a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise InrkitError(f"cannot read {path}: {what}")
+    size = info.st_size
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        try:
+            head = _read_exactly(handle, _PREFIX.size)
+            if len(head) < _PREFIX.size:
+                return unpack(head, str(path))  # refused: truncated prefix
+            _check_prefix(head, str(path))
+            header_length = _PREFIX.unpack_from(head)[2]
+            head += _read_exactly(handle, header_length + _PAYLOAD_PREFIX.size)
+            if len(head) < _PREFIX.size + header_length + _PAYLOAD_PREFIX.size:
+                return unpack(head, str(path))  # refused: truncated inside the header
+            payload_length = _PAYLOAD_PREFIX.unpack_from(head, _PREFIX.size + header_length)[0]
+            available = size - len(head)
+            if payload_length != available:  # checked on the size: no buffer of the claimed length, no trailing bytes read
+                _check_header(head, str(path))
+                if payload_length > available:
+                    raise InrkitError(f"{path} is truncated: payload claims {payload_length} bytes, {available} present")
+                raise InrkitError(f"{path} has {available - payload_length} unexpected bytes after the payload")
+            data = head + _read_exactly(handle, payload_length)
+        except OSError as err:
+            raise InrkitError(f"cannot read {path}: {err.strerror}") from None
     return unpack(data, str(path))
 
 
@@ -208,11 +267,35 @@ _IMAGE_DTYPES = ("uint8", "uint16", "float32")
 MAX_RENDER_SIDE = 1 << 17
 
 
+MAX_SAMPLES = 1 << 31
+# What ``info`` and ``render`` read of each kind's signal description (present keys; an image needs all of its own).
+_SIGNAL_NUMBERS: dict[str, dict[str, tuple[type, float, float]]] = {
+    "audio": {"n_samples": (int, 1, MAX_SAMPLES), "sample_rate": (int, 1, 1 << 24), "channels": (int, 1, 64)},
+    "video": {"n_frames": (int, 1, 1 << 20), "height": (int, 1, MAX_RENDER_SIDE), "width": (int, 1, MAX_RENDER_SIDE),
+              "channels": (int, 1, 4), "fps": (float, 1e-3, 1e4)},
+    "sdf": {"n_vertices": (int, 0, MAX_SAMPLES), "n_faces": (int, 0, MAX_SAMPLES)},
+}
+
+
 def check_signal(signal: Any) -> None:
-    """The header's signal description: ``None`` or a dict with a ``kind``; image entries are checked fully."""
+    """The header's signal description: ``None`` or a dict with a ``kind``; an image's entries are checked fully,
+    the numbers ``info`` and ``render`` read of other kinds (``n_samples``, ``sample_rate``, ``fps``...) where present."""
     if signal is None:
         return
     require(isinstance(signal, dict) and isinstance(signal.get("kind"), str), "header signal must be an object with a kind")
+    for key, (kind, low, high) in _SIGNAL_NUMBERS.get(signal["kind"], {}).items():
+        if key in signal:
+            value = signal[key]
+            valid = is_int(value, int(low), int(high)) if kind is int else is_number(value) and low <= value <= high
+            require(valid, f"header signal {key} must be {'an integer' if kind is int else 'a number'} in {low:g}..{high:g}")
+    if signal["kind"] == "audio" and "normalisation" in signal:
+        norm = signal["normalisation"]
+        require(isinstance(norm, dict) and is_number(norm.get("peak", 1.0)) and norm.get("peak", 1.0) > 0,
+                "header signal normalisation peak must be a positive number")
+    if signal["kind"] == "sdf" and "transform" in signal:
+        transform = signal["transform"]
+        require(isinstance(transform, dict) and _is_vector(transform.get("centre"), 3) and is_number(transform.get("scale"))
+                and transform["scale"] > 0, "header signal transform must hold a 3-number centre and a positive scale")
     if signal["kind"] != "image":
         return
     for key in ("height", "width"):

@@ -20,6 +20,7 @@ Frequency, SphericalHarmonics, Composite) receive ``(x + 1)/2 ∈ [0, 1]`` as in
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,13 +28,27 @@ import torch
 from torch import nn
 
 from inrkit.encodings import build_encoding
-from inrkit.errors import ConfigError
+from inrkit.errors import ConfigError, Rule, check_section
 from inrkit.fields.fused_mlp import TCNN_NETWORK_OTYPES, TcnnMLP
 from inrkit.fields.mlp import MLP_OTYPES, CoordinateMLP
 from inrkit.fields.sl2a import SL2ANet
 
 NETWORK_OTYPES = (*MLP_OTYPES, "SL2A", *TCNN_NETWORK_OTYPES)
 OUTPUT_ACTIVATIONS = ("None", "Sigmoid")
+MAX_DIMS = 64  # coordinates and outputs: an encoding matrix (n_features x n_input_dims) stays small
+FIELD_SCHEMA = {"n_input_dims": Rule("int", 1, MAX_DIMS), "n_output_dims": Rule("int", 1, MAX_DIMS)}
+OUTPUT_SCHEMA = {"activation": Rule("choice", choices=OUTPUT_ACTIVATIONS)}
+
+
+def check_output(output: Any) -> tuple[float, float]:
+    """The output section: ``range`` two finite numbers ``[lo, hi]`` with ``hi > lo`` (default ``[0, 1]``)."""
+    check_section("output", output, OUTPUT_SCHEMA)
+    bounds = output.get("range", [0.0, 1.0])
+    number = Rule("number")
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(number.accepts(v) for v in bounds)
+            and bounds[1] > bounds[0] and math.isfinite(float(bounds[1]) - float(bounds[0]))):
+        raise ConfigError(f"output key 'range' must be two finite numbers [low, high] with high > low, got {bounds!r:.60}")
+    return float(bounds[0]), float(bounds[1])
 
 
 def build_network(n_input_dims: int, n_output_dims: int, config: dict[str, Any]) -> nn.Module:
@@ -59,6 +74,14 @@ class Field(nn.Module):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
+        check_section("field", config, FIELD_SCHEMA)
+        for key in ("n_input_dims", "n_output_dims", "network"):
+            if key not in config:
+                raise ConfigError(f"field config needs the key {key!r}")
+        check_section("network", config["network"], {})
+        if not isinstance(config["network"].get("otype"), str):
+            raise ConfigError(f"network key 'otype' must be one of {', '.join(NETWORK_OTYPES)}")
+        low, high = check_output(config.get("output", {}))
         self.config = copy.deepcopy(config)
         self.n_input_dims = int(config["n_input_dims"])
         self.n_output_dims = int(config["n_output_dims"])
@@ -67,13 +90,9 @@ class Field(nn.Module):
         time_dim = getattr(self.network, "time_dim", None)
         if time_dim is not None and not 0 <= time_dim < self.n_input_dims:
             raise ValueError(f"time_dim {time_dim} is not an input column of a {self.n_input_dims}-D field")
-        output = config.get("output", {})
-        low, high = output.get("range", [0.0, 1.0])
-        self.output_activation = output.get("activation", "None")
-        if self.output_activation not in OUTPUT_ACTIVATIONS:
-            raise ConfigError(f"unknown output activation {self.output_activation!r}")
-        self._out_low = float(low)
-        self._out_span = float(high) - float(low)
+        self.output_activation = config.get("output", {}).get("activation", "None")
+        self._out_low = low
+        self._out_span = high - low
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         time_dim = getattr(self.network, "time_dim", None)

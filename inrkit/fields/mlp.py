@@ -26,10 +26,34 @@ from typing import Any
 import torch
 from torch import nn
 
+from inrkit.errors import ConfigError, Rule, check_section
+from inrkit.fields.activations import SPDER_DAMPINGS
 from inrkit.fields.layers import GaborLayer, GaussLayer, PeriodicLayer, siren_uniform_
+from inrkit.fields.resfields import FUSIONS, TIME_MODES
 
 PERIODIC_OTYPES = {"Siren": "sine", "Spder": "spder", "Finer": "finer", "ResFieldSiren": "sine"}
 MLP_OTYPES = (*PERIODIC_OTYPES, "Gauss", "Wire", "ReLU")
+MAX_WIDTH, MAX_DEPTH = 1 << 16, 1024
+_FREQUENCY = Rule("number", 0.0, 1e6, above=True)
+# The network section's schema, checked when a CoordinateMLP is built (from flags or from a file). Zero hidden
+# layers are not supported: the output layer takes ``n_neurons`` inputs.
+NETWORK_SCHEMA = {
+    "otype": Rule("choice", choices=MLP_OTYPES),
+    "n_neurons": Rule("int", 1, MAX_WIDTH),
+    "n_hidden_layers": Rule("int", 1, MAX_DEPTH),
+    "first_omega_0": _FREQUENCY,
+    "hidden_omega_0": _FREQUENCY,
+    "omega_on_bias": Rule("bool"),
+    "damping": Rule("choice", choices=SPDER_DAMPINGS),
+    "first_bias_scale": Rule("number", 0.0, 1e6, optional=True),
+    "scale": _FREQUENCY,
+    "n_frames": Rule("int", 1, 1 << 20),
+    "rank": Rule("int", 1, MAX_WIDTH),
+    "resfield_layers": Rule("ints", 0, MAX_DEPTH - 1),
+    "time_mode": Rule("choice", choices=TIME_MODES),
+    "fusion": Rule("choice", choices=FUSIONS),
+    "time_dim": Rule("int", 0, 1023),
+}
 
 
 def wire_width(n_neurons: int) -> int:
@@ -42,6 +66,12 @@ class CoordinateMLP(nn.Module):
 
     def __init__(self, n_input_dims: int, n_output_dims: int, config: dict[str, Any]) -> None:
         super().__init__()
+        check_section("network", config, NETWORK_SCHEMA)
+        for key in ("otype", "n_neurons", "n_hidden_layers", *(("n_frames",) if config.get("otype") == "ResFieldSiren" else ())):
+            if key not in config:
+                raise ConfigError(f"network config of {config.get('otype')!r} needs the key {key!r}")
+        if config["otype"] == "Wire" and config["n_neurons"] < 2:
+            raise ConfigError("network key 'n_neurons' of Wire must be at least 2 (it keeps floor(n/sqrt 2) complex units)")
         otype = config["otype"]
         depth = int(config["n_hidden_layers"])
         width = int(config["n_neurons"])

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from inrkit.errors import ConfigError, Rule, check_section
 from inrkit.fields.radiance import NerfField
 from inrkit.nerf.marching import RaySamples, StepSchedule, march, ray_box
 from inrkit.nerf.occupancy import OccupancyGrid, n_cascades, update_due
@@ -44,6 +45,15 @@ def is_nerf_config(config: dict[str, Any]) -> bool:
     return config.get("otype") == OTYPE or ("scene" in config and "grid" in config)
 
 
+# Sections of a NerfModel config, checked when one is built (from a run, flags or an .inrz file).
+SCHEMAS = {
+    "scene": {"scale": Rule("number", 0.0, 1e6, above=True), "aabb_scale": Rule("int", 1, 128)},
+    "march": {"steps_per_unit": Rule("int", 1, 4096), "max_samples": Rule("int", 1, 4096)},
+    "grid": {"resolution": Rule("int", 1, 512), "decay": Rule("number", 0.0, 1.0), "threshold": Rule("number", 0.0, 1e6),
+             "warmup_steps": Rule("int", 0, 1 << 30), "sample_fraction": Rule("number", 0.0, 1.0, above=True)},
+}
+
+
 class NerfModel(nn.Module):
     """Field, grid and rendering settings, rebuilt from ``config`` alone (see the module docstring)."""
 
@@ -53,6 +63,14 @@ class NerfModel(nn.Module):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
+        check_section("nerf", config, {})
+        for section, schema in SCHEMAS.items():
+            check_section(section, config.get(section, {}), schema)
+        if "scene" not in config or "field" not in config:
+            raise ConfigError("a NerfModel config needs the sections 'scene' and 'field'")
+        offset = config["scene"].get("offset")
+        if not (isinstance(offset, list) and len(offset) == 3 and all(Rule("number").accepts(v) for v in offset)):
+            raise ConfigError("scene key 'offset' must be 3 finite numbers")
         self.config = copy.deepcopy(config)
         scene = config["scene"]
         self.scale = float(scene["scale"])

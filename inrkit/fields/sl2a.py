@@ -21,6 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from inrkit.errors import ConfigError, Rule, check_section
+
+# The network section of an SL2A field: at least one fusion layer after the Chebyshev layer.
+NETWORK_SCHEMA = {"n_neurons": Rule("int", 1, 1 << 16), "n_hidden_layers": Rule("int", 2, 1024),
+                  "degree": Rule("int", 1, 1 << 16), "rank": Rule("int", 1, 1 << 16)}
+
 
 def chebyshev_basis(u: torch.Tensor, degree: int) -> torch.Tensor:
     """``T_0..T_degree`` at ``u``: ``(N, d) -> (N, d, degree+1)``."""
@@ -75,6 +81,10 @@ class SL2ANet(nn.Module):
 
     def __init__(self, n_input_dims: int, n_output_dims: int, config: dict[str, Any]) -> None:
         super().__init__()
+        check_section("network", config, NETWORK_SCHEMA)
+        for key in ("n_neurons", "n_hidden_layers"):
+            if key not in config:
+                raise ConfigError(f"network config of SL2A needs the key {key!r}")
         width = int(config["n_neurons"])
         n_fusion = int(config["n_hidden_layers"]) - 1
         self.first = ChebyshevLayer(n_input_dims, width, int(config.get("degree", 256)))
