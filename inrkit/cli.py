@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         from inrkit.train import TrainingInterrupted
 
         print(f"inrkit: {'stopped' if isinstance(err, TrainingInterrupted) else 'error'}: {err}", file=sys.stderr)
-        return 130 if isinstance(err, TrainingInterrupted) else 2
+        return 128 + err.signum if isinstance(err, TrainingInterrupted) else 2
     except KeyboardInterrupt:
         print("inrkit: interrupted", file=sys.stderr)
         return 130

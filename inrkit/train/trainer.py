@@ -34,7 +34,18 @@ class TrainingDiverged(InrkitError):
 
 
 class TrainingInterrupted(InrkitError):
-    """Ctrl-C: a resumable checkpoint was written before stopping."""
+    """Ctrl-C or SIGTERM: a resumable checkpoint was written before stopping.
+
+    ``signum`` is the signal that asked to stop (SIGINT for Ctrl-C; SIGTERM, what SLURM, Kubernetes and
+    Ray send before killing a job); the CLI exits with ``128 + signum``, as a shell does.
+    """
+
+    def __init__(self, message: str, signum: int = int(os_signal.SIGINT)) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+STOP_SIGNALS = (os_signal.SIGINT, os_signal.SIGTERM)  # both finish the step, save a checkpoint and stop
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -96,6 +107,7 @@ class Trainer:
         self.step_seconds = 0.0
         self.checkpoint_step = -1
         self._stop_requested = False
+        self._stop_signal = int(os_signal.SIGINT)
         self._start = 0.0
         self._estimate_checked = False
         self.progress = ProgressBar(options.step_budget, options.seconds, quiet=options.quiet)
@@ -187,7 +199,8 @@ class Trainer:
 
     @contextlib.contextmanager
     def _graceful_interrupt(self) -> Iterator[None]:
-        """First Ctrl-C asks the loop to stop after the current step; a second one aborts at once."""
+        """The first Ctrl-C or SIGTERM asks the loop to stop after the current step (a checkpoint is saved);
+        a second one aborts at once."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -196,12 +209,14 @@ class Trainer:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
+            self._stop_signal = int(signum)
 
-        previous = os_signal.signal(os_signal.SIGINT, request_stop)
+        previous = {signum: os_signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
         try:
             yield
         finally:
-            os_signal.signal(os_signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                os_signal.signal(signum, handler)
 
     def _evaluate(self, train_loss: float, final: bool = False) -> dict[str, Any]:
         began = time.perf_counter()
@@ -372,8 +387,10 @@ class Trainer:
             self._check_finite(loss_sum, loss_count, weights=True)
             self.save_checkpoint()
             self.progress.close()
+            cause = "terminated (SIGTERM)" if self._stop_signal == os_signal.SIGTERM else "interrupted"
             raise TrainingInterrupted(
-                f"interrupted at step {self.step}; checkpoint saved in {self.run_dir} (continue with --resume)"
+                f"{cause} at step {self.step}; checkpoint saved in {self.run_dir} (continue with --resume)",
+                self._stop_signal,
             )
         mean_loss = self._check_finite(loss_sum, loss_count, weights=True)
         if loss_count:
