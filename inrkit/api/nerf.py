@@ -24,7 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from inrkit.api.lifecycle import RESUMABLE, Run, check_fit_backend, load_run, resume_run, train_run
+from inrkit.api.lifecycle import (
+    RESUMABLE,
+    Run,
+    check_fit_backend,
+    load_run,
+    removed_unless_trained,
+    resume_run,
+    train_run,
+)
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
 from inrkit.fields.nerf_model import NerfModel, is_nerf_config
@@ -33,7 +41,7 @@ from inrkit.files import atomic_path, write_json
 from inrkit.nerf.cameras import Camera, orbit_cameras
 from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
 from inrkit.nerf.scene import Scene
-from inrkit.runs import CONFIG_FILE, prepare_run_dir, read_config
+from inrkit.runs import CONFIG_FILE, check_run_dir, prepare_run_dir, read_config
 from inrkit.signals.radiance import BACKGROUNDS, LOSSES, RadianceSignal, evaluate_views, render_camera
 from inrkit.train import TrainOptions
 from inrkit.version import __version__
@@ -279,6 +287,9 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     chosen = get_nerf_preset(preset_name)
     if train_options.ema_decay is None:
         train_options.ema_decay = chosen.ema_decay  # instant-ngp's EMA of the weights; recorded in config.json
+    inputs = () if isinstance(scene, Scene) or not Path(scene).exists() else (Path(scene),)
+    if out is not None:  # refused before the scene is read or rendered
+        check_run_dir(Path(out), overwrite, inputs)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-nerf-"))
     staging = Path(tempfile.mkdtemp(prefix="inrkit-scene-"))
     try:
@@ -293,7 +304,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         except ValueError as err:
             raise InrkitError(f"cannot build the NeRF: {err}") from None
         check_fit_backend(model, train_options, device)
-        prepare_run_dir(run_dir, overwrite)
+        prepare_run_dir(run_dir, overwrite, inputs)
         if (staging / "scene").is_dir():  # a rendered procedural scene moves into the run
             shutil.move(str(staging / "scene"), run_dir / "scene")
             opened = Scene.from_blender(run_dir / "scene", downscale=nerf_options.downscale, holdout=nerf_options.holdout)
@@ -314,8 +325,9 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         "turntable": turntable_config(opened),
     }
     config["signal"] = signal.config()
-    write_json(run_dir / CONFIG_FILE, config)
-    return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False))
+    with removed_unless_trained(run_dir):
+        write_json(run_dir / CONFIG_FILE, config)
+        return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False))
 
 
 def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:

@@ -135,10 +135,16 @@ class Trainer:
         """Continue from the run directory's current checkpoint."""
         state, tensors = checkpoint.load_checkpoint(self.run_dir)
         field_state = {k[len("field."):]: v for k, v in tensors.items() if k.startswith("field.")}
-        self.field.load_state_dict(field_state, strict=True)
-        checkpoint.restore_optimizer(self.optimizer, tensors, state["param_groups"])
-        torch.set_rng_state(tensors["rng.torch"])
-        self.generator.set_state(tensors["rng.sampler"].to(self.generator.get_state().device))
+        try:
+            self.field.load_state_dict(field_state, strict=True)
+            checkpoint.restore_optimizer(self.optimizer, tensors, state["param_groups"])
+            torch.set_rng_state(tensors["rng.torch"])
+            self.generator.set_state(tensors["rng.sampler"].to(self.generator.get_state().device))
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+            detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+            raise InrkitError(f"cannot resume {self.run_dir}: its checkpoint does not match the run's field or optimizer "
+                              f"(copied from another run?): {detail}") from None
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.step_seconds = float(state.get("step_seconds", 0.0))
         if self.average is not None:
