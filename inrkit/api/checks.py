@@ -13,6 +13,8 @@ from inrkit.errors import InrkitError
 from inrkit.fields import field_from_config
 from inrkit.runs import CONFIG_FILE
 
+MAX_LAYERS = 4096
+
 
 def state_bytes(config: dict[str, Any]) -> int | None:
     """Bytes of the state dict (parameters and buffers) of the field ``config`` describes, counted on PyTorch's
@@ -38,8 +40,19 @@ def device_memory_bytes(device: torch.device) -> int | None:
 TRAINING_STATE_FACTOR = 4  # weights, gradients and two Adam moments
 
 
+def check_depth(config: dict[str, Any], where: str) -> None:
+    """Refuse a network of more than :data:`MAX_LAYERS` hidden layers (each one a module: building a million of
+    them takes minutes and gigabytes whatever their width)."""
+    network = config.get("network") if isinstance(config.get("network"), dict) else {}
+    layers = network.get("n_hidden_layers")
+    if isinstance(layers, int) and layers > MAX_LAYERS:
+        raise InrkitError(f"{where}: the network would have {layers:,} hidden layers; inrkit builds at most {MAX_LAYERS:,} "
+                          "(--depth)")
+
+
 def check_field_memory(config: dict[str, Any], device: torch.device, what: str = "fit") -> None:
     """Refuse, before allocating, a field whose training state would not fit the device's memory."""
+    check_depth(config, "cannot fit")
     need = state_bytes(config)
     have = device_memory_bytes(device)
     if need is None or have is None or need * TRAINING_STATE_FACTOR <= have:
@@ -52,6 +65,7 @@ def check_field_memory(config: dict[str, Any], device: torch.device, what: str =
 def check_weights_size(config: dict[str, Any], weights: Path, run: Path) -> None:
     """Refuse, before allocating, a ``config.json`` that describes a field larger than ``weights`` holds (a damaged
     or forged config would otherwise allocate terabytes)."""
+    check_depth(config, f"cannot load {run}: its {CONFIG_FILE} is damaged")
     need = state_bytes(config)
     try:
         have = weights.stat().st_size
@@ -99,6 +113,10 @@ def check_run_config(config: dict[str, Any], run: Path, radiance: bool) -> None:
         return InrkitError(f"cannot load {run}: {CONFIG_FILE} {what}")
 
     signal = config.get("signal")
+    if "signal" not in config:
+        raise bad("has no 'signal' section")
+    if not isinstance(config.get("model"), dict):
+        raise bad("has no valid 'model' section (an object)")
     for section in ("model", "train"):
         if section in config and config[section] is not None and not isinstance(config[section], dict):
             raise bad(f"has an invalid '{section}' section (not an object)")

@@ -196,7 +196,7 @@ def _open_source(source: Any) -> _Source:
         decoded = load(path)
         return _Source(decoded.field, decoded.config)
     if not (path / CONFIG_FILE).is_file():
-        raise InrkitError(f"cannot compress {path}: not an inrkit run directory or .inrz file")
+        raise InrkitError(f"cannot compress {path}: not an inrkit run directory (no {CONFIG_FILE}) or .inrz file")
     config = read_config(path)
     check_run_config(config, path, is_nerf_config(config["field"]))
     check_weights_size(config["field"], path / WEIGHTS_FILE, path)
@@ -273,6 +273,8 @@ def _open_signal(signal: Signal | str | Path | None, source: _Source, required: 
         return signal
     signal_config = config.get("signal")
     if signal is not None:  # the source's new path: opened with the run's signal options when it has them
+        if not Path(signal).exists():
+            raise InrkitError(f"--source {signal}: no such file or folder")
         return signal_from_config({**signal_config, "source": str(signal)}) if signal_config else open_signal(signal)
     try:
         if signal_config is None:

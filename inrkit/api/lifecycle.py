@@ -331,6 +331,7 @@ def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, op
         trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks)
         if resume:
             trainer.resume()
+            write_json(run_dir / CONFIG_FILE, config)  # the resumed options, once nothing can refuse the run
         began, trained_before = time.perf_counter(), trainer.elapsed
         metrics = trainer.fit()
     for schedule in levels:
@@ -379,8 +380,7 @@ def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path
     field = field_from_config(config["field"]).to(device)
     check_fit_backend(field, saved, device)
     resolve_chunk_size(saved, field, opened.to(device), device)  # a run written before chunking existed
-    config["train"] = asdict(saved)
-    write_json(run_dir / CONFIG_FILE, config)
+    config["train"] = asdict(saved)  # written by train_run once the checkpoint is read and matches the field
     return train_run(config, field, opened, saved, run_dir, device, resume=True)
 
 

@@ -52,6 +52,7 @@ EVAL_FRACTION = 0.2  # with --seconds S, evaluating the test views after trainin
 SETUP_FRACTION = 0.1  # ... and preparing the scene 0.1·S before it (more is taken from training)
 MIN_TRAIN_FRACTION = 0.5  # training keeps at least this fraction of S
 MESH_DENSITY_THRESHOLD = 2.5  # instant-ngp's default marching-cubes level (σ per unit-cube length)
+MAX_SCENE_RESOLUTION = 2048  # --scene-resolution: procedural views are rendered in memory
 
 
 @dataclass
@@ -80,6 +81,9 @@ class NerfOptions:
             value = getattr(self, name)
             if value is not None and value < (256 if name == "target_samples" else 2):
                 raise InrkitError(f"--{name.replace('_', '-')} is too small: {value}")
+        if self.scene_resolution > MAX_SCENE_RESOLUTION:
+            raise InrkitError(f"--scene-resolution must be at most {MAX_SCENE_RESOLUTION} (it renders about 70 views of "
+                              f"that size), got {self.scene_resolution}")
         if self.downscale < 1 or self.holdout < 2 or self.scene_resolution < 8:
             raise InrkitError("--downscale must be >= 1, --holdout >= 2 and --scene-resolution >= 8")
 
