@@ -131,7 +131,8 @@ def run_files(run_dir: Path) -> list[Path]:
     return [run_dir / name for name in names] + sorted(run_dir.glob("checkpoint-*"))
 
 
-def check_run_dir(out: Path, overwrite: bool, inputs: tuple[Path, ...] | list[Path] = (), flag: str = "--out") -> None:
+def check_run_dir(out: Path, overwrite: bool, inputs: tuple[Path, ...] | list[Path] = (), flag: str = "--out",
+                  resumable: bool = False) -> None:
     """Refuse, before any work, a run directory ``out`` that :func:`prepare_run_dir` must not replace (see
     :func:`inrkit.files.check_output`): a file, a non-empty folder without ``overwrite`` or that is not a run,
     a folder holding one of ``inputs``, an unwritable place."""
@@ -139,7 +140,8 @@ def check_run_dir(out: Path, overwrite: bool, inputs: tuple[Path, ...] | list[Pa
     check_output(out, overwrite=overwrite, inputs=inputs, flag=flag, folder=True)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise InrkitError(f"output directory {out} is not empty; pass --overwrite to replace it or --resume to continue")
+            resume = " or --resume to continue" if resumable else ""
+            raise InrkitError(f"output directory {out} exists and is not empty; pass --overwrite to replace it{resume}")
         if not (out / CONFIG_FILE).is_file():
             raise InrkitError(f"refusing to overwrite {out}: it is not an inrkit run directory")
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
@@ -149,7 +151,7 @@ def check_run_dir(out: Path, overwrite: bool, inputs: tuple[Path, ...] | list[Pa
 def prepare_run_dir(out: Path, overwrite: bool, inputs: tuple[Path, ...] | list[Path] = ()) -> None:
     """Create the run directory ``out``; a non-empty one is replaced only with ``overwrite`` and only if it is a run
     (and holds none of ``inputs``)."""
-    check_run_dir(out, overwrite, inputs)
+    check_run_dir(out, overwrite, inputs, resumable=True)
     if out.is_dir() and any(out.iterdir()):
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -238,7 +238,7 @@ def fit(
         raise InrkitError("nothing to fit: give a signal path")
     inputs = () if isinstance(signal, Signal) else (Path(signal),)
     if out is not None:  # refused before the signal is read or the field built
-        check_run_dir(Path(out), overwrite, inputs)
+        check_run_dir(Path(out), overwrite, inputs, resumable=True)
     if signal_options.get("export") is not None:
         check_output(signal_options["export"], overwrite=overwrite, inputs=inputs, flag="--export")
     prepared = _prepare(signal, model_options, train_options, signal_options)

@@ -293,7 +293,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         train_options.ema_decay = chosen.ema_decay  # instant-ngp's EMA of the weights; recorded in config.json
     inputs = () if isinstance(scene, Scene) or not Path(scene).exists() else (Path(scene),)
     if out is not None:  # refused before the scene is read or rendered
-        check_run_dir(Path(out), overwrite, inputs)
+        check_run_dir(Path(out), overwrite, inputs, resumable=True)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-nerf-"))
     staging = Path(tempfile.mkdtemp(prefix="inrkit-scene-"))
     try:
