@@ -16,6 +16,7 @@ Tensors are safetensors, everything else JSON; nothing is pickled. Each file is 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -84,9 +85,11 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line to ``metrics.jsonl`` (flushed and synced)."""
+    """Append one JSON line to ``metrics.jsonl`` (flushed and synced). JSON has no NaN or infinity: a value that is
+    not finite (a metric that could not be measured) is written as ``null``."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
     with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+        handle.write(json.dumps(clean, allow_nan=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 

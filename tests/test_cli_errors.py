@@ -189,3 +189,81 @@ def test_invalid_model_override(case, tmp_path, capsys):
     assert not out.exists()
     assert code == 2
     assert captured.err.startswith("inrkit: error: ")
+
+
+# -- the one output policy (issue 15, item 1) --------------------------------------------------------------------
+def test_unwritable_output_folder_is_one_line_for_every_verb(small_run, tmp_path, capsys, monkeypatch):
+    """Simulated with os.access (tests may run as root); nothing is written and each message names the folder."""
+    import inrkit.files
+    import inrkit.runs
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = inrkit.files.os.access
+    monkeypatch.setattr(inrkit.files.os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    monkeypatch.setattr(inrkit.runs.os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    inrz = tmp_path / "run.inrz"
+    assert main(["compress", str(small_run.dir), str(inrz)]) == 0
+    capsys.readouterr()
+    commands = [
+        ["fit", str(_png(tmp_path)), "--out", str(locked / "run"), *FAST],
+        ["render", str(small_run.dir), "--out", str(locked / "x.png")],
+        ["compress", str(small_run.dir), str(locked / "x.inrz")],
+        ["decompress", str(inrz), "--out", str(locked / "dec")],
+    ]
+    for command in commands:
+        _assert_one_line_error(capsys, main(command), f"the folder {locked} is not writable")
+    assert list(locked.iterdir()) == []
+
+
+def test_a_fit_that_fails_before_training_leaves_no_run(tmp_path, capsys, monkeypatch):
+    from inrkit.train import Trainer
+
+    def broken(self, *args, **kwargs):
+        raise OverflowError("a kernel that cannot run this field")
+
+    monkeypatch.setattr(Trainer, "_step", broken)
+    out = tmp_path / "run"
+    code = main(["fit", str(_png(tmp_path)), "--out", str(out), *FAST])
+    assert code == 1 and "internal error" in capsys.readouterr().err  # a bug stays a bug, but leaves nothing behind
+    assert not out.exists()
+
+
+def test_decompress_overwrite_replaces_the_whole_run(small_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run.dir, run)
+    inrz = tmp_path / "run.inrz"
+    assert main(["compress", str(run), str(inrz)]) == 0
+    assert main(["decompress", str(inrz), "--out", str(run)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["decompress", str(inrz), "--out", str(run), "--overwrite"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.jsonl", "weights.safetensors"]
+    assert main(["info", str(run)]) == 0
+
+
+def test_compress_never_writes_over_its_run(small_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run.dir, run)
+    before = (run / "config.json").read_bytes()
+    for target in ("config.json", "weights.safetensors", "metrics.jsonl"):
+        _assert_one_line_error(capsys, main(["compress", str(run), str(run / target), "--overwrite"]), "input")
+    assert (run / "config.json").read_bytes() == before
+    assert main(["info", str(run)]) == 0
+
+
+@pytest.mark.parametrize("verb", ["render", "mesh", "compress"])
+def test_existing_outputs_need_overwrite(verb, small_run, tmp_path, capsys):
+    target = tmp_path / ("x.inrz" if verb == "compress" else "x.ply" if verb == "mesh" else "x.png")
+    target.write_bytes(b"precious")
+    command = {"render": ["render", str(small_run.dir), "--out", str(target), "--device", "cpu"],
+               "mesh": ["mesh", str(small_run.dir), "--out", str(target)],
+               "compress": ["compress", str(small_run.dir), str(target)]}[verb]
+    _assert_one_line_error(capsys, main(command), "pass --overwrite")
+    assert target.read_bytes() == b"precious"
+    if verb != "mesh":  # a mesh of an image run is refused for another reason
+        assert main([*command, "--overwrite"]) == 0
+        assert target.read_bytes() != b"precious"
