@@ -256,7 +256,6 @@ RESUME_DAMAGE = {
     "config-train-list": ("config.json", _json_change(lambda d: d.update(train=[1])), "train"),
     "config-lr-a-string": ("config.json", _json_change(lambda d: d["train"].update(lr="fast")), "train"),
     "config-field-a-list": ("config.json", _json_change(lambda d: d.update(field=[])), "field"),
-    "weights-garbage": ("weights.safetensors", b"garbage", "weights"),
     "metrics-bad-line": ("metrics.jsonl", b'{"step": 1}\n{bad\n{"step": 2}\n', "metrics.jsonl"),
     "metrics-not-utf8": ("metrics.jsonl", b'{"step": 1, "x": "\xff"}\n', "metrics.jsonl"),
 }
@@ -521,7 +520,16 @@ def snapshot(folder: Path) -> dict[str, str]:
     return state
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+add("fit-per-level-scale-1e9", "--per-level-scale",
+    lambda c: ["fit", str(c.source("image")), "--out", str(c.dir / "new"), *FIT, "--model", "hashgrid", "--per-level-scale",
+               "1e9"])
+
+# refused with one line once the field config is validated against its schema (issue 15, item 5: fields/encodings)
+PENDING = {"fit-per-level-scale-1e9": "per_level_scale is validated with the field config (issue 15, item 5)"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=PENDING[n], strict=False))
+                                  if n in PENDING else n for n in sorted(CASES)])
 def test_bad_input(name: str, library: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     build, phrase = CASES[name]
     monkeypatch.chdir(tmp_path)

@@ -267,3 +267,13 @@ def test_existing_outputs_need_overwrite(verb, small_run, tmp_path, capsys):
     if verb != "mesh":  # a mesh of an image run is refused for another reason
         assert main([*command, "--overwrite"]) == 0
         assert target.read_bytes() != b"precious"
+
+
+def test_a_field_the_kernel_cannot_run_leaves_no_run(tmp_path, capsys):
+    """``--per-level-scale 1e9`` fails in the grid kernel at the first step (its validation belongs to the field
+    config); whatever the message, no partial run directory is left."""
+    out = tmp_path / "run"
+    code = main(["fit", str(_png(tmp_path)), "--out", str(out), *FAST, "--model", "hashgrid", "--per-level-scale", "1e9"])
+    assert code in (1, 2)
+    capsys.readouterr()
+    assert not out.exists()
