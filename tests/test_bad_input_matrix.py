@@ -444,16 +444,29 @@ for _name, (_builder, _phrase) in ABSURD.items():
     add(_name, _phrase, _builder)
 
 
-def _inrz_inflate(c: Case) -> list[str]:
-    """A header whose zlib stream is damaged (checksum kept): the message names the file."""
+def _inrz_inflate(c: Case) -> Path:
+    """A header whose deflate stream is damaged, its checksum recomputed: inflating it fails."""
+    import zlib
+
+    from inrkit.export import inrz
+
     path = c.inrz("image")
     data = bytearray(path.read_bytes())
-    data[20:28] = b"\x00" * 8
+    magic, version, length, _ = inrz._PREFIX.unpack_from(data)
+    start = inrz._PREFIX.size
+    data[start + 2: start + 10] = b"\xff" * 8
+    data[:start] = inrz._PREFIX.pack(magic, version, length, zlib.crc32(bytes(data[start: start + length])))
     path.write_bytes(bytes(data))
-    return ["info", str(path)]
+    return path
 
 
-add("info-inrz-header-damaged", "image.inrz", _inrz_inflate)
+add("info-inrz-header-does-not-inflate", "image.inrz: header is corrupt", lambda c: ["info", str(_inrz_inflate(c))])
+add("decompress-inrz-header-does-not-inflate", "image.inrz: header is corrupt",
+    lambda c: ["decompress", str(_inrz_inflate(c)), "--out", str(c.dir / "d")])
+add("render-inrz-header-does-not-inflate", "image.inrz: header is corrupt",
+    lambda c: ["render", str(_inrz_inflate(c)), "--out", str(c.dir / "x.png")])
+add("compress-inrz-header-does-not-inflate", "image.inrz: header is corrupt",
+    lambda c: ["compress", str(_inrz_inflate(c)), str(c.dir / "x.inrz")])
 
 
 # -- fit inputs (existing classes, through the same harness) -------------------------------------------

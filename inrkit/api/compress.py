@@ -484,7 +484,10 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
 def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
     """Read and decode an ``.inrz`` file (every length, shape and checksum checked first)."""
     path = Path(path)
-    header, payload = inrz.read(path)
+    try:
+        header, payload = inrz.read(path)
+    except InrkitError as err:  # every refusal names the file (the header's inflate errors do not by themselves)
+        raise err if str(path) in str(err) else InrkitError(f"{path}: {err}") from None
     try:
         inrz.check_signal(header.get("signal"))
         inrz.check_turntable(header.get("turntable"))
