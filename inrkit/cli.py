@@ -157,8 +157,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     _check_render_values(args)
     size = _parse_size(args.size, args.max_megapixels) if args.size else None
     for flag in ("out", "turntable", "mesh"):
-        if getattr(args, flag):
-            _output(getattr(args, flag), args, f"--{flag}")
+        value = getattr(args, flag)
+        if value and not (flag == "out" and _may_be_frames_folder(value)):  # a video run's frames: checked below
+            _output(value, args, f"--{flag}")
     run = api.load_run(args.run)
     if isinstance(run.field, NerfModel):
         return cmd_render_nerf(args, run)
@@ -183,13 +184,42 @@ def cmd_render(args: argparse.Namespace) -> int:
         out = args.out or default_out(f"render-{args.rate or 'original'}.wav")
         path = api.render_audio(run, out, rate=args.rate, device=args.device)
     elif kind == "video":
+        if args.out and _may_be_frames_folder(args.out):
+            _frames_folder(args.out, args)
         out = args.out or default_out(f"render-{args.size or 'original'}-{args.fps or 'original'}fps.mp4")
         path = api.render_video(run, out, fps=args.fps, height=height, width=width, device=args.device)
     else:
+        if args.out:
+            _output(args.out, args)
         out = args.out or default_out(f"render-{args.size or 'original'}.png")
         path = api.render_image(run, out, height=height, width=width, device=args.device)
     print(f"wrote {path}")
     return 0
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
+
+
+def _may_be_frames_folder(path: str | Path) -> bool:
+    """True when a video run's ``--out`` would be a folder of PNG frames: it has no video, image or audio suffix."""
+    return Path(path).suffix.lower() not in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES, ".wav", ".gif")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
+
+
+def _frames_folder(path: str | Path, args: argparse.Namespace) -> None:
+    """A video's frames folder: replaced (it is written whole, then swapped in) only with ``--overwrite``, only when
+    it holds nothing but PNG frames, and never when it holds an input."""
+    from inrkit.files import check_output
+
+    folder = check_output(path, overwrite=args.overwrite, inputs=_run_inputs(args.run), folder=True)
+    if folder.is_dir() and any(folder.iterdir()):
+        if not args.overwrite:
+            raise InrkitError(f"--out {folder} exists; pass --overwrite to replace its frames")
+        others = [p.name for p in folder.iterdir() if not (p.is_file() and p.suffix.lower() == ".png")]
+        if others:
+            raise InrkitError(f"refusing to replace --out {folder}: it holds {others[0]!r}, not only PNG frames")
 
 
 def cmd_mesh(args: argparse.Namespace) -> int:
@@ -255,7 +285,7 @@ def cmd_render_nerf(args: argparse.Namespace, loaded: Any = None) -> int:
                                      else source.with_name(f"{source.stem}-turntable.mp4"), args, "--turntable"))
     if (args.turntable or args.out) and run.config.get("turntable") is None:  # a present one was checked on loading
         raise InrkitError(f"{args.run} records no turntable orbit (compressed from a bare model?); only --mesh works")
-    if args.out and Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr"):
+    if args.out and Path(args.out).suffix.lower() not in IMAGE_SUFFIXES:
         raise InrkitError(f"--out of a radiance-field run is one view as an image (.png, .jpg, .tif, .exr), got {args.out!r}; "
                           "use --turntable for a video")
     if args.turntable:

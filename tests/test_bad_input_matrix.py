@@ -169,6 +169,15 @@ def _symlink(c: Case, name: str) -> Path:
     return link
 
 
+add("render-video-frames-folder-existing", "--overwrite",
+    lambda c: ["render", str(c.run("video")), "--out", str(c.file("frames-out/frame_00000.png").parent), "--device", "cpu"])
+add("render-video-frames-folder-holds-other-files", "not only PNG frames",
+    lambda c: ["render", str(c.run("video")), "--out", str(c.file("mine/notes.txt").parent), "--overwrite", "--device",
+               "cpu"])
+add("render-video-frames-folder-is-the-run", "input",
+    lambda c: ["render", str(c.run("video")), "--out", str(c.run("video")), "--overwrite", "--device", "cpu"])
+add("render-video-frames-folder-holds-the-run", "input",
+    lambda c: ["render", str(c.run("video")), "--out", str(c.dir), "--overwrite", "--device", "cpu"])
 add("mesh-existing-out", "--overwrite", lambda c: ["mesh", str(c.run("sdf")), "--out", str(c.file("x.ply")),
                                                    "--resolution", "8", "--device", "cpu"])
 add("mesh-out-is-a-directory", "is a directory",

@@ -277,3 +277,23 @@ def test_a_field_the_kernel_cannot_run_leaves_no_run(tmp_path, capsys):
     assert code in (1, 2)
     capsys.readouterr()
     assert not out.exists()
+
+
+def test_video_frames_folder_is_replaced_only_with_overwrite(tmp_path, capsys):
+    from inrkit.io.images import write_image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        write_image(frames / f"f{index}.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    run = tmp_path / "run"
+    assert main(["fit", str(frames), "--out", str(run), *FAST]) == 0
+    out = tmp_path / "rendered"
+    assert main(["render", str(run), "--out", str(out), "--device", "cpu"]) == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert first and all(name.endswith(".png") for name in first)
+    capsys.readouterr()
+    _assert_one_line_error(capsys, main(["render", str(run), "--out", str(out), "--device", "cpu"]), "--overwrite")
+    assert main(["render", str(run), "--out", str(out), "--device", "cpu", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == first
