@@ -388,6 +388,8 @@ def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | 
             folder = source if source is not None else config["signal"].get("source")
             if source is None and folder is not None and not Path(folder).is_dir() and (Path(out) / "scene").is_dir():
                 folder = Path(out) / "scene"  # a procedural scene rendered into a run that was moved or copied
+            if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+                raise InrkitError(f"--source {folder} is not a scene folder (transforms_*.json and images)")
             if folder is not None and not Path(folder).is_dir():
                 raise InrkitError(f"the run's scene {folder} no longer exists; give its new path with --source PATH")
             scene = Scene.from_config({**config["signal"], "source": None if folder is None else str(folder)})
