@@ -192,6 +192,14 @@ def test_invalid_model_override(case, tmp_path, capsys):
 
 
 # -- the one output policy (issue 15, item 1) --------------------------------------------------------------------
+def _sphere_obj(folder: Path) -> Path:
+    import trimesh
+
+    path = folder / "sphere.obj"
+    trimesh.creation.icosphere(subdivisions=1).export(path)
+    return path
+
+
 def test_unwritable_output_folder_is_one_line_for_every_verb(small_run, tmp_path, capsys, monkeypatch):
     """Simulated with os.access (tests may run as root); nothing is written and each message names the folder."""
     import inrkit.files
@@ -210,6 +218,9 @@ def test_unwritable_output_folder_is_one_line_for_every_verb(small_run, tmp_path
         ["render", str(small_run.dir), "--out", str(locked / "x.png")],
         ["compress", str(small_run.dir), str(locked / "x.inrz")],
         ["decompress", str(inrz), "--out", str(locked / "dec")],
+        ["mesh", str(small_run.dir), "--out", str(locked / "x.ply")],
+        ["nerf", "spheres", "--out", str(locked / "nerf"), "--steps", "1", "--device", "cpu", "--quiet"],
+        ["fit", str(_sphere_obj(tmp_path)), "--out", str(tmp_path / "elsewhere"), *FAST, "--export", str(locked / "x.ply")],
     ]
     for command in commands:
         _assert_one_line_error(capsys, main(command), f"the folder {locked} is not writable")
