@@ -8,12 +8,16 @@ Flags of ``inrkit fit`` are generated from the option dataclasses the API takes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import types
 import typing
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -560,13 +564,38 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
         print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM outside a training loop (which saves a checkpoint first): unwinds like Ctrl-C, so that atomic writes
+    remove their temporaries and a run that never trained is removed."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` (main thread only; the Trainer installs its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``inrkit`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_unwinds():
             warnings.showwarning = _show_warning
             return args.handler(args)
+    except Terminated:
+        print("inrkit: terminated (SIGTERM); no file was left half-written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except InrkitError as err:
         from inrkit.train import TrainingInterrupted
 

@@ -308,3 +308,29 @@ def test_video_frames_folder_is_replaced_only_with_overwrite(tmp_path, capsys):
     _assert_one_line_error(capsys, main(["render", str(run), "--out", str(out), "--device", "cpu"]), "--overwrite")
     assert main(["render", str(run), "--out", str(out), "--device", "cpu", "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == first
+
+
+def test_sigterm_outside_training_unwinds_and_leaves_nothing_partial(small_run, tmp_path, capsys, monkeypatch):
+    """SIGTERM while an output is written (no training loop to checkpoint): one line, exit 143, no temporaries."""
+    import signal
+    import threading
+
+    import inrkit.api.render
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    real_render = inrkit.api.render.render
+
+    def render_then_terminated(*args, **kwargs):
+        pixels = real_render(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return pixels
+
+    monkeypatch.setattr(inrkit.api.render, "render", render_then_terminated)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "x.png"
+    assert main(["render", str(small_run.dir), "--out", str(out), "--device", "cpu"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("inrkit: terminated (SIGTERM)")
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is handler_before
