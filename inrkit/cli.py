@@ -8,12 +8,16 @@ Flags of ``inrkit fit`` are generated from the option dataclasses the API takes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import types
 import typing
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +74,55 @@ def _default_out(signal_path: str, model: str) -> Path:
     return candidate
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+MAX_RENDER_MEGAPIXELS = 256.0  # --max-megapixels of render: about 3 GiB of float RGB
+MAX_FPS = 1000.0
+MAX_RATE = 768_000  # Hz, the highest rate of common audio hardware
+MAX_FRAMES = 100_000
+
+
+def _parse_size(text: str, max_megapixels: float = MAX_RENDER_MEGAPIXELS) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise InrkitError(f"--size must look like 1024x768, got {text!r}") from None
     if width <= 0 or height <= 0:
         raise InrkitError(f"--size must be positive, got {text!r}")
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        raise InrkitError(f"--size {text} is {megapixels:,.0f} megapixels (about {12 * megapixels / 1024:,.0f} GiB to "
+                          f"render), above --max-megapixels {max_megapixels:g}; raise that limit to render it anyway")
     return width, height
+
+
+def _check_render_values(args: argparse.Namespace) -> None:
+    """Refuse nonsensical or unbounded render flags before anything is loaded."""
+    import math
+
+    if not args.max_megapixels > 0:
+        raise InrkitError(f"--max-megapixels must be positive, got {args.max_megapixels}")
+    if args.fps is not None and not (math.isfinite(args.fps) and 0 < args.fps <= MAX_FPS):
+        raise InrkitError(f"--fps must be a frame rate in (0, {MAX_FPS:g}], got {args.fps}")
+    if args.rate is not None and not 1 <= args.rate <= MAX_RATE:
+        raise InrkitError(f"--rate must be a sample rate between 1 and {MAX_RATE:,} Hz, got {args.rate}")
+    if not 1 <= args.frames <= MAX_FRAMES:
+        raise InrkitError(f"--frames must be between 1 and {MAX_FRAMES:,}, got {args.frames}")
+    if not 8 <= args.mesh_resolution <= 2048:
+        raise InrkitError(f"--mesh-resolution must be between 8 and 2048, got {args.mesh_resolution}")
+
+
+def _run_inputs(path: str | Path) -> list[Path]:
+    """What a command reads from a run directory or ``.inrz`` file: its outputs must be none of these."""
+    from inrkit.runs import run_files
+
+    path = Path(path)
+    return run_files(path) if path.is_dir() else [path]
+
+
+def _output(path: str | Path, args: argparse.Namespace, flag: str = "--out") -> Path:
+    """``path`` checked against the one output policy (:func:`inrkit.files.check_output`)."""
+    from inrkit.files import check_output
+
+    return check_output(path, overwrite=args.overwrite, inputs=_run_inputs(args.run), flag=flag)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -113,13 +158,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.fields import NerfModel
 
+    _check_render_values(args)
+    size = _parse_size(args.size, args.max_megapixels) if args.size else None
+    for flag in ("out", "turntable", "mesh"):
+        value = getattr(args, flag)
+        if value and not (flag == "out" and _may_be_frames_folder(value)):  # a video run's frames: checked below
+            _output(value, args, f"--{flag}")
     run = api.load_run(args.run)
     if isinstance(run.field, NerfModel):
         return cmd_render_nerf(args, run)
     if args.turntable or args.mesh:
         raise InrkitError(f"--turntable and --mesh need a radiance-field run (inrkit nerf); {args.run} is not one")
-    kind = run.config["signal"].get("kind")
-    width, height = _parse_size(args.size) if args.size else (None, None)
+    kind = _signal_section(run.config, args.run).get("kind")
+    width, height = size if size else (None, None)
     if kind != "audio" and args.rate is not None:
         raise InrkitError(f"--rate applies to audio runs; {args.run} is a {kind} run")
     if kind != "video" and args.fps is not None:
@@ -127,27 +178,58 @@ def cmd_render(args: argparse.Namespace) -> int:
     source = Path(args.run)
 
     def default_out(name: str) -> Path:
-        return source / name if source.is_dir() else source.with_name(f"{source.stem}-{name}")
+        return _output(source / name if source.is_dir() else source.with_name(f"{source.stem}-{name}"), args)
 
     if kind == "audio":
         if args.size:
             raise InrkitError("--size does not apply to audio runs (use --rate)")
+        if args.out and Path(args.out).suffix.lower() != ".wav":
+            raise InrkitError(f"--out of an audio run must end in .wav, got {args.out!r}")
         out = args.out or default_out(f"render-{args.rate or 'original'}.wav")
         path = api.render_audio(run, out, rate=args.rate, device=args.device)
     elif kind == "video":
+        if args.out and _may_be_frames_folder(args.out):
+            _frames_folder(args.out, args)
         out = args.out or default_out(f"render-{args.size or 'original'}-{args.fps or 'original'}fps.mp4")
         path = api.render_video(run, out, fps=args.fps, height=height, width=width, device=args.device)
     else:
+        if args.out:
+            _output(args.out, args)
         out = args.out or default_out(f"render-{args.size or 'original'}.png")
         path = api.render_image(run, out, height=height, width=width, device=args.device)
     print(f"wrote {path}")
     return 0
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
+
+
+def _may_be_frames_folder(path: str | Path) -> bool:
+    """True when a video run's ``--out`` would be a folder of PNG frames: it has no video, image or audio suffix."""
+    return Path(path).suffix.lower() not in (*VIDEO_SUFFIXES, *IMAGE_SUFFIXES, ".wav", ".gif")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
+
+
+def _frames_folder(path: str | Path, args: argparse.Namespace) -> None:
+    """A video's frames folder: replaced (it is written whole, then swapped in) only with ``--overwrite``, only when
+    it holds nothing but PNG frames, and never when it holds an input."""
+    from inrkit.files import check_output
+
+    folder = check_output(path, overwrite=args.overwrite, inputs=_run_inputs(args.run), folder=True)
+    if folder.is_dir() and any(folder.iterdir()):
+        if not args.overwrite:
+            raise InrkitError(f"--out {folder} exists; pass --overwrite to replace its frames")
+        others = [p.name for p in folder.iterdir() if not (p.is_file() and p.suffix.lower() == ".png")]
+        if others:
+            raise InrkitError(f"refusing to replace --out {folder}: it holds {others[0]!r}, not only PNG frames")
+
+
 def cmd_mesh(args: argparse.Namespace) -> int:
     from inrkit import api
 
-    out = args.out or Path(args.run) / f"mesh-{args.resolution}.ply"
+    out = _output(args.out or Path(args.run) / f"mesh-{args.resolution}.ply", args)
     path = api.export_mesh(args.run, out, resolution=args.resolution, device=args.device)
     print(f"wrote {path}")
     return 0
@@ -167,6 +249,12 @@ def cmd_nerf(args: argparse.Namespace) -> int:
     else:
         if args.scene is None:
             raise InrkitError("give the scene: inrkit nerf SCENE_DIR (or a procedural scene .json)")
+        if args.mesh:
+            from inrkit.files import check_output
+
+            check_output(args.mesh, overwrite=args.overwrite, flag="--mesh")
+        if not 8 <= args.mesh_resolution <= 2048:
+            raise InrkitError(f"--mesh-resolution must be between 8 and 2048, got {args.mesh_resolution}")
         out = args.out or _default_out(args.scene.rstrip("/"), "nerf")
         if resolve_device(args.device).type == "cpu" and not args.quiet:
             print("inrkit: training on the CPU: a 128x128 procedural scene needs about 5 minutes (34 dB on 2 cores); "
@@ -192,14 +280,25 @@ def _open_nerf(path: str, device: str = "cpu", run: Any = None) -> Any:
 
 def cmd_render_nerf(args: argparse.Namespace, loaded: Any = None) -> int:
     run = _open_nerf(args.run, args.device, loaded)
-    size = _parse_size(args.size) if args.size else None
+    size = _parse_size(args.size, args.max_megapixels) if args.size else None
     source = Path(args.run)
+    if args.rate is not None:
+        raise InrkitError(f"--rate applies to audio runs; {args.run} is a radiance-field run")
     if not (args.turntable or args.mesh or args.out):
-        args.turntable = str(source / "turntable.mp4" if source.is_dir() else source.with_name(f"{source.stem}-turntable.mp4"))
-    if (args.turntable or args.out) and run.config.get("turntable") is None:
+        args.turntable = str(_output(source / "turntable.mp4" if source.is_dir()
+                                     else source.with_name(f"{source.stem}-turntable.mp4"), args, "--turntable"))
+    if (args.turntable or args.out) and run.config.get("turntable") is None:  # a present one was checked on loading
         raise InrkitError(f"{args.run} records no turntable orbit (compressed from a bare model?); only --mesh works")
+    if args.out and Path(args.out).suffix.lower() not in IMAGE_SUFFIXES:
+        raise InrkitError(f"--out of a radiance-field run is one view as an image (.png, .jpg, .tif, .exr), got {args.out!r}; "
+                          "use --turntable for a video")
     if args.turntable:
-        fps = round(args.fps) if args.fps else 30
+        if Path(args.turntable).suffix.lower() not in (".mp4", ".gif"):
+            raise InrkitError(f"--turntable must end in .mp4 or .gif, got {args.turntable!r}")
+        if size is not None and args.frames * size[0] * size[1] / 1e6 > 16 * args.max_megapixels:
+            raise InrkitError(f"--frames {args.frames} at --size {args.size} is more than 16 x --max-megapixels "
+                              f"{args.max_megapixels:g} of video; give fewer frames or a smaller size")
+        fps = max(1, round(args.fps)) if args.fps else 30
         print(f"wrote {run.render_turntable(args.turntable, n_frames=args.frames, fps=fps, size=size)}")
     if args.mesh:
         print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
@@ -210,6 +309,14 @@ def cmd_render_nerf(args: argparse.Namespace, loaded: Any = None) -> int:
         rgb = run.render(camera)["rgb"]
         print(f"wrote {write_image(args.out, (rgb.clip(0, 1) * 255).round().astype('uint8'))}")
     return 0
+
+
+def _signal_section(config: dict, run: str | Path) -> dict:
+    """The run's ``signal`` section; one line naming config.json when it is missing or not an object."""
+    signal = config.get("signal")
+    if not isinstance(signal, dict) or not isinstance(signal.get("kind"), str):
+        raise InrkitError(f"cannot use {run}: its config.json has no valid 'signal' section (with its 'kind')")
+    return signal
 
 
 def _print_nerf_parts(config: dict, model: Any) -> None:
@@ -325,6 +432,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     from inrkit.api import compress
 
     options = compress.CompressOptions(**_collect(args, compress.CompressOptions))
+    _output(args.out, args, "the output")
     report = compress.compress(args.run, args.out, options, signal=args.signal)
     print(report.summary())
     return 0
@@ -390,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", help="output: image .png/.jpg/.tif/.exr, audio .wav, video .mp4 or a folder for PNG "
                                       "frames (default: RUN/render-...)")
     render.add_argument("--device", default="auto")
+    render.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    render.add_argument("--max-megapixels", type=float, default=MAX_RENDER_MEGAPIXELS,
+                        help=f"refuse larger --size (default: {MAX_RENDER_MEGAPIXELS:g}; raise to render them anyway)")
     render.add_argument("--turntable", help="NeRF runs: orbit video (.mp4 or .gif; default RUN/turntable.mp4)")
     render.add_argument("--frames", type=int, default=120, help="NeRF turntable frames (default: 120)")
     render.add_argument("--mesh", help="NeRF runs: extract a mesh with vertex colours (.ply, .obj, .glb)")
@@ -401,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     mesh.add_argument("--resolution", type=int, default=256, help="grid points per axis (default: 256)")
     mesh.add_argument("--out", help="output mesh: .ply, .obj, .stl, .glb (default: RUN/mesh-RESOLUTION.ply)")
     mesh.add_argument("--device", default="auto")
+    mesh.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     mesh.set_defaults(handler=cmd_mesh)
 
     nerf = commands.add_parser("nerf", help="fit a radiance field to posed views (Blender / instant-ngp transforms)",
@@ -428,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("out", help="output .inrz file")
     compress.add_argument("--source", "--signal", dest="signal", help="the original signal file or NeRF scene folder, to "
                           "measure and fine-tune against (default: the run's source, if it still exists)")
+    compress.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_dataclass_flags(compress, CompressOptions)
     compress.set_defaults(handler=cmd_compress)
 
@@ -451,27 +564,63 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
         print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM outside a training loop (which saves a checkpoint first): unwinds like Ctrl-C, so that atomic writes
+    remove their temporaries and a run that never trained is removed."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` (main thread only; the Trainer installs its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``inrkit`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_unwinds():
             warnings.showwarning = _show_warning
             return args.handler(args)
+    except Terminated:
+        print("inrkit: terminated (SIGTERM); no file was left half-written", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except InrkitError as err:
         from inrkit.train import TrainingInterrupted
 
-        print(f"inrkit: {'stopped' if isinstance(err, TrainingInterrupted) else 'error'}: {err}", file=sys.stderr)
-        return 130 if isinstance(err, TrainingInterrupted) else 2
+        message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())  # always one line
+        print(f"inrkit: {'stopped' if isinstance(err, TrainingInterrupted) else 'error'}: {message}", file=sys.stderr)
+        return 128 + err.signum if isinstance(err, TrainingInterrupted) else 2
+    except OSError as err:  # the system refused a read or write (permissions, a full disk): the user can act on it
+        if err.filename is None or os.environ.get("INRKIT_DEBUG"):
+            return _internal_error(err)
+        print(f"inrkit: error: cannot access {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("inrkit: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # a bug: one line unless INRKIT_DEBUG asks for the traceback
-        if os.environ.get("INRKIT_DEBUG"):
-            raise
-        print(f"inrkit: internal error: {type(err).__name__}: {err} (set INRKIT_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+        return _internal_error(err)
+
+
+def _internal_error(err: Exception) -> int:
+    """A bug: one line (status 1) unless INRKIT_DEBUG asks for the traceback."""
+    if os.environ.get("INRKIT_DEBUG"):
+        raise err
+    text = " ".join(str(err).split())
+    print(f"inrkit: internal error: {type(err).__name__}: {text} (set INRKIT_DEBUG=1 for the traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

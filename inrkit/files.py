@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from inrkit.errors import InrkitError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
@@ -28,6 +30,9 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     Example:
         >>> with atomic_path("clip.gif", ".gif") as tmp:  # doctest: +SKIP
         ...     iio.imwrite(tmp, frames)
+
+    The file gets the mode an ordinary ``open(path, "w")`` would give it (``0o666`` less the umask; an
+    existing file keeps its own), not ``mkstemp``'s private ``0o600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,11 +41,30 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.is_file():  # a writer may have replaced it by a folder
+            os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode(path: Path) -> int:
+    """The permission bits ``path`` gets: those of the file it replaces, else ``0o666`` less the umask."""
+    try:
+        if path.is_file() and not path.is_symlink():
+            return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -72,3 +96,51 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _writable_folder(path: Path, flag: str) -> None:
+    """Refuse ``path`` when the folder that will hold it cannot be created or written."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        if ancestor.is_symlink():  # a dangling link where a folder must be created
+            raise InrkitError(f"cannot write {flag} {path}: {ancestor} is a broken symbolic link")
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise InrkitError(f"cannot write {flag} {path}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InrkitError(f"cannot write {flag} {path}: the folder {ancestor} is not writable")
+
+
+def check_output(path: str | Path, *, overwrite: bool = False, inputs: tuple[str | Path, ...] | list[Path] = (),
+                 flag: str = "--out", folder: bool = False) -> Path:
+    """Refuse, before any work, an output that a command must not write; returns ``path``.
+
+    inrkit's one output policy, the same for every verb: an existing output is replaced only with
+    ``--overwrite`` (the message names the flag); an output is never one of the command's ``inputs`` (nor,
+    for a ``folder`` output that ``--overwrite`` replaces, a folder holding one of them); a symbolic link is
+    not followed or replaced; a file output is not an existing folder and a ``folder`` output not an
+    existing file; the folder that will hold the output must be a writable directory.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise InrkitError(f"{flag} {path} is a symbolic link; give the path of the file itself")
+    resolved = path.resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if source == resolved or (Path(given).is_dir() and _inside(resolved, source) and not folder):
+            raise InrkitError(f"{flag} {path} is an input of this command ({given}); write the output elsewhere")
+        if folder and overwrite and path.is_dir() and _inside(source, resolved):
+            raise InrkitError(f"{flag} {path} holds {given}, an input of this command; --overwrite would delete it")
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise InrkitError(f"output {flag} {path} exists and is not a directory")
+    elif path.is_dir():
+        raise InrkitError(f"{flag} {path} is a directory; give a file name")
+    elif path.exists() and not overwrite:
+        raise InrkitError(f"{flag} {path} exists; pass --overwrite to replace it")
+    _writable_folder(path, flag)
+    return path

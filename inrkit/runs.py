@@ -16,6 +16,7 @@ Tensors are safetensors, everything else JSON; nothing is pickled. Each file is 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -26,7 +27,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from inrkit.errors import InrkitError
-from inrkit.files import atomic_write_bytes, read_json
+from inrkit.files import atomic_write_bytes, check_output, read_json
 
 CONFIG_FILE = "config.json"
 
@@ -84,24 +85,39 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line to ``metrics.jsonl`` (flushed and synced)."""
+    """Append one JSON line to ``metrics.jsonl`` (flushed and synced). JSON has no NaN or infinity: a value that is
+    not finite (a metric that could not be measured) is written as ``null``."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
     with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+        handle.write(json.dumps(clean, allow_nan=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """All complete records of ``metrics.jsonl`` (a torn last line is ignored)."""
+    """All complete records of ``metrics.jsonl``: a torn last line (an interrupted append) is ignored; any other
+    line that is not a JSON object (damage) is an :class:`InrkitError` naming the file and the line."""
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return []
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as err:
+        raise InrkitError(f"cannot read {path}: {err.strerror}") from None
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
             continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if number == len(lines) and not line.endswith(b"\n"):
+                continue  # the torn last line of an interrupted append
+            raise InrkitError(f"cannot read {path}: line {number} is not valid UTF-8 JSON; the file is damaged") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
+            raise InrkitError(f"cannot read {path}: line {number} is not a metrics record (a JSON object with an "
+                              "integer step); the file is damaged")
+        records.append(record)
     return records
 
 
@@ -111,14 +127,34 @@ def truncate_metrics(run_dir: Path, last_step: int) -> None:
     atomic_write_bytes(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
 
-def prepare_run_dir(out: Path, overwrite: bool) -> None:
-    """Create the run directory ``out``; a non-empty one is replaced only with ``overwrite`` and only if it is a run."""
-    if out.exists() and not out.is_dir():
-        raise InrkitError(f"output {out} exists and is not a directory")
+def run_files(run_dir: Path) -> list[Path]:
+    """The files a command reads from the run directory ``run_dir`` (an output must never be one of them)."""
+    run_dir = Path(run_dir)
+    names = [CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, "checkpoint.json"]
+    return [run_dir / name for name in names] + sorted(run_dir.glob("checkpoint-*"))
+
+
+def check_run_dir(out: Path, overwrite: bool, inputs: tuple[Path, ...] | list[Path] = (), flag: str = "--out",
+                  resumable: bool = False) -> None:
+    """Refuse, before any work, a run directory ``out`` that :func:`prepare_run_dir` must not replace (see
+    :func:`inrkit.files.check_output`): a file, a non-empty folder without ``overwrite`` or that is not a run,
+    a folder holding one of ``inputs``, an unwritable place."""
+    out = Path(out)
+    check_output(out, overwrite=overwrite, inputs=inputs, flag=flag, folder=True)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise InrkitError(f"output directory {out} is not empty; pass --overwrite to replace it or --resume to continue")
+            resume = " or --resume to continue" if resumable else ""
+            raise InrkitError(f"output directory {out} exists and is not empty; pass --overwrite to replace it{resume}")
         if not (out / CONFIG_FILE).is_file():
             raise InrkitError(f"refusing to overwrite {out}: it is not an inrkit run directory")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise InrkitError(f"cannot write {flag} {out}: the folder is not writable")
+
+
+def prepare_run_dir(out: Path, overwrite: bool, inputs: tuple[Path, ...] | list[Path] = ()) -> None:
+    """Create the run directory ``out``; a non-empty one is replaced only with ``overwrite`` and only if it is a run
+    (and holds none of ``inputs``)."""
+    check_run_dir(out, overwrite, inputs, resumable=True)
+    if out.is_dir() and any(out.iterdir()):
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

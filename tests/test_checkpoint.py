@@ -241,3 +241,72 @@ def test_fit_overwrite_replaces_a_run(tmp_path, make_image):
     run = inrkit.fit(ImageSignal.from_array(np.flipud(image)), out=run_dir, steps=7, overwrite=True, **SMALL)
     assert run.metrics["step"] == 7
     assert _steps(run_dir) == [7]
+
+
+class _TermAfter(ImageSignal):
+    """Delivers a real SIGTERM to this process during the ``after``-th loss, as SLURM or Kubernetes would."""
+
+    after = 12
+    calls = 0
+
+    def loss(self, field, batch):
+        self.calls += 1
+        if self.calls == self.after:
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "trainer installed no SIGTERM handler"
+            signal.raise_signal(signal.SIGTERM)
+        return super().loss(field, batch)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signal handlers need the main thread")
+def test_sigterm_checkpoint_then_resume_matches_uninterrupted_bit_for_bit(tmp_path, make_image):
+    image = make_image(16, 16)
+    options = {**SMALL, "steps": 30, "batch_size": 100, "eval_every": 0, "seed": 3, "threads": 1}
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match=r"terminated \(SIGTERM\) at step 12; checkpoint saved") as caught:
+        inrkit.fit(_TermAfter.from_array(image), out=tmp_path / "cut", **options)
+    assert caught.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # the handler is restored
+    assert _checkpoint_step(tmp_path / "cut") == 12
+    resumed = inrkit.fit(ImageSignal.from_array(image), resume=True, out=tmp_path / "cut", steps=30, quiet=True)
+    straight = inrkit.fit(ImageSignal.from_array(image), out=tmp_path / "straight", **options)
+    assert resumed.metrics["step"] == straight.metrics["step"] == 30
+    for a, b in zip(resumed.field.parameters(), straight.field.parameters(), strict=True):
+        assert torch.equal(a, b)
+    cut, whole = (load_file(str(d / "weights.safetensors")) for d in (tmp_path / "cut", tmp_path / "straight"))
+    assert cut.keys() == whole.keys() and all(torch.equal(cut[k], whole[k]) for k in cut)
+
+
+def test_sigterm_to_the_cli_saves_says_so_and_exits_143(tmp_path, smooth_png):
+    """A real ``inrkit fit`` process gets SIGTERM mid-training: one line on stderr, exit 128 + 15, a checkpoint
+    that ``--resume`` continues to the same weights as an uninterrupted fit."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    png = smooth_png(height=16, width=16)
+    flags = ["--width", "16", "--depth", "2", "--device", "cpu", "--quiet", "--threads", "1", "--batch-size", "64",
+             "--eval-every", "0", "--chunk-size", str(1 << 20), "--schedule", "constant"]  # a resume's new budget keeps the lr
+    env = {**os.environ, "PYTHONPATH": str(Path(inrkit.__file__).parents[1])}
+    cut = tmp_path / "cut"
+    process = subprocess.Popen([sys.executable, "-m", "inrkit", "fit", str(png), "--out", str(cut), "--steps", "1000000",
+                                *flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (cut / "checkpoint.json").is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # a few training steps
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("inrkit: stopped: terminated (SIGTERM) at step "), err
+    step = _checkpoint_step(cut)
+    assert f"at step {step};" in lines[0] and step > 0
+    assert "continue with --resume" in lines[0]
+    total = step + 5
+    from inrkit.cli import main
+
+    assert main(["fit", "--resume", "--out", str(cut), "--steps", str(total), "--quiet"]) == 0
+    assert main(["fit", str(png), "--out", str(tmp_path / "straight"), "--steps", str(total), *flags]) == 0
+    a, b = (load_file(str(d / "weights.safetensors")) for d in (cut, tmp_path / "straight"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -189,3 +189,148 @@ def test_invalid_model_override(case, tmp_path, capsys):
     assert not out.exists()
     assert code == 2
     assert captured.err.startswith("inrkit: error: ")
+
+
+# -- the one output policy (issue 15, item 1) --------------------------------------------------------------------
+def _sphere_obj(folder: Path) -> Path:
+    import trimesh
+
+    path = folder / "sphere.obj"
+    trimesh.creation.icosphere(subdivisions=1).export(path)
+    return path
+
+
+def test_unwritable_output_folder_is_one_line_for_every_verb(small_run, tmp_path, capsys, monkeypatch):
+    """Simulated with os.access (tests may run as root); nothing is written and each message names the folder."""
+    import inrkit.files
+    import inrkit.runs
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = inrkit.files.os.access
+    monkeypatch.setattr(inrkit.files.os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    monkeypatch.setattr(inrkit.runs.os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    inrz = tmp_path / "run.inrz"
+    assert main(["compress", str(small_run.dir), str(inrz)]) == 0
+    capsys.readouterr()
+    commands = [
+        ["fit", str(_png(tmp_path)), "--out", str(locked / "run"), *FAST],
+        ["render", str(small_run.dir), "--out", str(locked / "x.png")],
+        ["compress", str(small_run.dir), str(locked / "x.inrz")],
+        ["decompress", str(inrz), "--out", str(locked / "dec")],
+        ["mesh", str(small_run.dir), "--out", str(locked / "x.ply")],
+        ["nerf", "spheres", "--out", str(locked / "nerf"), "--steps", "1", "--device", "cpu", "--quiet"],
+        ["fit", str(_sphere_obj(tmp_path)), "--out", str(tmp_path / "elsewhere"), *FAST, "--export", str(locked / "x.ply")],
+    ]
+    for command in commands:
+        _assert_one_line_error(capsys, main(command), f"the folder {locked} is not writable")
+    assert list(locked.iterdir()) == []
+
+
+def test_a_fit_that_fails_before_training_leaves_no_run(tmp_path, capsys, monkeypatch):
+    from inrkit.train import Trainer
+
+    def broken(self, *args, **kwargs):
+        raise OverflowError("a kernel that cannot run this field")
+
+    monkeypatch.setattr(Trainer, "_step", broken)
+    out = tmp_path / "run"
+    code = main(["fit", str(_png(tmp_path)), "--out", str(out), *FAST])
+    assert code == 1 and "internal error" in capsys.readouterr().err  # a bug stays a bug, but leaves nothing behind
+    assert not out.exists()
+
+
+def test_decompress_overwrite_replaces_the_whole_run(small_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run.dir, run)
+    inrz = tmp_path / "run.inrz"
+    assert main(["compress", str(run), str(inrz)]) == 0
+    assert main(["decompress", str(inrz), "--out", str(run)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["decompress", str(inrz), "--out", str(run), "--overwrite"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.jsonl", "weights.safetensors"]
+    assert main(["info", str(run)]) == 0
+
+
+def test_compress_never_writes_over_its_run(small_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run.dir, run)
+    before = (run / "config.json").read_bytes()
+    for target in ("config.json", "weights.safetensors", "metrics.jsonl"):
+        _assert_one_line_error(capsys, main(["compress", str(run), str(run / target), "--overwrite"]), "input")
+    assert (run / "config.json").read_bytes() == before
+    assert main(["info", str(run)]) == 0
+
+
+@pytest.mark.parametrize("verb", ["render", "mesh", "compress"])
+def test_existing_outputs_need_overwrite(verb, small_run, tmp_path, capsys):
+    target = tmp_path / ("x.inrz" if verb == "compress" else "x.ply" if verb == "mesh" else "x.png")
+    target.write_bytes(b"precious")
+    command = {"render": ["render", str(small_run.dir), "--out", str(target), "--device", "cpu"],
+               "mesh": ["mesh", str(small_run.dir), "--out", str(target)],
+               "compress": ["compress", str(small_run.dir), str(target)]}[verb]
+    _assert_one_line_error(capsys, main(command), "pass --overwrite")
+    assert target.read_bytes() == b"precious"
+    if verb != "mesh":  # a mesh of an image run is refused for another reason
+        assert main([*command, "--overwrite"]) == 0
+        assert target.read_bytes() != b"precious"
+
+
+def test_a_field_the_kernel_cannot_run_leaves_no_run(tmp_path, capsys):
+    """``--per-level-scale 1e9`` fails in the grid kernel at the first step (its validation belongs to the field
+    config); whatever the message, no partial run directory is left."""
+    out = tmp_path / "run"
+    code = main(["fit", str(_png(tmp_path)), "--out", str(out), *FAST, "--model", "hashgrid", "--per-level-scale", "1e9"])
+    assert code in (1, 2)
+    capsys.readouterr()
+    assert not out.exists()
+
+
+def test_video_frames_folder_is_replaced_only_with_overwrite(tmp_path, capsys):
+    from inrkit.io.images import write_image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        write_image(frames / f"f{index}.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    run = tmp_path / "run"
+    assert main(["fit", str(frames), "--out", str(run), *FAST]) == 0
+    out = tmp_path / "rendered"
+    assert main(["render", str(run), "--out", str(out), "--device", "cpu"]) == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert first and all(name.endswith(".png") for name in first)
+    capsys.readouterr()
+    _assert_one_line_error(capsys, main(["render", str(run), "--out", str(out), "--device", "cpu"]), "--overwrite")
+    assert main(["render", str(run), "--out", str(out), "--device", "cpu", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == first
+
+
+def test_sigterm_outside_training_unwinds_and_leaves_nothing_partial(small_run, tmp_path, capsys, monkeypatch):
+    """SIGTERM while an output is written (no training loop to checkpoint): one line, exit 143, no temporaries."""
+    import signal
+    import threading
+
+    import inrkit.api.render
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    real_render = inrkit.api.render.render
+
+    def render_then_terminated(*args, **kwargs):
+        pixels = real_render(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return pixels
+
+    monkeypatch.setattr(inrkit.api.render, "render", render_then_terminated)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "x.png"
+    assert main(["render", str(small_run.dir), "--out", str(out), "--device", "cpu"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("inrkit: terminated (SIGTERM)")
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is handler_before

@@ -112,3 +112,34 @@ def test_mesh_command_errors(tmp_path: Path, capsys, small_run) -> None:
     _one_line_error(capsys, main(["mesh", str(small_run.dir), "--out", str(tmp_path / "m.fbx")]), "--out must end in")
     _one_line_error(capsys, main(["mesh", str(tmp_path), "--out", str(tmp_path / "m.ply")]), "not an inrkit run directory")
     assert list(tmp_path.iterdir()) == []
+
+
+def _strict_json(text: str) -> dict:
+    import json
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"metrics.jsonl holds {constant}, which is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_truncated_obj_writes_no_nan_into_the_metrics(tmp_path: Path, capsys) -> None:
+    """A box OBJ cut after its first face: an open, flat mesh (one warning) whose IoU cannot be measured."""
+    source = _write(tmp_path, "cut.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nv 0 0 1\nf 1 2 3\nf 2 4 3\n")
+    assert main(["fit", str(source), "--out", str(tmp_path / "run"), *FAST, "--steps", "1"]) == 0
+    assert "inrkit: warning:" in capsys.readouterr().err
+    records = [_strict_json(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert records and all("iou" not in r for r in records)
+    assert main(["info", str(tmp_path / "run")]) == 0
+
+
+def test_latin1_comment_needs_no_charset_detection(tmp_path: Path, capsys, monkeypatch) -> None:
+    """trimesh guesses the encoding of non-UTF-8 text with charset_normalizer, absent on a fresh install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "charset_normalizer", None)
+    text = trimesh.creation.icosphere(subdivisions=1).export(file_type="obj")
+    source = _write(tmp_path, "latin.obj", b"# caf\xe9 mod\xe8le\n" + text.encode())
+    assert main(["fit", str(source), "--out", str(tmp_path / "run"), *FAST, "--steps", "1"]) == 0
+    assert "42 vertices" in str(_strict_json((tmp_path / "run" / "config.json").read_text())["signal"]["n_vertices"]) + \
+        " vertices"

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -42,15 +43,27 @@ from typing import Any
 
 import torch
 
+from inrkit.api.checks import check_run_config, check_weights_size
 from inrkit.errors import InrkitError
 from inrkit.export import inrz
 from inrkit.export.codec import MAX_ELEMENTS, QuantisationPlan, decode_field, encode_tensors, plan_steps
 from inrkit.export.fake_quant import FakeQuantisedField, Quantiser, quantisers_for
 from inrkit.export.quantize import MAX_BITS, MIN_BITS, dequantise, quantise
 from inrkit.fields import Field, NerfModel, field_from_config
-from inrkit.files import atomic_write_bytes, write_json
+from inrkit.fields.nerf_model import is_nerf_config
+from inrkit.files import atomic_write_bytes, check_output, write_json
 from inrkit.nerf.scene import Scene
-from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, append_metrics, load_weights, read_config, save_weights
+from inrkit.runs import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    append_metrics,
+    check_run_dir,
+    load_weights,
+    prepare_run_dir,
+    read_config,
+    run_files,
+    save_weights,
+)
 from inrkit.signals import Signal, open_signal, signal_from_config
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.chunking import resolve_chunk_size
@@ -183,8 +196,10 @@ def _open_source(source: Any) -> _Source:
         decoded = load(path)
         return _Source(decoded.field, decoded.config)
     if not (path / CONFIG_FILE).is_file():
-        raise InrkitError(f"cannot compress {path}: not an inrkit run directory or .inrz file")
+        raise InrkitError(f"cannot compress {path}: not an inrkit run directory (no {CONFIG_FILE}) or .inrz file")
     config = read_config(path)
+    check_run_config(config, path, is_nerf_config(config["field"]))
+    check_weights_size(config["field"], path / WEIGHTS_FILE, path)
     try:
         loaded = field_from_config(config["field"])
     except (ValueError, KeyError, TypeError) as err:
@@ -258,6 +273,8 @@ def _open_signal(signal: Signal | str | Path | None, source: _Source, required: 
         return signal
     signal_config = config.get("signal")
     if signal is not None:  # the source's new path: opened with the run's signal options when it has them
+        if not Path(signal).exists():
+            raise InrkitError(f"--source {signal}: no such file or folder")
         return signal_from_config({**signal_config, "source": str(signal)}) if signal_config else open_signal(signal)
     try:
         if signal_config is None:
@@ -387,6 +404,15 @@ def _fit_budget(field: torch.nn.Module, config: dict[str, Any], options: Compres
     return low
 
 
+def _source_inputs(source: Any) -> list[Path]:
+    """The files compressing ``source`` reads (a run directory's or an ``.inrz`` file): never the output."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        return run_files(path) if path.is_dir() else [path]
+    run_dir = getattr(source, "dir", None)
+    return run_files(Path(run_dir)) if run_dir is not None else []
+
+
 def compress(source: Any, out: str | Path, options: CompressOptions | None = None, *,
              signal: Signal | str | Path | None = None, **overrides: Any) -> CompressionReport:
     """Compress a field into the ``.inrz`` file ``out`` and return a :class:`CompressionReport`.
@@ -398,6 +424,7 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
     :class:`~inrkit.nerf.Scene` or its folder (default: the run's scene, see the module docstring).
     """
     start = time.perf_counter()
+    check_output(out, overwrite=True, inputs=_source_inputs(source), flag="the output")
     unknown = sorted(set(overrides) - {f.name for f in fields(CompressOptions)})
     if unknown:
         raise InrkitError(f"unknown compression option {unknown[0]!r}")
@@ -438,7 +465,8 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
             encoded.load_state_dict(state)
         decoded = decode_field(*inrz.unpack(encode(encoded, config, plan)))  # what a reader will get
         psnr_after = _psnr(decoded, opened)
-        metrics = {k: round(v, 2) for k, v in (("psnr", psnr_after), ("psnr_before", psnr_before)) if v is not None}
+        metrics = {k: round(v, 2) for k, v in (("psnr", psnr_after), ("psnr_before", psnr_before))
+                   if v is not None and math.isfinite(v)}  # JSON has no NaN: an unmeasurable PSNR is left out
         data = encode(encoded, config, plan, metrics)
         if len(data) <= budget:
             break
@@ -446,7 +474,7 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
             raise InrkitError(f"cannot meet --target-bpp {options.target_bpp:g}: the {MIN_BITS}-bit file has "
                               f"{len(data):,} bytes; fit a smaller network or drop --fp16")
         bits -= 1  # half floats or fine-tuning moved the size past the budget: one bit less
-    atomic_write_bytes(out, data)
+    atomic_write_bytes(check_output(out, overwrite=True, inputs=_source_inputs(source), flag="the output"), data)
     views = opened.n_views if isinstance(opened, NerfTestViews) else None
     return CompressionReport(Path(out), len(data), bits, field.n_params, samples, psnr_before, psnr_after,
                              options.finetune_steps, time.perf_counter() - start, radiance, views)
@@ -456,7 +484,10 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
 def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
     """Read and decode an ``.inrz`` file (every length, shape and checksum checked first)."""
     path = Path(path)
-    header, payload = inrz.read(path)
+    try:
+        header, payload = inrz.read(path)
+    except InrkitError as err:  # every refusal names the file (the header's inflate errors do not by themselves)
+        raise err if str(path) in str(err) else InrkitError(f"{path}: {err}") from None
     try:
         inrz.check_signal(header.get("signal"))
         inrz.check_turntable(header.get("turntable"))
@@ -477,17 +508,18 @@ def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
 
 def decompress(path: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Decoded:
     """Decode ``path``; with ``out``, also write it as a run directory (config.json + weights.safetensors)."""
+    if out is not None:  # refused before the file is decoded
+        check_run_dir(Path(out), overwrite, (Path(path),))
     decoded = load(path)
     if out is not None:
         target = Path(out)
-        if target.exists() and not target.is_dir():
-            raise InrkitError(f"output {target} exists and is not a directory")
-        if target.is_dir() and any(target.iterdir()) and not overwrite:
-            raise InrkitError(f"output {target} exists; pass --overwrite to replace its files")
-        target.mkdir(parents=True, exist_ok=True)
-        write_json(target / CONFIG_FILE, {**decoded.config, "compressed_from": str(Path(path).name)})
-        save_weights(decoded.field, target / WEIGHTS_FILE)
-        if decoded.metrics:
-            (target / "metrics.jsonl").unlink(missing_ok=True)
-            append_metrics(target, {**decoded.metrics, "source": "inrz"})
+        prepare_run_dir(target, overwrite, (Path(path),))  # an old run's checkpoints and outputs go with it
+        try:
+            write_json(target / CONFIG_FILE, {**decoded.config, "compressed_from": str(Path(path).name)})
+            save_weights(decoded.field, target / WEIGHTS_FILE)
+            if decoded.metrics:
+                append_metrics(target, {**decoded.metrics, "source": "inrz"})
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
     return decoded

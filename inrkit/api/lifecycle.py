@@ -12,27 +12,39 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from inrkit.api.checks import check_field_memory, check_run_config, check_weights_size
 from inrkit.api.compress import load as load_inrz
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
 from inrkit.fields import Field, ModelOptions, NerfModel, Preset, field_from_config, get_preset, preset_config
 from inrkit.fields.execution import prepare_field, resolve_backend
-from inrkit.files import write_json
-from inrkit.runs import CONFIG_FILE, WEIGHTS_FILE, load_weights, prepare_run_dir, read_config, read_metrics
+from inrkit.fields.nerf_model import is_nerf_config
+from inrkit.files import check_output, read_json, write_json
+from inrkit.runs import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    check_run_dir,
+    load_weights,
+    prepare_run_dir,
+    read_config,
+    read_metrics,
+)
 from inrkit.signals import Signal, open_signal, signal_from_config, signal_option_names
-from inrkit.train import Trainer, TrainOptions
+from inrkit.train import Trainer, TrainingDiverged, TrainingInterrupted, TrainOptions
+from inrkit.train.checkpoint import CHECKPOINT_POINTER
 from inrkit.train.chunking import activation_bytes_per_sample, current_memory_bytes, resolve_chunk_size
 from inrkit.train.level_schedule import CoarseToFine
 from inrkit.train.options import DEVICE_SECONDS
@@ -181,6 +193,7 @@ def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_opt
     preset = get_preset(model_options.model)
     lr = train_options.lr if train_options.lr is not None else preset.lr
     seed_everything(train_options.seed)
+    check_field_memory(field_config, device)
     field = Field(field_config).to(device)  # built before anything is written: a bad config leaves no trace
     check_fit_backend(field, train_options, device)
     resolve_chunk_size(train_options, field, opened.to(device), device)
@@ -223,14 +236,38 @@ def fit(
         return resume_run(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal)
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
+    inputs = () if isinstance(signal, Signal) else (Path(signal),)
+    if out is not None:  # refused before the signal is read or the field built
+        check_run_dir(Path(out), overwrite, inputs, resumable=True)
+    if signal_options.get("export") is not None:
+        check_output(signal_options["export"], overwrite=overwrite, inputs=inputs, flag="--export")
     prepared = _prepare(signal, model_options, train_options, signal_options)
     if not train_options.quiet:
         print(prepared.summary(), file=sys.stderr)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-run-"))
-    prepare_run_dir(run_dir, overwrite)
-    write_json(run_dir / CONFIG_FILE, prepared.config)
-    return train_run(prepared.config, prepared.field, prepared.signal, train_options, run_dir, prepared.device,
-                     resume=False)
+    prepare_run_dir(run_dir, overwrite, inputs)
+    with removed_unless_trained(run_dir):
+        write_json(run_dir / CONFIG_FILE, prepared.config)
+        return train_run(prepared.config, prepared.field, prepared.signal, train_options, run_dir, prepared.device,
+                         resume=False)
+
+
+@contextlib.contextmanager
+def removed_unless_trained(run_dir: Path) -> Iterator[None]:
+    """Remove the new run directory ``run_dir`` when the block fails before a training step was checkpointed: a fit
+    that fails at its start (a field that cannot run, an unwritable output) leaves no partial run. A stop
+    (Ctrl-C, SIGTERM) or a divergence keeps the run and its checkpoint, as their messages say."""
+    try:
+        yield
+    except (TrainingInterrupted, TrainingDiverged, KeyboardInterrupt):
+        raise
+    except BaseException:
+        step = None
+        with contextlib.suppress(Exception):
+            step = int(read_json(run_dir / CHECKPOINT_POINTER)["step"])
+        if not step:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 @dataclass
@@ -294,6 +331,7 @@ def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, op
         trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks)
         if resume:
             trainer.resume()
+            write_json(run_dir / CONFIG_FILE, config)  # the resumed options, once nothing can refuse the run
         began, trained_before = time.perf_counter(), trainer.elapsed
         metrics = trainer.fit()
     for schedule in levels:
@@ -322,11 +360,14 @@ def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path
         raise InrkitError("--resume needs the run directory (--out RUN)")
     run_dir = Path(out)
     config = read_config(run_dir)
-    known = {f.name for f in fields(TrainOptions)}
-    saved = TrainOptions(**{k: v for k, v in config.get("train", {}).items() if k in known})
+    saved = _saved_options(config, run_dir)
     for key, value in given.items():
         setattr(saved, key, value)
     saved.validate()
+    if not isinstance(config.get("signal"), dict):
+        raise InrkitError(f"cannot resume {run_dir}: its {CONFIG_FILE} has no 'signal' section")
+    check_run_config(config, run_dir, is_nerf_config(config["field"]))
+    check_weights_size(config["field"], run_dir / WEIGHTS_FILE, run_dir)
     if isinstance(signal, Signal):
         opened = signal
     elif callable(signal):
@@ -339,9 +380,27 @@ def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path
     field = field_from_config(config["field"]).to(device)
     check_fit_backend(field, saved, device)
     resolve_chunk_size(saved, field, opened.to(device), device)  # a run written before chunking existed
-    config["train"] = asdict(saved)
-    write_json(run_dir / CONFIG_FILE, config)
+    config["train"] = asdict(saved)  # written by train_run once the checkpoint is read and matches the field
     return train_run(config, field, opened, saved, run_dir, device, resume=True)
+
+
+def _saved_options(config: dict[str, Any], run_dir: Path) -> TrainOptions:
+    """The run's recorded :class:`TrainOptions`; a missing, unknown or mistyped entry is one line naming config.json."""
+    train = config.get("train")
+    if not isinstance(train, dict):
+        raise InrkitError(f"cannot resume {run_dir}: its {CONFIG_FILE} has no 'train' section (a decoded .inrz is not "
+                          "resumable; fit again)")
+    known = {f.name for f in fields(TrainOptions)}
+    unknown = sorted(set(train) - known)
+    if unknown:
+        raise InrkitError(f"cannot resume {run_dir}: {CONFIG_FILE} has an unknown training option {unknown[0]!r} "
+                          "(written by another version of inrkit?)")
+    try:
+        saved = TrainOptions(**train)
+        saved.validate()
+    except (TypeError, ValueError) as err:
+        raise InrkitError(f"cannot resume {run_dir}: invalid 'train' section in {CONFIG_FILE} ({err})") from None
+    return saved
 
 
 def _reopen_signal(signal_config: dict[str, Any]) -> Signal:
@@ -363,6 +422,8 @@ def load_run(path: str | Path) -> Run:
         decoded = load_inrz(run_dir)
         return Run(run_dir, decoded.field, decoded.config, decoded.metrics)
     config = read_config(run_dir)
+    check_run_config(config, run_dir, is_nerf_config(config["field"]))
+    check_weights_size(config["field"], run_dir / WEIGHTS_FILE, run_dir)
     try:
         field = field_from_config(config["field"])
     except (ValueError, KeyError, TypeError) as err:

@@ -24,7 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from inrkit.api.lifecycle import RESUMABLE, Run, check_fit_backend, load_run, resume_run, train_run
+from inrkit.api.lifecycle import (
+    RESUMABLE,
+    Run,
+    check_fit_backend,
+    load_run,
+    removed_unless_trained,
+    resume_run,
+    train_run,
+)
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
 from inrkit.fields.nerf_model import NerfModel, is_nerf_config
@@ -33,7 +41,7 @@ from inrkit.files import atomic_path, write_json
 from inrkit.nerf.cameras import Camera, orbit_cameras
 from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
 from inrkit.nerf.scene import Scene
-from inrkit.runs import CONFIG_FILE, prepare_run_dir, read_config
+from inrkit.runs import CONFIG_FILE, check_run_dir, prepare_run_dir, read_config
 from inrkit.signals.radiance import BACKGROUNDS, LOSSES, RadianceSignal, evaluate_views, render_camera
 from inrkit.train import TrainOptions
 from inrkit.version import __version__
@@ -44,6 +52,7 @@ EVAL_FRACTION = 0.2  # with --seconds S, evaluating the test views after trainin
 SETUP_FRACTION = 0.1  # ... and preparing the scene 0.1·S before it (more is taken from training)
 MIN_TRAIN_FRACTION = 0.5  # training keeps at least this fraction of S
 MESH_DENSITY_THRESHOLD = 2.5  # instant-ngp's default marching-cubes level (σ per unit-cube length)
+MAX_SCENE_RESOLUTION = 2048  # --scene-resolution: procedural views are rendered in memory
 
 
 @dataclass
@@ -72,6 +81,9 @@ class NerfOptions:
             value = getattr(self, name)
             if value is not None and value < (256 if name == "target_samples" else 2):
                 raise InrkitError(f"--{name.replace('_', '-')} is too small: {value}")
+        if self.scene_resolution > MAX_SCENE_RESOLUTION:
+            raise InrkitError(f"--scene-resolution must be at most {MAX_SCENE_RESOLUTION} (it renders about 70 views of "
+                              f"that size), got {self.scene_resolution}")
         if self.downscale < 1 or self.holdout < 2 or self.scene_resolution < 8:
             raise InrkitError("--downscale must be >= 1, --holdout >= 2 and --scene-resolution >= 8")
 
@@ -279,6 +291,9 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     chosen = get_nerf_preset(preset_name)
     if train_options.ema_decay is None:
         train_options.ema_decay = chosen.ema_decay  # instant-ngp's EMA of the weights; recorded in config.json
+    inputs = () if isinstance(scene, Scene) or not Path(scene).exists() else (Path(scene),)
+    if out is not None:  # refused before the scene is read or rendered
+        check_run_dir(Path(out), overwrite, inputs, resumable=True)
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="inrkit-nerf-"))
     staging = Path(tempfile.mkdtemp(prefix="inrkit-scene-"))
     try:
@@ -293,7 +308,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         except ValueError as err:
             raise InrkitError(f"cannot build the NeRF: {err}") from None
         check_fit_backend(model, train_options, device)
-        prepare_run_dir(run_dir, overwrite)
+        prepare_run_dir(run_dir, overwrite, inputs)
         if (staging / "scene").is_dir():  # a rendered procedural scene moves into the run
             shutil.move(str(staging / "scene"), run_dir / "scene")
             opened = Scene.from_blender(run_dir / "scene", downscale=nerf_options.downscale, holdout=nerf_options.holdout)
@@ -314,8 +329,9 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         "turntable": turntable_config(opened),
     }
     config["signal"] = signal.config()
-    write_json(run_dir / CONFIG_FILE, config)
-    return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False))
+    with removed_unless_trained(run_dir):
+        write_json(run_dir / CONFIG_FILE, config)
+        return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False))
 
 
 def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:
@@ -372,6 +388,8 @@ def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | 
             folder = source if source is not None else config["signal"].get("source")
             if source is None and folder is not None and not Path(folder).is_dir() and (Path(out) / "scene").is_dir():
                 folder = Path(out) / "scene"  # a procedural scene rendered into a run that was moved or copied
+            if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+                raise InrkitError(f"--source {folder} is not a scene folder (transforms_*.json and images)")
             if folder is not None and not Path(folder).is_dir():
                 raise InrkitError(f"the run's scene {folder} no longer exists; give its new path with --source PATH")
             scene = Scene.from_config({**config["signal"], "source": None if folder is None else str(folder)})

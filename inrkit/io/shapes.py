@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +48,27 @@ class Shape:
         return self.faces is not None
 
 
+TEXT_SHAPE_SUFFIXES = (".obj", ".off")  # text formats trimesh decodes (guessing the encoding of non-UTF-8 bytes)
+
+
+def _utf8(data: bytes) -> bytes:
+    """``data`` as UTF-8: unchanged when it is, else read as Latin-1 (every byte is a character; numbers and
+    keywords are ASCII, so only comments and names can differ)."""
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        return data.decode("latin-1").encode("utf-8")
+
+
 def _trimesh_load(path: Path):  # -> trimesh.Trimesh | trimesh.PointCloud
     import trimesh
 
     try:
-        loaded = trimesh.load(str(path), process=False)
+        if path.suffix.lower() in TEXT_SHAPE_SUFFIXES:  # decoded here: trimesh would need charset_normalizer to guess
+            loaded = trimesh.load(io.BytesIO(_utf8(path.read_bytes())), file_type=path.suffix.lower()[1:], process=False)
+        else:
+            loaded = trimesh.load(str(path), process=False)
     except Exception as err:  # trimesh raises many types for corrupt files
         raise InrkitError(f"cannot read {path}: not a readable mesh or point cloud ({type(err).__name__}: {err})") from None
     if isinstance(loaded, trimesh.Scene):

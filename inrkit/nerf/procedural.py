@@ -53,10 +53,42 @@ def load_definition(name_or_path: str | Path) -> dict[str, Any]:
     aabb_scale = definition.get("aabb_scale", 1)
     if not isinstance(aabb_scale, int) or aabb_scale < 1 or aabb_scale & (aabb_scale - 1):
         raise InrkitError(f"scene definition {path}: aabb_scale must be a power of 2, got {aabb_scale!r}")
-    for obj in definition["objects"]:
-        if obj.get("type") not in ("sphere", "box"):
-            raise InrkitError(f"scene definition {path}: unknown object type {obj.get('type')!r} (sphere | box)")
+    if not isinstance(definition["objects"], list):
+        raise InrkitError(f"scene definition {path}: objects must be a list")
+    _check_vector(definition, "light", 3, path, "the scene")
+    ambient = definition.get("ambient", 0.3)
+    if not (_is_number(ambient) and 0 <= ambient <= 1):
+        raise InrkitError(f"scene definition {path}: ambient must be a number in [0, 1], got {ambient!r}")
+    for index, obj in enumerate(definition["objects"]):
+        if not isinstance(obj, dict) or obj.get("type") not in ("sphere", "box"):
+            kind = obj.get("type") if isinstance(obj, dict) else obj
+            raise InrkitError(f"scene definition {path}: unknown object type {kind!r} (sphere | box)")
+        where = f"object {index} ({obj['type']})"
+        _check_vector(obj, "center", 3, path, where, required=True)
+        _check_vector(obj, "color", 3, path, where, required=True)
+        if obj["type"] == "sphere" and not (_is_number(obj.get("radius")) and obj["radius"] > 0):
+            raise InrkitError(f"scene definition {path}: {where} needs a positive radius, got {obj.get('radius')!r}")
+        if obj["type"] == "box":
+            _check_vector(obj, "half_size", 3, path, where, required=True)
+        checker = obj.get("checker")
+        if checker is not None:
+            if not isinstance(checker, dict) or not (_is_number(checker.get("size")) and checker["size"] > 0):
+                raise InrkitError(f"scene definition {path}: {where} checker needs a positive size")
+            _check_vector(checker, "color", 3, path, f"{where} checker", required=True)
     return definition
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_vector(entry: dict[str, Any], key: str, length: int, path: Path, where: str, required: bool = False) -> None:
+    """``entry[key]`` must be ``length`` finite numbers (when present, or always when ``required``)."""
+    if key not in entry and not required:
+        return
+    value = entry.get(key)
+    if not (isinstance(value, list) and len(value) == length and all(_is_number(v) for v in value)):
+        raise InrkitError(f"scene definition {path}: {where} {key} must be {length} numbers, got {value!r}")
 
 
 def is_definition(path: str | Path) -> bool:

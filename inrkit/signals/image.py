@@ -131,6 +131,10 @@ class ImageSignal(Signal):
         path = Path(path)
         if options.alpha not in ALPHA_MODES:
             raise InrkitError(f"--alpha must be one of {', '.join(ALPHA_MODES)}, got {options.alpha!r}")
+        if not 0.0 <= options.background <= 1.0:  # NaN fails too
+            raise InrkitError(f"--background must be a grey level in [0, 1], got {options.background}")
+        if not options.max_megapixels > 0:
+            raise InrkitError(f"--max-megapixels must be positive, got {options.max_megapixels}")
         if not path.is_file():
             raise InrkitError(f"cannot read {path}: no such file")
         height, width = image_size(path)

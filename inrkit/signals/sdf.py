@@ -29,6 +29,7 @@ the shape's longest side is 1 (:mod:`inrkit.shape_metrics`); for meshes, the vol
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -304,11 +305,11 @@ class SdfSignal(Signal):
         if self.is_mesh:
             box, shape, occupied = self._iou_reference()
             grid = np.asarray(box[1]) - np.asarray(box[0])
-            if min(shape) < 2 or not (grid > 0).all():
-                metrics["iou"] = float("nan")  # a flat shape has no volume
-            else:
+            if min(shape) >= 2 and (grid > 0).all():  # a flat shape has no volume: no IoU, rather than NaN
                 predicted = sample_grid(distance_function(field), box, shape, lipschitz=LIPSCHITZ) < 0
-                metrics["iou"] = iou(predicted, occupied)
+                value = iou(predicted, occupied)
+                if math.isfinite(value):
+                    metrics["iou"] = value
         return metrics
 
     def mesh_metrics(self, mesh: Mesh) -> dict[str, float]:

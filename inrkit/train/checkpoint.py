@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -76,13 +76,44 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
 
 
+CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d{8}")
+
+
+def _damaged(run_dir: Path, what: str) -> InrkitError:
+    return InrkitError(f"cannot resume {run_dir}: {what}; the checkpoint is damaged (fit again, or restore the run "
+                       "from a copy)")
+
+
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read the current checkpoint: ``(state, tensors)``; raises if there is none."""
+    """Read the current checkpoint: ``(state, tensors)``; every file is checked, and a missing or damaged one is
+    an :class:`InrkitError` of one line naming it."""
     pointer = run_dir / CHECKPOINT_POINTER
     if not pointer.is_file():
         raise InrkitError(f"{run_dir} has no checkpoint to resume from")
-    folder = run_dir / read_json(pointer)["folder"]
     try:
-        return read_json(folder / "state.json"), load_file(str(folder / "training.safetensors"))
-    except (OSError, ValueError, json.JSONDecodeError) as err:
-        raise InrkitError(f"checkpoint in {folder} is unreadable: {err}") from None
+        current = read_json(pointer)
+    except (OSError, ValueError) as err:
+        raise _damaged(run_dir, f"{CHECKPOINT_POINTER} is not valid JSON ({err})") from None
+    name = current.get("folder") if isinstance(current, dict) else None
+    if not isinstance(name, str) or not CHECKPOINT_FOLDER.fullmatch(name):
+        raise _damaged(run_dir, f"{CHECKPOINT_POINTER} does not name a checkpoint-NNNNNNNN folder")
+    folder = run_dir / name
+    if not folder.is_dir():
+        raise _damaged(run_dir, f"{CHECKPOINT_POINTER} names {name}, which does not exist")
+    try:
+        state = read_json(folder / "state.json")
+    except (OSError, ValueError) as err:
+        raise _damaged(run_dir, f"{name}/state.json is unreadable ({err})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("param_groups"), list) \
+            or not all(isinstance(state.get(k), (int, float)) and not isinstance(state.get(k), bool)
+                       for k in ("step", "elapsed")) or state["step"] < 0:
+        raise _damaged(run_dir, f"{name}/state.json lacks a valid step, elapsed time or param_groups")
+    try:
+        tensors = load_file(str(folder / "training.safetensors"))
+    except Exception as err:  # safetensors raises its own error type for a truncated or garbage file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise _damaged(run_dir, f"{name}/training.safetensors is unreadable ({first})") from None
+    missing = [key for key in ("rng.torch", "rng.sampler") if key not in tensors]
+    if missing:
+        raise _damaged(run_dir, f"{name}/training.safetensors has no {missing[0]}")
+    return state, tensors

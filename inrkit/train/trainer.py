@@ -34,7 +34,18 @@ class TrainingDiverged(InrkitError):
 
 
 class TrainingInterrupted(InrkitError):
-    """Ctrl-C: a resumable checkpoint was written before stopping."""
+    """Ctrl-C or SIGTERM: a resumable checkpoint was written before stopping.
+
+    ``signum`` is the signal that asked to stop (SIGINT for Ctrl-C; SIGTERM, what SLURM, Kubernetes and
+    Ray send before killing a job); the CLI exits with ``128 + signum``, as a shell does.
+    """
+
+    def __init__(self, message: str, signum: int = int(os_signal.SIGINT)) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+STOP_SIGNALS = (os_signal.SIGINT, os_signal.SIGTERM)  # both finish the step, save a checkpoint and stop
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -96,6 +107,7 @@ class Trainer:
         self.step_seconds = 0.0
         self.checkpoint_step = -1
         self._stop_requested = False
+        self._stop_signal = int(os_signal.SIGINT)
         self._start = 0.0
         self._estimate_checked = False
         self.progress = ProgressBar(options.step_budget, options.seconds, quiet=options.quiet)
@@ -123,10 +135,16 @@ class Trainer:
         """Continue from the run directory's current checkpoint."""
         state, tensors = checkpoint.load_checkpoint(self.run_dir)
         field_state = {k[len("field."):]: v for k, v in tensors.items() if k.startswith("field.")}
-        self.field.load_state_dict(field_state, strict=True)
-        checkpoint.restore_optimizer(self.optimizer, tensors, state["param_groups"])
-        torch.set_rng_state(tensors["rng.torch"])
-        self.generator.set_state(tensors["rng.sampler"].to(self.generator.get_state().device))
+        try:
+            self.field.load_state_dict(field_state, strict=True)
+            checkpoint.restore_optimizer(self.optimizer, tensors, state["param_groups"])
+            torch.set_rng_state(tensors["rng.torch"])
+            self.generator.set_state(tensors["rng.sampler"].to(self.generator.get_state().device))
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+            detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+            raise InrkitError(f"cannot resume {self.run_dir}: its checkpoint does not match the run's field or optimizer "
+                              f"(copied from another run?): {detail}") from None
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.step_seconds = float(state.get("step_seconds", 0.0))
         if self.average is not None:
@@ -187,7 +205,8 @@ class Trainer:
 
     @contextlib.contextmanager
     def _graceful_interrupt(self) -> Iterator[None]:
-        """First Ctrl-C asks the loop to stop after the current step; a second one aborts at once."""
+        """The first Ctrl-C or SIGTERM asks the loop to stop after the current step (a checkpoint is saved);
+        a second one aborts at once."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -196,12 +215,14 @@ class Trainer:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
+            self._stop_signal = int(signum)
 
-        previous = os_signal.signal(os_signal.SIGINT, request_stop)
+        previous = {signum: os_signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
         try:
             yield
         finally:
-            os_signal.signal(os_signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                os_signal.signal(signum, handler)
 
     def _evaluate(self, train_loss: float, final: bool = False) -> dict[str, Any]:
         began = time.perf_counter()
@@ -372,8 +393,10 @@ class Trainer:
             self._check_finite(loss_sum, loss_count, weights=True)
             self.save_checkpoint()
             self.progress.close()
+            cause = "terminated (SIGTERM)" if self._stop_signal == os_signal.SIGTERM else "interrupted"
             raise TrainingInterrupted(
-                f"interrupted at step {self.step}; checkpoint saved in {self.run_dir} (continue with --resume)"
+                f"{cause} at step {self.step}; checkpoint saved in {self.run_dir} (continue with --resume)",
+                self._stop_signal,
             )
         mean_loss = self._check_finite(loss_sum, loss_count, weights=True)
         if loss_count:
