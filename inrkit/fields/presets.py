@@ -17,6 +17,7 @@ from typing import Any
 from inrkit.encodings import nyquist_frequencies
 from inrkit.errors import InrkitError
 from inrkit.fields.activations import SPDER_DAMPINGS
+from inrkit.fields.mlp import MAX_DEPTH, MAX_WIDTH
 from inrkit.fields.resfields import FUSIONS, TIME_MODES
 
 
@@ -259,9 +260,9 @@ def preset_config(
     }
     if preset.optimizer is not None:
         config["optimizer"] = dict(preset.optimizer)
-    for name, value in (("width", options.width), ("depth", options.depth)):
-        if value is not None and value < 1:
-            raise InrkitError(f"--{name} must be a positive integer, got {value}")
+    for name, value, most in (("width", options.width, MAX_WIDTH), ("depth", options.depth, MAX_DEPTH)):
+        if value is not None and not 1 <= value <= most:
+            raise InrkitError(f"--{name} must be an integer in 1..{most}, got {value}")
     if options.width is not None:
         config["network"]["n_neurons"] = options.width
     if options.depth is not None:
