@@ -38,7 +38,7 @@ CASES = {
     "lr-nan": (lambda d: _png(d), ["--lr", "nan"], "--lr must be positive"),
     "too-many-megapixels": (lambda d: _png(d, 64, 64), ["--max-megapixels", "0.001"], "--max-megapixels"),
     "unknown-suffix": (lambda d: _text(d, "data.qqq", b"1 2 3\n"), [], "unsupported file type"),
-    "width-zero": (lambda d: _png(d), ["--width", "0"], "--width must be a positive integer"),
+    "width-zero": (lambda d: _png(d), ["--width", "0"], "--width must be an integer in 1.."),
     "sl2a-depth-one": (lambda d: _png(d), ["--model", "sl2a", "--depth", "1"], "--depth"),
     "option-not-for-model": (lambda d: _png(d), ["--model", "relu", "--omega0", "10"], "does not apply"),
     "bad-damping": (lambda d: _png(d), ["--model", "spder", "--damping", "cube"], "--damping"),
