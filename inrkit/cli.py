@@ -596,6 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("inrkit: terminated (SIGTERM); no file was left half-written", file=sys.stderr)
         return 128 + signal.SIGTERM
+    except BrokenPipeError:  # the reader of stdout went away (`inrkit info RUN | head`): stop quietly, as Unix tools do
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python's own flush at exit must not fail again
+        return 128 + signal.SIGPIPE
     except InrkitError as err:
         from inrkit.train import TrainingInterrupted
 

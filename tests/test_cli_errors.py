@@ -334,3 +334,20 @@ def test_sigterm_outside_training_unwinds_and_leaves_nothing_partial(small_run, 
     assert err.count("\n") == 1 and err.startswith("inrkit: terminated (SIGTERM)")
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is handler_before
+
+
+def test_a_closed_stdout_pipe_ends_quietly(small_run, monkeypatch, capsys):
+    """`inrkit info RUN | head -1`: the reader goes away; no "internal error", status 128 + SIGPIPE."""
+    import signal
+    import sys
+
+    class ClosedPipe:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["info", str(small_run.dir)]) == 128 + signal.SIGPIPE
+    assert "internal error" not in capsys.readouterr().err
