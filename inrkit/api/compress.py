@@ -43,14 +43,13 @@ from typing import Any
 
 import torch
 
-from inrkit.api.checks import check_run_config, check_weights_size
+from inrkit.api.run_field import open_run_field
 from inrkit.errors import InrkitError
 from inrkit.export import inrz
 from inrkit.export.codec import MAX_ELEMENTS, QuantisationPlan, decode_field, encode_tensors, plan_steps
 from inrkit.export.fake_quant import FakeQuantisedField, Quantiser, quantisers_for
 from inrkit.export.quantize import MAX_BITS, MIN_BITS, dequantise, quantise
-from inrkit.fields import Field, NerfModel, field_from_config
-from inrkit.fields.nerf_model import is_nerf_config
+from inrkit.fields import Field, NerfModel
 from inrkit.files import atomic_write_bytes, check_output, write_json
 from inrkit.nerf.scene import Scene
 from inrkit.runs import (
@@ -58,9 +57,7 @@ from inrkit.runs import (
     WEIGHTS_FILE,
     append_metrics,
     check_run_dir,
-    load_weights,
     prepare_run_dir,
-    read_config,
     run_files,
     save_weights,
 )
@@ -197,15 +194,8 @@ def _open_source(source: Any) -> _Source:
         return _Source(decoded.field, decoded.config)
     if not (path / CONFIG_FILE).is_file():
         raise InrkitError(f"cannot compress {path}: not an inrkit run directory (no {CONFIG_FILE}) or .inrz file")
-    config = read_config(path)
-    check_run_config(config, path, is_nerf_config(config["field"]))
-    check_weights_size(config["field"], path / WEIGHTS_FILE, path)
-    try:
-        loaded = field_from_config(config["field"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise InrkitError(f"cannot compress {path}: invalid {CONFIG_FILE} ({err})") from None
-    load_weights(loaded, path / WEIGHTS_FILE)
-    return _Source(loaded.eval(), config, path)
+    loaded, config = open_run_field(path, "compress")
+    return _Source(loaded, config, path)
 
 
 class NerfTestViews:

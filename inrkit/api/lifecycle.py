@@ -26,6 +26,7 @@ import torch
 
 from inrkit.api.checks import check_field_memory, check_run_config, check_weights_size
 from inrkit.api.compress import load as load_inrz
+from inrkit.api.run_field import open_run_field
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
@@ -37,7 +38,6 @@ from inrkit.runs import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     check_run_dir,
-    load_weights,
     prepare_run_dir,
     read_config,
     read_metrics,
@@ -421,15 +421,7 @@ def load_run(path: str | Path) -> Run:
     if inrz.is_inrz(run_dir) or (run_dir.suffix == inrz.SUFFIX and not run_dir.is_dir()):
         decoded = load_inrz(run_dir)
         return Run(run_dir, decoded.field, decoded.config, decoded.metrics)
-    config = read_config(run_dir)
-    check_run_config(config, run_dir, is_nerf_config(config["field"]))
-    check_weights_size(config["field"], run_dir / WEIGHTS_FILE, run_dir)
-    try:
-        field = field_from_config(config["field"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise InrkitError(f"cannot load {run_dir}: invalid {CONFIG_FILE} ({err})") from None
-    load_weights(field, run_dir / WEIGHTS_FILE)
-    field.eval()
+    field, config = open_run_field(run_dir, "load")
     history = read_metrics(run_dir)
     return Run(run_dir, field, config, history[-1] if history else {})
 
