@@ -111,11 +111,10 @@ def _check_render_values(args: argparse.Namespace) -> None:
 
 
 def _run_inputs(path: str | Path) -> list[Path]:
-    """What a command reads from a run directory or ``.inrz`` file: its outputs must be none of these."""
-    from inrkit.runs import run_files
+    """What a command reads from a run directory or ``.inrz`` file (:func:`inrkit.api.render.run_inputs`)."""
+    from inrkit.api.render import run_inputs
 
-    path = Path(path)
-    return run_files(path) if path.is_dir() else [path]
+    return run_inputs(path)
 
 
 def _output(path: str | Path, args: argparse.Namespace, flag: str = "--out") -> Path:
@@ -186,17 +185,19 @@ def cmd_render(args: argparse.Namespace) -> int:
         if args.out and Path(args.out).suffix.lower() != ".wav":
             raise InrkitError(f"--out of an audio run must end in .wav, got {args.out!r}")
         out = args.out or default_out(f"render-{args.rate or 'original'}.wav")
-        path = api.render_audio(run, out, rate=args.rate, device=args.device)
+        path = api.render_audio(run, out, rate=args.rate, device=args.device, overwrite=args.overwrite)
     elif kind == "video":
         if args.out and _may_be_frames_folder(args.out):
             _frames_folder(args.out, args)
         out = args.out or default_out(f"render-{args.size or 'original'}-{args.fps or 'original'}fps.mp4")
-        path = api.render_video(run, out, fps=args.fps, height=height, width=width, device=args.device)
+        path = api.render_video(run, out, fps=args.fps, height=height, width=width, device=args.device,
+                                 overwrite=args.overwrite)
     else:
         if args.out:
             _output(args.out, args)
         out = args.out or default_out(f"render-{args.size or 'original'}.png")
-        path = api.render_image(run, out, height=height, width=width, device=args.device)
+        path = api.render_image(run, out, height=height, width=width, device=args.device,
+                                 overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 
@@ -230,7 +231,7 @@ def cmd_mesh(args: argparse.Namespace) -> int:
     from inrkit import api
 
     out = _output(args.out or Path(args.run) / f"mesh-{args.resolution}.ply", args)
-    path = api.export_mesh(args.run, out, resolution=args.resolution, device=args.device)
+    path = api.export_mesh(args.run, out, resolution=args.resolution, device=args.device, overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 

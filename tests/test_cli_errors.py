@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import inrkit
 from inrkit.cli import main
+from inrkit.errors import InrkitError
 from inrkit.io.images import write_image
 
 FAST = ["--width", "16", "--depth", "2", "--steps", "3", "--device", "cpu", "--quiet"]
@@ -351,3 +353,14 @@ def test_a_closed_stdout_pipe_ends_quietly(small_run, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["info", str(small_run.dir)]) == 128 + signal.SIGPIPE
     assert "internal error" not in capsys.readouterr().err
+
+
+def test_the_python_renders_follow_the_output_policy(small_run, tmp_path):
+    """`inrkit.render_image` refuses an existing output without overwrite=True, and never writes over the run."""
+    out = tmp_path / "render.png"
+    inrkit.render_image(small_run, out, height=8, width=8)
+    with pytest.raises(InrkitError, match="pass --overwrite"):
+        inrkit.render_image(small_run, out, height=8, width=8)
+    assert inrkit.render_image(small_run, out, height=8, width=8, overwrite=True) == out
+    with pytest.raises(InrkitError, match="is an input of this command"):
+        inrkit.render_image(small_run, small_run.dir / "config.json", overwrite=True)
