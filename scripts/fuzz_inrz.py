@@ -383,7 +383,7 @@ def use(path: Path, work: Path) -> None:
         raise AssertionError(f"info exited {code} after a successful load: {message.strip()}")
     signal_config = decoded.config.get("signal") or {}
     if not isinstance(model, NerfModel) and signal_config.get("kind") == "image":
-        inrkit.render_image(path, work / "render.png", height=8, width=8, device="cpu")
+        inrkit.render_image(path, work / "render.png", height=8, width=8, device="cpu", overwrite=True)
 
 
 def run_one(data: bytes, work: Path, summary: Summary, time_limit: float, crashes: Path | None) -> str:
