@@ -24,19 +24,17 @@ from typing import Any
 
 import torch
 
-from inrkit.api.checks import check_field_memory, check_run_config, check_weights_size
+from inrkit.api.checks import check_field_memory
 from inrkit.api.compress import load as load_inrz
-from inrkit.api.run_field import open_run_field
+from inrkit.api.run_field import build_run_field, open_run_field
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
 from inrkit.export import inrz
-from inrkit.fields import Field, ModelOptions, NerfModel, Preset, field_from_config, get_preset, preset_config
+from inrkit.fields import Field, ModelOptions, NerfModel, Preset, get_preset, preset_config
 from inrkit.fields.execution import prepare_field, resolve_backend
-from inrkit.fields.nerf_model import is_nerf_config
 from inrkit.files import check_output, read_json, write_json
 from inrkit.runs import (
     CONFIG_FILE,
-    WEIGHTS_FILE,
     check_run_dir,
     prepare_run_dir,
     read_config,
@@ -366,8 +364,7 @@ def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path
     saved.validate()
     if not isinstance(config.get("signal"), dict):
         raise InrkitError(f"cannot resume {run_dir}: its {CONFIG_FILE} has no 'signal' section")
-    check_run_config(config, run_dir, is_nerf_config(config["field"]))
-    check_weights_size(config["field"], run_dir / WEIGHTS_FILE, run_dir)
+    field = build_run_field(config, run_dir, "resume")
     if isinstance(signal, Signal):
         opened = signal
     elif callable(signal):
@@ -377,7 +374,7 @@ def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path
     else:
         opened = _reopen_signal(config["signal"])
     device = resolve_device(saved.device)
-    field = field_from_config(config["field"]).to(device)
+    field = field.to(device)
     check_fit_backend(field, saved, device)
     resolve_chunk_size(saved, field, opened.to(device), device)  # a run written before chunking existed
     config["train"] = asdict(saved)  # written by train_run once the checkpoint is read and matches the field
