@@ -6,6 +6,7 @@ Composite) take [0,1] inputs as tcnn does, and the Field maps ``x -> (x + 1)/2``
 """
 
 from inrkit.backends.grid_reference import grid_geometry
+from inrkit.encodings.bands import BandWeights
 from inrkit.encodings.build import ENCODING_OTYPES, build_encoding
 from inrkit.encodings.composite import Composite
 from inrkit.encodings.frequency import Frequency, GaussianFourier, Identity, PositionalEncoding, nyquist_frequencies
@@ -14,6 +15,7 @@ from inrkit.encodings.spherical_harmonics import SphericalHarmonics
 
 __all__ = [
     "ENCODING_OTYPES",
+    "BandWeights",
     "Composite",
     "Frequency",
     "GaussianFourier",

@@ -195,7 +195,9 @@ class Trainer:
         return raw
 
     # -- the loop -------------------------------------------------------------------------------
-    def _progress(self) -> float:
+    def progress_fraction(self) -> float:
+        """The fraction of the budget used, ``p ∈ [0, 1]``: steps done over the step budget, or seconds over
+        the time budget, whichever is further (the lr and progressive-encoding schedules' clock)."""
         fractions = []
         if self.options.step_budget:
             fractions.append(self.step / self.options.step_budget)
@@ -353,9 +355,9 @@ class Trainer:
         start = time.perf_counter() - self.elapsed
         self._start = start
         with self._graceful_interrupt():
-            while self._progress() < 1.0 and not self._stop_requested:
+            while self.progress_fraction() < 1.0 and not self._stop_requested:
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.base_lr * lr_factor(options.schedule or "exp", self._progress())
+                    group["lr"] = self.base_lr * lr_factor(options.schedule or "exp", self.progress_fraction())
                 step_start = time.perf_counter()
                 for hook in self.step_hooks:
                     hook(self.step)
@@ -366,7 +368,7 @@ class Trainer:
                 loss_sum += loss
                 loss_count += 1
                 self.step += 1
-                if self.step % check_every == 0 or self._progress() >= 1.0:
+                if self.step % check_every == 0 or self.progress_fraction() >= 1.0:
                     last_loss = self._check_finite(loss_sum, loss_count)
                 now = time.perf_counter()
                 self.step_seconds += now - step_start
@@ -377,7 +379,7 @@ class Trainer:
                         samples_per_step = options.batch_size or self.signal.n_samples
                         self.progress.tail_seconds = (self.signal.n_samples / samples_per_step
                                                       * self.step_seconds / self.step / BACKWARD_FACTOR)
-                if options.eval_every and self.step % options.eval_every == 0 and self._progress() < 1.0 \
+                if options.eval_every and self.step % options.eval_every == 0 and self.progress_fraction() < 1.0 \
                         and not self._evaluation_would_overrun():
                     last_loss = self._check_finite(loss_sum, loss_count, weights=True)
                     record = self._evaluate(last_loss)
