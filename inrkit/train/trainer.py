@@ -234,6 +234,7 @@ class Trainer:
         record = {
             "step": self.step,
             "elapsed": round(self.elapsed, 3),
+            "train_seconds": round(self.step_seconds, 3),  # time in training steps only (no evaluations, checkpoints)
             "lr": self.optimizer.param_groups[0]["lr"],
             "loss": train_loss,
             **quality,
