@@ -26,6 +26,7 @@ from inrkit.train import checkpoint
 from inrkit.train.optim import build_optimizer
 from inrkit.train.options import TrainOptions
 from inrkit.train.progress import ProgressBar
+from inrkit.train.sampling import build_sampling
 from inrkit.train.schedules import lr_factor
 
 
@@ -102,6 +103,8 @@ class Trainer:
         self.device = device
         self.optimizer = build_optimizer(field, lr, getattr(field, "config", {}).get("optimizer"))
         self.generator = torch.Generator(device=device).manual_seed(options.seed)
+        self.sampling = build_sampling(options.sampling, signal, field, self.generator, options.batch_size,
+                                       options.sampling_ratio, options.sampling_floor)
         self.step = 0
         self.elapsed = 0.0
         self.step_seconds = 0.0
@@ -122,13 +125,15 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Write a resumable checkpoint at the current step (with an EMA, ``weights.safetensors`` holds the average)."""
-        state = {"step": self.step, "elapsed": self.elapsed, "step_seconds": self.step_seconds}
+        sampling_tensors, sampling_state = self.sampling.state()
+        state = {"step": self.step, "elapsed": self.elapsed, "step_seconds": self.step_seconds,
+                 "sampling": {"policy": self.sampling.name, **sampling_state}}
         weights = None
         if self.average is not None:
             with self.averaged_weights():
                 weights = {k: v.detach().clone() for k, v in self.field.state_dict().items()}
         checkpoint.save_checkpoint(self.run_dir, self.field, self.optimizer, self._rng_states(), state,
-                                   self.average, weights)
+                                   self.average, weights, sampling_tensors)
         self.checkpoint_step = self.step
 
     def resume(self) -> None:
@@ -147,6 +152,7 @@ class Trainer:
                               f"(copied from another run?): {detail}") from None
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.step_seconds = float(state.get("step_seconds", 0.0))
+        self._resume_sampling(state.get("sampling") or {"policy": "uniform"}, tensors)
         if self.average is not None:
             missing = [name for name in self.average if f"average.{name}" not in tensors]
             if missing:
@@ -156,6 +162,17 @@ class Trainer:
                 value.copy_(tensors[f"average.{name}"])
         self.checkpoint_step = self.step
         truncate_metrics(self.run_dir, self.step)
+
+    def _resume_sampling(self, saved: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Restore the sampling policy's state (``sampling.*`` tensors, ``state.json``'s ``sampling``)."""
+        if saved.get("policy") != self.sampling.name:
+            raise InrkitError(f"cannot resume {self.run_dir}: its checkpoint was trained with --sampling "
+                              f"{saved.get('policy')}, not {self.sampling.name}")
+        prefix = "sampling."
+        try:
+            self.sampling.load_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, saved)
+        except KeyError as err:
+            raise InrkitError(f"cannot resume {self.run_dir}: its checkpoint has no sampling state {err}") from None
 
     # -- the weight average ---------------------------------------------------------------------
     @torch.no_grad()
@@ -236,6 +253,7 @@ class Trainer:
         record = {
             "step": self.step,
             "elapsed": round(self.elapsed, 3),
+            "train_seconds": round(self.step_seconds, 3),  # time in training steps only (no evaluations, checkpoints)
             "lr": self.optimizer.param_groups[0]["lr"],
             "loss": train_loss,
             **quality,
@@ -273,7 +291,12 @@ class Trainer:
         for start in range(0, n_samples, chunk):
             part = batch.chunk(start, min(start + chunk, n_samples))  # the whole batch when it is one chunk
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = self.signal.loss(self.field, part) * (len(part) / n_samples)
+                if self.sampling.observes_losses:  # the policy reads the per-sample terms of the loss
+                    losses = self.signal.sample_losses(self.field, part)
+                    self.sampling.observe(start, losses.detach())
+                    loss = losses.mean() * (len(part) / n_samples)
+                else:
+                    loss = self.signal.loss(self.field, part) * (len(part) / n_samples)
             loss.backward()
             total += loss.detach()
             done += len(part)
@@ -361,7 +384,7 @@ class Trainer:
                 step_start = time.perf_counter()
                 for hook in self.step_hooks:
                     hook(self.step)
-                batch = self.signal.sample(options.batch_size, self.generator)
+                batch = self.sampling.next_batch(self.step, self._progress(), options.step_budget)
                 loss = self._step(batch, use_amp)
                 self.optimizer.step()
                 self._update_average(self.step + 1)
