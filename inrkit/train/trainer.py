@@ -384,7 +384,7 @@ class Trainer:
                 step_start = time.perf_counter()
                 for hook in self.step_hooks:
                     hook(self.step)
-                batch = self.sampling.next_batch(self.step, self._progress(), options.step_budget)
+                batch = self.sampling.next_batch(self.step, self.progress_fraction(), options.step_budget)
                 loss = self._step(batch, use_amp)
                 self.optimizer.step()
                 self._update_average(self.step + 1)
