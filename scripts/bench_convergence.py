@@ -12,8 +12,11 @@ steps, sample selection included, periodic evaluations and checkpoints excluded)
   evaluations around the crossing; "—" when never reached within the budget);
 * ``t→base``: the first time the PSNR reaches the *baseline variant's* final PSNR on the same signal and
   backbone (the papers' measure: the same quality in less time); ``saved`` = 1 − t→base / (baseline's training time);
-* ``PSNR``: the final PSNR after ``--seconds`` of wall-clock training (the run's budget; the periodic
-  evaluations run inside it, every ``--eval-every`` steps).
+* ``PSNR``: the PSNR after ``--seconds`` of training, interpolated between the evaluations around it.
+
+Each run gets a wall-clock budget (``inrkit fit --seconds``) of ``--wall-factor`` × ``--seconds``, so that its
+periodic evaluations (every ``--eval-every`` steps) fit beside ``--seconds`` of training; every variant is
+then compared at the same training time, whatever its evaluations cost.
 
 Images and audio clips are used at full size (Kodak 768×512, the Bach clip at 44.1 kHz). Results are kept in
 ``--work/results.json``; ``--update`` re-runs only the given cells and keeps the others.
@@ -46,6 +49,22 @@ def parse_variant(text: str) -> tuple[str, str]:
     if not separator or not name:
         raise argparse.ArgumentTypeError(f"a variant is NAME=FLAGS (FLAGS may be empty), got {text!r}")
     return name, flags
+
+
+def value_at(curve: list[tuple[float, float]], seconds: float) -> tuple[float, bool]:
+    """The curve's PSNR at ``seconds`` (linear between evaluations; the first value before it) and whether the
+    run trained that long (False: the last value, the run ended earlier)."""
+    if curve[-1][0] < seconds:
+        return curve[-1][1], False
+    previous = None
+    for time_, value in curve:
+        if time_ >= seconds:
+            if previous is None:
+                return value, True
+            (t0, v0) = previous
+            return v0 + (value - v0) * (seconds - t0) / (time_ - t0), True
+        previous = (time_, value)
+    return curve[-1][1], True
 
 
 def crossing_time(curve: list[tuple[float, float]], target: float) -> float | None:
@@ -85,8 +104,11 @@ def run_cell(signal: Path, backbone: str, variant_flags: str, common_flags: str,
             "ms_per_step": final.get("ms_per_step"), "peak_mb": usage.ru_maxrss / 1024, "wall": wall}
 
 
-def summarise(results: list[dict], variants: list[str], target: float) -> list[str]:
+def summarise(results: list[dict], variants: list[str], target: float, budget: float) -> list[str]:
     """Markdown rows: one per (signal kind, backbone, variant), means over the signals of that kind."""
+    for r in results:
+        if "error" not in r:
+            r["psnr_at_budget"], r["trained_budget"] = value_at(r["curve"], budget)
     rows = []
     baseline = variants[0]
     for kind in ("image", "audio"):
@@ -102,23 +124,25 @@ def summarise(results: list[dict], variants: list[str], target: float) -> list[s
                 if not ok:
                     rows.append(f"| {kind} | {backbone} | {variant} | failed: {cells[0]['error']} |||||||")
                     continue
-                psnr = np.mean([r["psnr"] for r in ok])
-                delta = psnr - np.mean([base[r["signal"]]["psnr"] for r in ok]) if all(r["signal"] in base for r in ok) \
-                    else float("nan")
+                psnr = np.mean([r["psnr_at_budget"] for r in ok])
+                short = "" if all(r["trained_budget"] for r in ok) else "*"
+                delta = psnr - np.mean([base[r["signal"]]["psnr_at_budget"] for r in ok]) \
+                    if all(r["signal"] in base for r in ok) else float("nan")
                 to_target = [crossing_time(r["curve"], target) for r in ok]
                 reached = [t for t in to_target if t is not None]
                 target_text = f"{np.mean(reached):.1f} ({len(reached)}/{len(ok)})" if reached else f"— (0/{len(ok)})"
                 saved = []
                 for r in ok:
                     if r["signal"] in base:
-                        t = crossing_time(r["curve"], base[r["signal"]]["psnr"])
-                        saved.append(None if t is None else 1.0 - t / base[r["signal"]]["train_seconds"])
+                        t = crossing_time(r["curve"], base[r["signal"]]["psnr_at_budget"])
+                        saved.append(None if t is None else 1.0 - t / budget)
                 reached_base = [s for s in saved if s is not None]
                 saved_text = (f"{100 * np.mean(reached_base):+.0f} % ({len(reached_base)}/{len(saved)})"
                               if reached_base else f"— (0/{len(saved)})")
                 ms = np.mean([r["ms_per_step"] for r in ok if r["ms_per_step"] is not None])
-                rows.append(f"| {kind} | {backbone} | {variant} | {psnr:.2f} | {delta:+.2f} | {target_text} | {saved_text} | "
-                            f"{np.mean([r['steps'] for r in ok]):.0f} | {ms:.1f} | {max(r['peak_mb'] for r in ok):.0f} |")
+                steps, peak = np.mean([r["steps"] for r in ok]), max(r["peak_mb"] for r in ok)
+                rows.append(f"| {kind} | {backbone} | {variant} | {psnr:.2f}{short} | {delta:+.2f} | {target_text} | "
+                            f"{saved_text} | {steps:.0f} | {ms:.1f} | {peak:.0f} |")
     return rows
 
 
@@ -130,7 +154,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", type=parse_variant, default=[("base", "")],
                         help="NAME=FLAGS, the first is the baseline (e.g. base= int='--sampling int')")
     parser.add_argument("--flags", default="", help="fit flags common to every cell")
-    parser.add_argument("--seconds", type=float, default=60.0, help="wall-clock training budget of each cell")
+    parser.add_argument("--seconds", type=float, default=60.0, help="training time at which the PSNR is compared")
+    parser.add_argument("--wall-factor", type=float, default=1.5,
+                        help="each run's wall-clock budget (inrkit fit --seconds) is this times --seconds")
     parser.add_argument("--target-db", type=float, default=30.0)
     parser.add_argument("--eval-every", type=int, default=100, help="images: steps between evaluations")
     parser.add_argument("--audio-eval-every", type=int, default=100, help="audio: steps between evaluations")
@@ -153,7 +179,7 @@ def main() -> None:
         for backbone in args.backbones:
             for variant, flags in variants.items():
                 out = args.work / f"{path.stem}-{backbone}-{variant}"
-                cell = run_cell(path, backbone, flags, args.flags, args.seconds, eval_every, out)
+                cell = run_cell(path, backbone, flags, args.flags, args.seconds * args.wall_factor, eval_every, out)
                 cell.update({"signal": path.name, "kind": kind, "backbone": backbone, "variant": variant,
                              "flags": flags})
                 results = [r for r in results if (r["signal"], r["backbone"], r["variant"]) != (path.name, backbone, variant)]
@@ -175,17 +201,20 @@ def main() -> None:
         f"Command: `python scripts/bench_convergence.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
         "",
         f"Protocol: images {', '.join(image_names) or 'none'} at full size; audio {', '.join(audio_names) or 'none'} at "
-        f"full length. Every cell is one `inrkit fit` process with `--seconds {args.seconds:g}` (wall-clock training "
-        f"budget, periodic evaluations inside it: every {args.eval_every} steps for images, {args.audio_eval_every} for "
-        f"audio) and default flags otherwise{f' plus `{args.flags}`' if args.flags else ''}. Variants: {flag_text}. "
-        f"`PSNR`: final PSNR after the budget (mean over signals), `Δ` against `{order[0]}`; `t→{args.target_db:g} dB`: "
+        f"full length. Every cell is one `inrkit fit` process with `--seconds {args.seconds * args.wall_factor:g}` (its "
+        f"wall-clock budget, periodic evaluations inside it: every {args.eval_every} steps for images, "
+        f"{args.audio_eval_every} for audio) and default flags otherwise{f' plus `{args.flags}`' if args.flags else ''}; "
+        f"all times are training seconds (`train_seconds` of metrics.jsonl: sample selection included, evaluations "
+        f"excluded). Variants: {flag_text}. `PSNR`: at {args.seconds:g} s of training, interpolated between evaluations "
+        f"(mean over signals; * : a run ended earlier, its last value), `Δ` against `{order[0]}`; `t→{args.target_db:g} dB`: "
         "training seconds (evaluations excluded) to the first crossing, interpolated between evaluations, mean over "
-        f"the signals that reached it (reached/total); `saved`: 1 − (time to reach `{order[0]}`'s final PSNR) / "
-        f"(`{order[0]}`'s training time), mean over the signals that reached it; `ms/step` includes sample selection.",
+        f"the signals that reached it (reached/total); `saved`: 1 − (time to reach `{order[0]}`'s PSNR at "
+        f"{args.seconds:g} s) / {args.seconds:g} s, mean over the signals that reached it; `steps` and `ms/step` are "
+        "the whole run's; `ms/step` includes sample selection.",
         "",
         f"| signal | backbone | variant | PSNR | Δ | t→{args.target_db:g} dB (s) | saved | steps | ms/step | peak MB |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-        *summarise(results, order, args.target_db),
+        *summarise(results, order, args.target_db, args.seconds),
     ]
     if args.notes:
         lines += ["", args.notes]

@@ -72,6 +72,10 @@ DEVICE_CHECK_EVERY = 16
 class Trainer:
     """Fit ``field`` to ``signal`` into ``run_dir``.
 
+    Each step's batch comes from the sampling policy ``options.sampling`` (:mod:`inrkit.train.sampling`:
+    uniform, INT, EVOS, error-driven); a policy that reads per-sample losses gets them from the step's
+    forward pass (``Signal.sample_losses``), and its state is part of every checkpoint.
+
     ``step_hooks`` are called with the step number (0-based) before each training step: occupancy
     grid updates, coarse-to-fine level schedules and the like live there, not in the loop.
     ``evaluation_hooks`` are called with each evaluation's metrics record, the field in the state
