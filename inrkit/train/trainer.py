@@ -26,7 +26,7 @@ from inrkit.train import checkpoint
 from inrkit.train.optim import build_optimizer
 from inrkit.train.options import TrainOptions
 from inrkit.train.progress import ProgressBar
-from inrkit.train.schedules import lr_factor
+from inrkit.train.schedules import group_lr
 
 
 class TrainingDiverged(InrkitError):
@@ -355,7 +355,7 @@ class Trainer:
         with self._graceful_interrupt():
             while self._progress() < 1.0 and not self._stop_requested:
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.base_lr * lr_factor(options.schedule or "exp", self._progress())
+                    group["lr"] = group_lr(group, self.base_lr, options.schedule or "exp", self._progress())
                 step_start = time.perf_counter()
                 for hook in self.step_hooks:
                     hook(self.step)
