@@ -264,6 +264,10 @@ def cmd_nerf(args: argparse.Namespace) -> int:
     metrics = run.metrics
     print(f"fitted {run.config['model']['model']} ({run.model.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
           f"{metrics['step']} steps: test PSNR {metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.4f}  ->  {run.dir}")
+    if "rotation_error_deg" in metrics:
+        print(f"camera poses (aligned to the scene's): rotation error {metrics['rotation_error_deg_before']:.2f} -> "
+              f"{metrics['rotation_error_deg']:.2f} deg, translation error {metrics['translation_error_before']:.4f} -> "
+              f"{metrics['translation_error']:.4f} (mean over {len(run.signal.cameras)} training cameras; poses.json)")
     if args.mesh:
         print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
     return 0

@@ -27,7 +27,7 @@ from inrkit.train.optim import build_optimizer
 from inrkit.train.options import TrainOptions
 from inrkit.train.progress import ProgressBar
 from inrkit.train.sampling import build_sampling
-from inrkit.train.schedules import lr_factor
+from inrkit.train.schedules import group_lr
 
 
 class TrainingDiverged(InrkitError):
@@ -384,7 +384,7 @@ class Trainer:
         with self._graceful_interrupt():
             while self.progress_fraction() < 1.0 and not self._stop_requested:
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.base_lr * lr_factor(options.schedule or "exp", self.progress_fraction())
+                    group["lr"] = group_lr(group, self.base_lr, options.schedule or "exp", self.progress_fraction())
                 step_start = time.perf_counter()
                 for hook in self.step_hooks:
                     hook(self.step)
