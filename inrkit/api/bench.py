@@ -46,14 +46,18 @@ def find_signals(protocol: Protocol, data: str | Path) -> list[Path]:
         raise ProtocolError(f"--data {root}: no such folder (it should hold {protocol.data.get('description', 'the data')})")
     patterns = protocol.data["glob"]
     patterns = [patterns] if isinstance(patterns, str) else patterns
-    found = sorted({p for pattern in patterns for p in root.glob(pattern) if not p.name.startswith(".")})
-    if "select" in protocol.data:
-        found = [p for p in found if p.stem in set(protocol.data["select"])]
+    found = sorted({p.resolve() for pattern in patterns for p in root.glob(pattern) if not p.name.startswith(".")})
     expect = protocol.data.get("expect", 1)
     if len(found) < expect:
         raise ProtocolError(f"dataset missing for protocol {protocol.name}: {len(found)} of {expect} signals match "
                             f"{' '.join(str(root / p) for p in patterns)}; --data must hold "
                             f"{protocol.data.get('description', 'them')}")
+    if "select" in protocol.data:
+        missing = sorted(set(protocol.data["select"]) - {p.stem for p in found})
+        if missing:
+            raise ProtocolError(f"dataset missing for protocol {protocol.name}: no signal {missing[0]!r} among "
+                                f"{' '.join(str(root / p) for p in patterns)}")
+        found = [p for p in found if p.stem in set(protocol.data["select"])]
     return found[: protocol.data["limit"]] if "limit" in protocol.data else found
 
 
@@ -160,7 +164,7 @@ def run_bench(protocol: Protocol, data: str | Path, out: str | Path, models: lis
     Ctrl-C or SIGTERM records the running cell as ``interrupted`` and raises
     :class:`~inrkit.train.TrainingInterrupted` after its checkpoint is saved.
     """
-    bench_dir = Path(out)
+    bench_dir = Path(out).resolve()  # the cells' configs record absolute sources: a report finds them from anywhere
     _check_bench_dir(bench_dir, protocol)
     cells = plan_cells(protocol, data, bench_dir, models)
     say = echo or (lambda line: None)
