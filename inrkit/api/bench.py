@@ -129,8 +129,8 @@ def _fit_cell(protocol: Protocol, cell: Cell, quiet: bool, fit_options: dict[str
     if protocol.task == "nerf":
         preset = options.pop("preset")
         if resumable:
-            return nerf.fit(None, resume=True, out=cell.dir, quiet=quiet)
-        return nerf.fit(cell.signal, preset, out=cell.dir, overwrite=True, **options)
+            return nerf.fit(None, resume=True, out=cell.dir, quiet=quiet, **fit_options)
+        return nerf.fit(cell.signal, preset, out=cell.dir, overwrite=True, **options, **fit_options)
     model = options.pop("model")
     if resumable:
         return lifecycle.fit(None, resume=True, out=cell.dir, quiet=quiet, **fit_options)

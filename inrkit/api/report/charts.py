@@ -49,9 +49,10 @@ def _label(value: float) -> str:
     return f"{value:.3g}"
 
 
-def line_chart(series: list[Series], title: str, x_label: str, y_label: str, *, width: int = 460, height: int = 260,
+def line_chart(series: list[Series], title: str, x_label: str, y_label: str, *, width: int = 400, height: int = 260,
                log_x: bool = False, log_y: bool = False) -> str:
-    """An SVG ``<svg>`` element with axes, ticks, a legend and one polyline (or marker set) per series.
+    """An SVG ``<svg>`` element with axes, ticks, one polyline (or marker set) per series and, right of the plot
+    (``width`` wide), a legend.
 
     Points whose coordinates are not finite (or not positive on a log axis) are left out.
     """
@@ -66,6 +67,8 @@ def line_chart(series: list[Series], title: str, x_label: str, y_label: str, *, 
 
     drawn = [(s, [(fx(x), fy(y)) for x, y in s.points if keep(x, y)]) for s in series]
     values = [p for _, points in drawn for p in points]
+    legend = min(130, 22 + 6 * max((len(s.label) for s in series), default=0))  # the legend sits right of the plot
+    width += legend
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
              f'<text x="{width / 2}" y="16" text-anchor="middle" class="chart-title">{escape(title)}</text>']
@@ -79,7 +82,7 @@ def line_chart(series: list[Series], title: str, x_label: str, y_label: str, *, 
     pad = 0.05 * (y1 - y0) if y1 > y0 else 0.5
     y0, y1 = y0 - pad, y1 + pad
     left, top = MARGIN["left"], MARGIN["top"]
-    w, h = width - left - MARGIN["right"], height - top - MARGIN["bottom"]
+    w, h = width - left - MARGIN["right"] - legend, height - top - MARGIN["bottom"]
 
     def px(x: float) -> float:
         return left + (x - x0) / (x1 - x0) * w
@@ -112,9 +115,7 @@ def line_chart(series: list[Series], title: str, x_label: str, y_label: str, *, 
             radius = 3.5 if s.markers_only else 2.2
             parts += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{radius}" fill="{color}"><title>{escape(s.label)}'
                       f'</title></circle>' for x, y in points]
-        row = index % 12
-        column = index // 12
-        lx, ly = left + 8 + column * 120, top + 12 + row * 13
+        lx, ly = left + w + 10, top + 8 + index * 13
         parts.append(f'<rect x="{lx}" y="{ly - 7}" width="10" height="3" fill="{color}"/>'
                      f'<text x="{lx + 14}" y="{ly}" class="legend">{escape(s.label)}</text>')
     parts.append("</svg>")
