@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import types
 import typing
 import warnings
@@ -135,7 +136,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         if args.out is None and args.path is None:
             raise InrkitError("--resume needs the run directory: inrkit fit --resume --out RUN")
         out = args.out or args.path
-        run = api.fit(args.source, resume=True, out=out, **{k: v for k, v in options.items() if k != "model"})
+        run = api.fit(args.source, resume=True, out=out, report=args.report or None,
+                      **{k: v for k, v in options.items() if k != "model"})
     elif args.path is None:
         raise InrkitError("give the file to fit: inrkit fit PATH --model NAME")
     elif args.dry_run:
@@ -143,7 +145,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         return 0
     else:
         out = args.out or _default_out(args.path, args.model)
-        run = api.fit(args.path, out=out, overwrite=args.overwrite, **options)
+        run = api.fit(args.path, out=out, overwrite=args.overwrite, report=args.report or None, **options)
     metrics = run.metrics
     names = {"psnr": "PSNR", "psnr_heldout": "held-out PSNR", "snr": "SNR", "ssim": "SSIM", "iou": "IoU",
              "chamfer_l1": "Chamfer-L1", "chamfer_l2": "Chamfer-L2", "normal_consistency": "NC", "fscore": "F-score"}
@@ -465,6 +467,61 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from inrkit.api import bench, bench_results, protocols
+
+    if args.list:
+        for name in protocols.protocol_names():
+            protocol = protocols.load_protocol(name)
+            print(f"{name:<22} v{protocol.version}  {protocol.title}")
+            print(f"{'':<22}     models: {' '.join(protocol.models)}")
+            for scale in ("cpu",):
+                print(f"{'':<22}     --scale {scale}: {protocols.load_protocol(name, scale).factors}")
+        return 0
+    if args.protocol is None:
+        raise InrkitError("give a protocol: inrkit bench NAME (inrkit bench --list shows them) or a protocol .json file")
+    protocol = protocols.load_protocol(args.protocol, args.scale)
+    data = args.data or os.environ.get("INRKIT_DATA")
+    if data is None:
+        raise InrkitError(f"give the data folder: --data DIR (or $INRKIT_DATA); it must hold "
+                          f"{protocol.data.get('description', 'the data')}")
+    out = Path(args.out or Path("bench") / f"{protocol.name}-{protocol.scale}")
+    began = time.perf_counter()
+    result = bench.run_bench(protocol, data, out, args.models, quiet=not args.verbose, echo=print,
+                             fit_options={"report": True} if args.report else None)
+    print(result.table())
+    print(f"bench {protocol.name} ({protocol.scale} scale) in {time.perf_counter() - began:.1f} s  ->  {out} "
+          f"({bench_results.RESULTS_FILE}, {bench_results.TABLE_FILE}; inrkit report {out} for the HTML report)")
+    if protocol.scale != "full":
+        print(f"full protocol (GPU advised): inrkit bench {args.protocol} --scale full --data {data} "
+              f"--out {Path('bench') / f'{protocol.name}-full'}")
+    failed = [line for line in result.problems() if "failed" in line]
+    if failed:
+        raise BenchCellsFailed(f"{len(failed)} cell(s) failed (see the table above; a rerun retries them)")
+    return 0
+
+
+class BenchCellsFailed(InrkitError):
+    """Some cells of a bench failed (the others ran): exit status 1."""
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from inrkit.api.report import build_report
+
+    out = _output_file(args.out, args.overwrite, [Path(p) for p in args.runs])
+    began = time.perf_counter()
+    path = build_report(args.runs, out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB in {time.perf_counter() - began:.1f} s)")
+    return 0
+
+
+def _output_file(path: str | Path, overwrite: bool, inputs: list[Path]) -> Path:
+    """``path`` checked against the one output policy (:func:`inrkit.files.check_output`)."""
+    from inrkit.files import check_output
+
+    return check_output(path, overwrite=overwrite, inputs=inputs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from inrkit.export import CompressOptions
     from inrkit.fields import ModelOptions
@@ -485,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     fit.add_argument("--source", help="with --resume: the signal's new path, when its file moved since the fit")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    fit.add_argument("--report", action="store_true", help="keep RUN/report.html up to date at every evaluation "
+                                                           "(open it in a browser: it reloads itself while training)")
     fit.add_argument("--dry-run", action="store_true",
                      help="print parameters, memory estimate and time per step in one line; train and write nothing")
     add_dataclass_flags(fit, ModelOptions)
@@ -555,6 +614,25 @@ def build_parser() -> argparse.ArgumentParser:
     decompress.add_argument("--overwrite", action="store_true", help="replace files in an existing directory")
     decompress.set_defaults(handler=cmd_decompress)
 
+    bench = commands.add_parser("bench", help="run a paper's protocol: every (model, signal) cell as a run directory, "
+                                               "resumable, with the published numbers side by side")
+    bench.add_argument("protocol", nargs="?", help="protocol name (inrkit bench --list) or a protocol .json file")
+    bench.add_argument("--list", action="store_true", help="list the protocols with their models and --scale cpu factors")
+    bench.add_argument("--models", nargs="+", help="run only these models of the protocol")
+    bench.add_argument("--data", help="folder the protocol's data paths are relative to (default: $INRKIT_DATA)")
+    bench.add_argument("--scale", default="full", help="full (the paper's protocol) | cpu (shrunk by the protocol's "
+                                                      "stated factors for machines without a GPU)")
+    bench.add_argument("--out", help="bench directory (default: bench/PROTOCOL-SCALE); rerun to continue it")
+    bench.add_argument("--report", action="store_true", help="keep each cell's report.html up to date while it trains")
+    bench.add_argument("--verbose", action="store_true", help="show each cell's progress line")
+    bench.set_defaults(handler=cmd_bench)
+
+    report = commands.add_parser("report", help="one self-contained HTML page of runs, .inrz files and benches")
+    report.add_argument("runs", nargs="+", help="run directories, .inrz files or bench directories")
+    report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    report.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    report.set_defaults(handler=cmd_report)
+
     models = commands.add_parser("models", help="list the model presets")
     models.set_defaults(handler=cmd_models)
     return parser
@@ -610,7 +688,9 @@ def main(argv: list[str] | None = None) -> int:
 
         message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())  # always one line
         print(f"inrkit: {'stopped' if isinstance(err, TrainingInterrupted) else 'error'}: {message}", file=sys.stderr)
-        return 128 + err.signum if isinstance(err, TrainingInterrupted) else 2
+        if isinstance(err, TrainingInterrupted):
+            return 128 + err.signum
+        return 1 if isinstance(err, BenchCellsFailed) else 2
     except OSError as err:  # the system refused a read or write (permissions, a full disk): the user can act on it
         if err.filename is None or os.environ.get("INRKIT_DEBUG"):
             return _internal_error(err)

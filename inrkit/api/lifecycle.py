@@ -26,6 +26,7 @@ import torch
 
 from inrkit.api.checks import check_field_memory
 from inrkit.api.compress import load as load_inrz
+from inrkit.api.report import LiveReport, in_notebook
 from inrkit.api.run_field import build_run_field, open_run_field
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
@@ -212,6 +213,7 @@ def fit(
     out: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    report: bool | None = None,
     **options: Any,
 ) -> Run:
     """Fit a field to a signal and return the :class:`Run`.
@@ -224,14 +226,15 @@ def fit(
     see :class:`TrainOptions`); the resolved values are recorded in ``config.json``.
     ``out`` is the run directory (a temporary one when None). ``resume=True`` continues the run
     in ``out`` from its checkpoint (``steps``/``seconds`` then give the new total budget; ``signal``, when
-    given, is the source's new path if it moved).
+    given, is the source's new path if it moved). ``report=True`` keeps ``out/report.html`` (:mod:`inrkit.api.report`)
+    up to date at every evaluation, for a browser to show while the run trains; None: on in a Jupyter kernel.
     On the CPU this turns on flush-to-zero for denormal floats in the process (torch has no
     way to read the previous setting back).
     """
     model_options, train_options, signal_options = _split_options({"model": model, **options})
     train_options.validate()
     if resume:
-        return resume_run(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal)
+        return resume_run(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal, report=report)
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
     inputs = () if isinstance(signal, Signal) else (Path(signal),)
@@ -247,7 +250,7 @@ def fit(
     with removed_unless_trained(run_dir):
         write_json(run_dir / CONFIG_FILE, prepared.config)
         return train_run(prepared.config, prepared.field, prepared.signal, train_options, run_dir, prepared.device,
-                         resume=False)
+                         resume=False, report=report)
 
 
 @contextlib.contextmanager
@@ -312,21 +315,24 @@ def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: 
 
 
 def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, options: TrainOptions, run_dir: Path,
-              device: torch.device, resume: bool) -> Run:
+              device: torch.device, resume: bool, report: bool | None = None) -> Run:
     """Train ``field`` on ``signal`` into ``run_dir`` (from its checkpoint when ``resume``), write the outputs,
     return the :class:`Run`: the one run lifecycle of every signal kind, radiance fields included.
 
     The Trainer runs the field's own step hooks (:meth:`Field.training_hooks`: a NeRF's occupancy grid),
     the coarse-to-fine level schedule and the CPU thread tuner. ``Run.output_seconds`` is the time from
-    the end of training to the outputs written (final evaluation, checkpoint, renders).
+    the end of training to the outputs written (final evaluation, checkpoint, renders). With ``report``
+    (None: in a Jupyter kernel) ``run_dir/report.html`` is rewritten at every evaluation and once the outputs exist.
     """
+    live = LiveReport(run_dir) if (in_notebook() if report is None else report) else None
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
     module = prepare_field(field, options.backend, device)
     levels = [CoarseToFine(module, options.coarse_to_fine)] if options.coarse_to_fine else []
     hooks = [*field.training_hooks(options.seed), *levels, *cpu_thread_hooks(device, options.threads)]
     with restored_threads():
-        trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks)
+        trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks,
+                          [live] if live else None)
         if resume:
             trainer.resume()
             write_json(run_dir / CONFIG_FILE, config)  # the resumed options, once nothing can refuse the run
@@ -337,6 +343,8 @@ def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, op
     signal.write_outputs(module, run_dir)
     module.eval()
     output_seconds = time.perf_counter() - began - (trainer.elapsed - trained_before)
+    if live:
+        live.finish()
     if module is not field:  # tcnn ran it: hand back the plain PyTorch field
         field = module.to_field().to(device)
     return Run(run_dir, field, config, metrics, signal, output_seconds)
@@ -346,13 +354,14 @@ RESUMABLE = ("steps", "seconds", "device", "quiet", "eval_every", "backend", "ch
 SignalOpener = Callable[[dict[str, Any], TrainOptions], Signal]
 
 
-def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | SignalOpener | None) -> Run:
+def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | SignalOpener | None,
+               report: bool | None = None) -> Run:
     """Continue the run in ``out``; ``given`` holds the resumable options the caller passed explicitly,
     which win over the saved ones (even when equal to :class:`TrainOptions`'s defaults).
 
     ``signal`` is the signal to train on: a :class:`Signal`, the source file's new path when it moved,
     a function of ``(config, options)`` (radiance fields: the evaluation budget depends on the options),
-    or None to reopen the source recorded in the run.
+    or None to reopen the source recorded in the run. ``report``: as for :func:`fit`.
     """
     if out is None:
         raise InrkitError("--resume needs the run directory (--out RUN)")
@@ -378,7 +387,7 @@ def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path
     check_fit_backend(field, saved, device)
     resolve_chunk_size(saved, field, opened.to(device), device)  # a run written before chunking existed
     config["train"] = asdict(saved)  # written by train_run once the checkpoint is read and matches the field
-    return train_run(config, field, opened, saved, run_dir, device, resume=True)
+    return train_run(config, field, opened, saved, run_dir, device, resume=True, report=report)
 
 
 def _saved_options(config: dict[str, Any], run_dir: Path) -> TrainOptions:

@@ -292,12 +292,14 @@ def open_scene(scene: str | Path | Scene, options: NerfOptions, work_dir: Path |
 
 
 def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: float | None = None, steps: int | None = None,
-        out: str | Path | None = None, resume: bool = False, overwrite: bool = False, **options: Any) -> NeRF:
+        out: str | Path | None = None, resume: bool = False, overwrite: bool = False, report: bool | None = None,
+        **options: Any) -> NeRF:
     """Fit a radiance field to ``scene`` (a folder, a procedural definition or its name, or a :class:`Scene`).
 
     ``options`` are fields of :class:`NerfOptions` and :class:`~inrkit.train.TrainOptions` (``lr``,
     ``schedule``, ``batch_size`` = fixed rays per step, ``eval_every``, ``device``, ``quiet``, ...).
-    On a CPU expect minutes for a 128² procedural scene and hours for 800² scenes.
+    On a CPU expect minutes for a 128² procedural scene and hours for 800² scenes. ``report``: as for
+    :func:`inrkit.fit` (``out/report.html`` rewritten at every evaluation).
     """
     started = time.perf_counter()
     nerf_names = set(NerfOptions.__dataclass_fields__)
@@ -315,7 +317,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     if resume:
         given = {k: v for k, v in {**options, "steps": steps, "seconds": seconds}.items()
                  if k in RESUMABLE and (v is not None or k in options)}
-        return _resume(out, given, scene)
+        return _resume(out, given, scene, report)
     if scene is None:
         raise InrkitError("nothing to fit: give a scene folder or a procedural scene")
     device = resolve_device(train_options.device)
@@ -368,7 +370,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     config["signal"] = signal.config()
     with removed_unless_trained(run_dir):
         write_json(run_dir / CONFIG_FILE, config)
-        return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False))
+        return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False, report=report))
 
 
 def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:
@@ -411,7 +413,8 @@ def _finish(run: Run) -> NeRF:
     return NeRF(run.dir, run.field, run.config, metrics, run.signal, run.output_seconds, scene)
 
 
-def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | Scene | None) -> NeRF:
+def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | Scene | None,
+            report: bool | None = None) -> NeRF:
     """Continue the run in ``out``; the options in ``given`` (any of :data:`RESUMABLE`) replace the saved ones.
     ``source``: the scene (or its folder's new path when it moved); None reopens the recorded folder."""
     if out is not None and not is_nerf_run(out):
@@ -433,7 +436,7 @@ def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | 
             scene = Scene.from_config({**config["signal"], "source": None if folder is None else str(folder)})
         return _signal(scene, nerf_options, get_nerf_preset(nerf_options.preset), options)
 
-    return _finish(resume_run(out, given, reopen))
+    return _finish(resume_run(out, given, reopen, report=report))
 
 
 def load(run: str | Path, device: str = "cpu") -> NeRF:
