@@ -116,11 +116,13 @@ class Adam(torch.optim.Adam):
             return self._plain_step(closure)
 
 
-def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] | None = None) -> torch.optim.Optimizer:
+def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] | None = None,
+                    leading_dims: int = 0) -> torch.optim.Optimizer:
     """The optimiser for ``module``: :class:`TcnnAdam` for a tcnn ``Adam`` config, else ``torch.optim.Adam``.
 
-    Matrices (parameters with two or more dimensions) form the ``matrix`` group; the rest (hash
-    tables, biases) the non-matrix group.
+    Matrices (parameters with two or more dimensions after the first ``leading_dims``, which stack
+    independent fields: :class:`~inrkit.train.stacked.StackedFields`) form the ``matrix`` group; the rest
+    (hash tables, biases) the non-matrix group.
     """
     skip_dynamo_import()
     if not config:
@@ -130,8 +132,8 @@ def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] |
         raise ConfigError(f"optimizer: only tcnn's 'Adam' with keys {', '.join(OPTIMIZER_KEYS)} is supported, "
                           f"got otype {config.get('otype')!r}{' and keys ' + ', '.join(unknown) if unknown else ''}")
     params = [p for p in module.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "matrix": True},
-              {"params": [p for p in params if p.ndim < 2], "matrix": False}]
+    groups = [{"params": [p for p in params if p.ndim - leading_dims >= 2], "matrix": True},
+              {"params": [p for p in params if p.ndim - leading_dims < 2], "matrix": False}]
     return TcnnAdam([g for g in groups if g["params"]], lr=lr,
                     betas=(float(config.get("beta1", 0.9)), float(config.get("beta2", 0.99))),
                     eps=float(config.get("epsilon", 1e-15)), l2_reg=float(config.get("l2_reg", 0.0)))
