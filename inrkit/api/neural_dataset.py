@@ -182,7 +182,8 @@ class NeuralDataset(torch.utils.data.Dataset):
         """A run-style config of item ``index`` (``field``, ``signal``, ``model``, ``train``) for renders and codecs."""
         item = self.items[index]
         return {"inrkit_version": self.manifest.get("inrkit_version"), "field": self.config, "signal": item["signal"],
-                "model": self.manifest.get("model", {}), "train": self.manifest.get("train", {})}
+                "model": self.manifest.get("model", {}),
+                "train": {**self.manifest.get("train", {}), "seed": item.get("seed")}}
 
 
 def load_dataset(directory: str | Path, flat: bool = True) -> NeuralDataset:

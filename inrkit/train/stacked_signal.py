@@ -57,7 +57,7 @@ class StackedSignal(Signal):
             raise ConfigError(f"fields trained together take the same number of samples per step, got {sorted(counts)}")
         self.signals = [s.to(device) for s in signals]
         self.kind, self.n_input_dims, self.n_output_dims = first.kind, first.n_input_dims, first.n_output_dims
-        self.loss_is_mse = first.loss_is_mse
+        self.loss_is_mse = first.loss_is_mse and len(signals) == 1  # the loss is a sum over the fields
         self.samples_per_step = counts.pop()
         self.batch_size = batch_size
         self.generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
