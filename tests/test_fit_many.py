@@ -81,7 +81,7 @@ def test_dataset_loads_as_torch_dataset_and_fields(tmp_path: Path) -> None:
     assert item == 2 and params.shape == (field.n_params,)
     assert torch.equal(params, torch.cat([p.detach().reshape(-1) for p in field.parameters()]))
     loader = torch.utils.data.DataLoader(data, batch_size=2)
-    batch, batch_metrics, ids = next(iter(loader))
+    batch, _, ids = next(iter(loader))
     assert batch.shape == (2, field.n_params) and ids.tolist() == [0, 1]
     target = to_uint(smooth_image(6, 8, 3, seed=2)).astype(np.float32) / 255.0
     mse = float(np.mean((np.clip(render(field, 6, 8), 0, 1) - target) ** 2))
