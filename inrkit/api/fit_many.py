@@ -172,6 +172,9 @@ def _resolve(items: list[Item], options: dict[str, Any]) -> tuple[dict[str, Any]
     resolved_train: dict[str, Any] = {}
     for item in items:
         assert item.signal is not None
+        if getattr(item.signal, "loss_name", None) == "siren":
+            raise InrkitError(f"fit-many cannot fit {Path(item.source).name} with SIREN's point-cloud loss (it "
+                              "differentiates each field by its input); give meshes, or --sdf-loss l1")
         mo, to = copy.deepcopy(model_options), copy.deepcopy(train_options)
         _apply_defaults(item.signal, mo, to, protocol)
         _check_amp(mo, to)
@@ -209,12 +212,11 @@ def _settings(config: dict[str, Any], model: dict[str, Any], train: dict[str, An
     return {"field": config, "model": model, "train": keep, "signal_options": signal_options, "init": init, "kind": kind}
 
 
-def _check_out(out: Path, overwrite: bool, inputs: list[Path]) -> None:
+def _check_out(out: Path, inputs: list[Path]) -> None:
+    """``out`` may be a new folder, an empty one or a dataset (resumed, or replaced with ``overwrite``)."""
     check_output(out, overwrite=True, inputs=inputs, flag="--out", folder=True)
     if out.is_dir() and any(out.iterdir()) and not is_dataset(out):
         raise InrkitError(f"--out {out} exists and is not an inrkit dataset; choose another folder")
-    if overwrite and is_dataset(out):
-        shutil.rmtree(out)
 
 
 def _adopt_finished(out: Path, items: list[Item]) -> None:
@@ -310,14 +312,19 @@ def fit_many(inputs: str | Path | list[str | Path], model: str = "siren", *, out
     fit_options = {"model": model, **{k: v for k, v in options.items() if k not in many_names}}
     _, train_check, signal_options = _split_options(fit_options)
     train_check.validate()
+    if signal_options.get("export"):
+        raise InrkitError("fit-many writes weights, not per-item outputs: drop --export and render or mesh items "
+                          "afterwards (inrkit render DIR#i, inrkit mesh DIR#i)")
     out = Path(out)
     paths = discover_inputs(inputs)
     kind = input_kind(paths)
-    _check_out(out, overwrite, paths)
+    _check_out(out, paths)
     items, skipped = _open_items(paths, signal_options, train_check.seed, many.strict)
     config, model_dict, train, batch_sizes, device = _resolve(items, fit_options)
     init_name = many.init if many.init in INITS else str(Path(many.init).resolve())
     settings = _settings(config, model_dict, train, signal_options, init_name, kind)
+    if overwrite and is_dataset(out):
+        shutil.rmtree(out)  # once every input and option has been checked
     if is_dataset(out):
         previous = read_manifest(out)
         if previous.get("settings") != settings:
