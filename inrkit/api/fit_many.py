@@ -345,7 +345,7 @@ def fit_many(inputs: str | Path | list[str | Path], model: str = "siren", *, out
     first_shard = max(finished_shards(out), default=-1) + 1
     jobs = [{"dir": str(out), "shard": first_shard + k, "field": config,
              "train": {**train, "batch_size": batch_sizes[members[0].id]}, "signal_options": signal_options,
-             "init_file": INIT_FILE if init else None, "device": str(device), "compile": many.compile,
+             "init_file": INIT_FILE if init else None, "device": train["device"], "compile": many.compile,
              "quiet": bool(train.get("quiet")) or many.engine != "local",
              "items": [{"id": i.id, "source": i.source, "sha256": i.sha256, "seed": i.seed} for i in members]}
             for k, members in enumerate(shards)]
