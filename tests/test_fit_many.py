@@ -146,3 +146,16 @@ def test_bad_fit_many_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     code, err = _fit_many_cli(capsys, str(folder), "--out", str(tmp_path / "ds"), *extra)
     assert code == 2 and err.startswith("inrkit: error:") and err.count("\n") == 1 and phrase in err, err
     assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.slow
+def test_compiled_batches_match_the_eager_ones(tmp_path: Path) -> None:
+    """About 15 s (compiling): --compile on gives the fields --compile off gives, up to float rounding of fused kernels."""
+    folder = _images(tmp_path / "in", 3)
+    options = {**TINY, "steps": 20}
+    eager = inrkit.fit_many(folder, "siren", out=tmp_path / "eager", **options)
+    compiled = inrkit.fit_many(folder, "siren", out=tmp_path / "compiled", **{**options, "compile": "on"})
+    for index in range(3):
+        state = compiled.field(index).state_dict()
+        for name, value in eager.field(index).state_dict().items():
+            torch.testing.assert_close(state[name], value, rtol=1e-3, atol=1e-4)

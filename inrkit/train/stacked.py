@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,27 @@ SEPARATOR = "__"  # parameter names of the field ("network.hidden.0.linear.weigh
 
 def _safe(name: str) -> str:
     return name.replace(".", SEPARATOR)
+
+
+def vectorised(template: nn.Module) -> Callable[..., torch.Tensor]:
+    """``(params, buffers, coords)`` each with a leading field axis -> ``template``'s forward of each field, stacked."""
+
+    def one(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], coords: torch.Tensor) -> torch.Tensor:
+        return functional_call(template, (params, buffers), (coords,))
+
+    return vmap(one, in_dims=(0, 0, 0))
+
+
+_COMPILED: dict[str, Callable[..., torch.Tensor]] = {}
+
+
+def compiled_forward(template: nn.Module, config: dict[str, Any]) -> Callable[..., torch.Tensor]:
+    """``torch.compile`` of :func:`vectorised`, one per field config in the process: later batches of fields of the
+    same config and shape (the next shards) reuse the compiled code instead of compiling again."""
+    key = json.dumps(config, sort_keys=True, default=str)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(vectorised(template), dynamic=False)
+    return _COMPILED[key]
 
 
 class StackedFields(nn.Module):
@@ -71,14 +93,11 @@ class StackedFields(nn.Module):
             self.register_buffer(_safe(name), value.detach().clone())
         # the single field's code, without storage: functional_call supplies each field's tensors
         self._template = [copy.deepcopy(fields[0]).to("meta")]
-        self._forward: Callable[..., torch.Tensor] = vmap(self._one, in_dims=(0, 0, 0))
+        self._forward: Callable[..., torch.Tensor] = vectorised(self._template[0])
         self.compiled = False
         if compile:
-            self._forward = torch.compile(self._forward, dynamic=False)
+            self._forward = compiled_forward(self._template[0], self.config)
             self.compiled = True
-
-    def _one(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], coords: torch.Tensor) -> torch.Tensor:
-        return functional_call(self._template[0], (params, buffers), (coords,))
 
     def stacked_state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``(parameters, buffers)`` by the single field's names, each ``(N, *shape)``."""
@@ -94,7 +113,7 @@ class StackedFields(nn.Module):
 
     def use_eager(self) -> None:
         """Run the plain vectorised forward from now on (when compiling fails on this machine)."""
-        self._forward = vmap(self._one, in_dims=(0, 0, 0))
+        self._forward = vectorised(self._template[0])
         self.compiled = False
 
     def stacked_state_dict(self) -> dict[str, torch.Tensor]:
