@@ -155,10 +155,41 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_many(args: argparse.Namespace) -> int:
+    import time
+
+    from inrkit import api
+    from inrkit.api.fit_many import FitManyOptions
+    from inrkit.fields import ModelOptions
+    from inrkit.signals import SIGNAL_OPTIONS
+    from inrkit.train import TrainOptions
+
+    options = _collect(args, ModelOptions, TrainOptions, FitManyOptions, *SIGNAL_OPTIONS)
+    inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
+    began = time.perf_counter()
+    data = api.fit_many(inputs, out=args.out, overwrite=args.overwrite, **options)
+    psnr = [m["psnr"] for _, m, _ in (data[i] for i in range(len(data))) if isinstance(m.get("psnr"), float)]
+    mean = f", mean PSNR {sum(psnr) / len(psnr):.2f} dB" if psnr else ""
+    skipped = data.manifest.get("skipped") or []
+    note = f"; {len(skipped)} input(s) skipped (listed in dataset.json)" if skipped else ""
+    print(f"{len(data):,} fields ({data.manifest['model']['model']}, {data.field(0).n_params:,} parameters each) in "
+          f"{time.perf_counter() - began:.1f} s{mean}{note}  ->  {args.out}")
+    return 0
+
+
+def _with_item(args: argparse.Namespace) -> None:
+    """``RUN --item i`` is ``RUN#i``: one item of a fit-many dataset."""
+    if getattr(args, "item", None) is not None:
+        if args.item < 0:
+            raise InrkitError(f"--item must be >= 0, got {args.item}")
+        args.run = f"{args.run}#{args.item}"
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.fields import NerfModel
 
+    _with_item(args)
     _check_render_values(args)
     size = _parse_size(args.size, args.max_megapixels) if args.size else None
     for flag in ("out", "turntable", "mesh"):
@@ -377,13 +408,38 @@ def _print_inrz_info(path: Path) -> None:
         print("metrics    " + "  ".join(f"{k} {v}" for k, v in decoded.metrics.items()))
 
 
+def _print_dataset_info(path: Path) -> None:
+    """``inrkit info DATASET``: architecture, training, initialisation, items done and their mean metrics."""
+    from inrkit.api.neural_dataset import load_dataset
+
+    data = load_dataset(path)
+    manifest = data.manifest
+    train, init = manifest.get("train", {}), manifest.get("init") or {"mode": "random"}
+    print(f"dataset    {path}  ({manifest.get('kind')} fields, format version {manifest.get('version')})")
+    print(f"items      {len(data):,} fitted of {len(manifest['items']):,}; {len(manifest.get('skipped') or [])} skipped; "
+          f"{manifest.get('fields_per_batch')} fields per batch (shard)")
+    print(f"model      {manifest['model']['model']}  ({data.field(0).n_params if len(data) else '?'} parameters each)")
+    print(f"network    {manifest['field']['network']}")
+    print(f"encoding   {manifest['field'].get('encoding')}")
+    print(f"training   lr {train.get('lr'):g}  schedule {train.get('schedule')}  steps {train.get('steps')}  "
+          f"seed {train.get('seed')}")
+    print(f"init       {init.get('mode')}" + (f"  {init['meta']}" if init.get("meta") else ""))
+    metrics = [m for _, m, _ in (data[i] for i in range(len(data)))]
+    keys = [k for k in (metrics[0] if metrics else {}) if all(isinstance(m.get(k), float) for m in metrics)]
+    _print_metrics({f"mean_{k}": sum(m[k] for m in metrics) / len(metrics) for k in keys})
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.api.neural_dataset import is_dataset
     from inrkit.export import is_inrz
     from inrkit.fields import NerfModel
 
     if is_inrz(args.run):
         _print_inrz_info(Path(args.run))
+        return 0
+    if is_dataset(args.run):
+        _print_dataset_info(Path(args.run))
         return 0
     run = api.load_run(args.run)
     if isinstance(run.field, NerfModel):
@@ -436,11 +492,15 @@ def cmd_info_nerf(args: argparse.Namespace, loaded: Any = None) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
+    from inrkit import api
     from inrkit.api import compress
+    from inrkit.api.neural_dataset import split_item
 
+    _with_item(args)
     options = compress.CompressOptions(**_collect(args, compress.CompressOptions))
     _output(args.out, args, "the output")
-    report = compress.compress(args.run, args.out, options, signal=args.signal)
+    source = api.load_run(args.run) if split_item(args.run) else args.run  # one item of a dataset: its Run
+    report = compress.compress(source, args.out, options, signal=args.signal)
     print(report.summary())
     return 0
 
@@ -523,6 +583,7 @@ def _output_file(path: str | Path, overwrite: bool, inputs: list[Path]) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from inrkit.api.fit_many import FitManyOptions
     from inrkit.export import CompressOptions
     from inrkit.fields import ModelOptions
     from inrkit.nerf import NerfOptions
@@ -552,9 +613,23 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_flags(fit, options_class)
     fit.set_defaults(handler=cmd_fit)
 
+    many = commands.add_parser("fit-many", help="fit one field per file (images, audio clips, meshes) into a dataset "
+                                                 "of fields, many at a time")
+    many.add_argument("inputs", nargs="+", help="a folder, a glob pattern ('tiles/*.png'), a list file (.txt, one path "
+                                                "a line) or several files")
+    many.add_argument("--out", required=True, help="dataset directory (an existing one is resumed)")
+    many.add_argument("--overwrite", action="store_true", help="replace an existing dataset instead of resuming it")
+    add_dataclass_flags(many, ModelOptions)
+    add_dataclass_flags(many, TrainOptions)
+    add_dataclass_flags(many, FitManyOptions)
+    for options_class in SIGNAL_OPTIONS:
+        add_dataclass_flags(many, options_class)
+    many.set_defaults(handler=cmd_fit_many)
+
     render = commands.add_parser("render", help="render a fitted image (any size), audio (any rate), video (any fps/size), "
                                                 "or a NeRF run's turntable/mesh")
-    render.add_argument("run", help="run directory or .inrz file")
+    render.add_argument("run", help="run directory, .inrz file or dataset item DIR#i")
+    render.add_argument("--item", type=int, help="a dataset's item i (the same as DIR#i)")
     render.add_argument("--size", help="image/video: WIDTHxHEIGHT (default: the original size)")
     render.add_argument("--rate", type=int, help="audio: sample rate in Hz (default: the original)")
     render.add_argument("--fps", type=float, help="video: frame rate, same duration (default: the original); "
@@ -596,11 +671,12 @@ def build_parser() -> argparse.ArgumentParser:
     nerf.set_defaults(handler=cmd_nerf, schedule="ngp", eval_every=0)
 
     info = commands.add_parser("info", help="show a run's or .inrz file's config, parameter count and metrics")
-    info.add_argument("run", help="run directory or .inrz file")
+    info.add_argument("run", help="run directory, .inrz file, dataset directory or dataset item DIR#i")
     info.set_defaults(handler=cmd_info)
 
     compress = commands.add_parser("compress", help="quantise and entropy-code a run's weights into an .inrz file")
-    compress.add_argument("run", help="run directory (or .inrz file to re-encode)")
+    compress.add_argument("run", help="run directory (or .inrz file to re-encode, or dataset item DIR#i)")
+    compress.add_argument("--item", type=int, help="a dataset's item i (the same as DIR#i)")
     compress.add_argument("out", help="output .inrz file")
     compress.add_argument("--source", "--signal", dest="signal", help="the original signal file or NeRF scene folder, to "
                           "measure and fine-tune against (default: the run's source, if it still exists)")

@@ -26,6 +26,7 @@ import torch
 
 from inrkit.api.checks import check_field_memory
 from inrkit.api.compress import load as load_inrz
+from inrkit.api.neural_dataset import NeuralDataset, is_dataset, split_item
 from inrkit.api.report import LiveReport, in_notebook
 from inrkit.api.run_field import build_run_field, open_run_field
 from inrkit.devices import resolve_device, seed_everything
@@ -418,18 +419,32 @@ def _reopen_signal(signal_config: dict[str, Any]) -> Signal:
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run directory (config, weights, metrics) or an ``.inrz`` file without reopening its signal.
+    """Open a run directory (config, weights, metrics), an ``.inrz`` file or one item ``DIR#i`` of a fit-many
+    dataset without reopening its signal.
 
     The field is whatever the run fitted: a coordinate :class:`Field` or, for ``inrkit nerf`` runs, a
     :class:`~inrkit.fields.NerfModel`.
     """
+    item = split_item(path)
+    if item is not None:
+        return dataset_item_run(*item)
     run_dir = Path(path)
+    if is_dataset(run_dir):
+        raise InrkitError(f"{run_dir} is a dataset of fields (inrkit fit-many): name one item, {run_dir}#i or --item i")
     if inrz.is_inrz(run_dir) or (run_dir.suffix == inrz.SUFFIX and not run_dir.is_dir()):
         decoded = load_inrz(run_dir)
         return Run(run_dir, decoded.field, decoded.config, decoded.metrics)
     field, config = open_run_field(run_dir, "load")
     history = read_metrics(run_dir)
     return Run(run_dir, field, config, history[-1] if history else {})
+
+
+def dataset_item_run(directory: Path, index: int) -> Run:
+    """Item ``index`` of a fit-many dataset as a :class:`Run` (its field, a run-style config and its metrics)."""
+    data = NeuralDataset(directory)
+    if not 0 <= index < len(data):
+        raise InrkitError(f"{directory} has {len(data)} fitted items; item {index} is not one of them")
+    return Run(Path(directory), data.field(index), data.run_config(index), dict(data.items[index].get("metrics") or {}))
 
 
 def load(path: str | Path) -> Field:

@@ -121,11 +121,13 @@ class Adam(torch.optim.Adam):
             return self._plain_step(closure)
 
 
-def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] | None = None) -> torch.optim.Optimizer:
+def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] | None = None,
+                    leading_dims: int = 0) -> torch.optim.Optimizer:
     """The optimiser for ``module``: :class:`TcnnAdam` for a tcnn ``Adam`` config, else ``torch.optim.Adam``.
 
-    Matrices (parameters with two or more dimensions) form the ``matrix`` group; the rest (hash
-    tables, biases) the non-matrix group.
+    Matrices (parameters with two or more dimensions after the first ``leading_dims``, which stack
+    independent fields: :class:`~inrkit.train.stacked.StackedFields`) form the ``matrix`` group; the rest
+    (hash tables, biases) the non-matrix group.
     """
     skip_dynamo_import()
     own = [m.optimizer_group() for m in module.modules() if callable(getattr(m, "optimizer_group", None))]
@@ -138,8 +140,8 @@ def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] |
     if config.get("otype") != "Adam" or unknown:
         raise ConfigError(f"optimizer: only tcnn's 'Adam' with keys {', '.join(OPTIMIZER_KEYS)} is supported, "
                           f"got otype {config.get('otype')!r}{' and keys ' + ', '.join(unknown) if unknown else ''}")
-    groups = [{"params": [p for p in params if p.ndim >= 2], "matrix": True},
-              {"params": [p for p in params if p.ndim < 2], "matrix": False}]
+    groups = [{"params": [p for p in params if p.ndim - leading_dims >= 2], "matrix": True},
+              {"params": [p for p in params if p.ndim - leading_dims < 2], "matrix": False}]
     own = [{k: v for k, v in g.items() if k != "weight_decay"} for g in own]
     return TcnnAdam([g for g in groups if g["params"]] + own, lr=lr,
                     betas=(float(config.get("beta1", 0.9)), float(config.get("beta2", 0.99))),

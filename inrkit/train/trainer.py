@@ -105,7 +105,8 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.base_lr = lr
         self.device = device
-        self.optimizer = build_optimizer(field, lr, getattr(field, "config", {}).get("optimizer"))
+        self.optimizer = build_optimizer(field, lr, getattr(field, "config", {}).get("optimizer"),
+                                         getattr(field, "leading_dims", 0))
         self.generator = torch.Generator(device=device).manual_seed(options.seed)
         self.sampling = build_sampling(options.sampling, signal, field, self.generator, options.batch_size,
                                        options.sampling_ratio, options.sampling_floor)
@@ -352,20 +353,28 @@ class Trainer:
         """Seconds per training step, timed over ``n_steps`` steps after one warm-up step (for dry runs:
         the field and optimizer state change, nothing is written). A batch larger than
         :data:`DRY_RUN_SAMPLES` is timed on that many samples and scaled by the number of samples."""
-        use_amp = self.options.amp and self.device.type == "cuda"
         batch_size = self.options.batch_size or self.signal.n_samples
         timed_size = min(batch_size, self.options.chunk_size or batch_size, DRY_RUN_SAMPLES) if self.signal.chunkable \
             else batch_size
         timings = []
         for _ in range(n_steps + 1):
             began = time.perf_counter()
-            self._start = began
-            loss = self._step(self.signal.sample(timed_size, self.generator), use_amp)
-            self.optimizer.step()
-            self._update_average(self.step + 1)
-            float(loss)  # wait for the device
+            self.train_steps(1, timed_size)
             timings.append(time.perf_counter() - began)
         return sum(timings[1:]) / n_steps * batch_size / timed_size
+
+    def train_steps(self, n_steps: int, batch_size: int | None) -> float:
+        """Run ``n_steps`` optimizer steps on batches of ``batch_size`` at the current lr, nothing else (no
+        schedule, evaluation, checkpoint or step count): dry-run timings and the inner loops of a meta-learned
+        initialisation. Returns the last step's loss (waiting for the device)."""
+        use_amp = self.options.amp and self.device.type == "cuda"
+        loss = torch.zeros(())
+        for _ in range(n_steps):
+            self._start = time.perf_counter()
+            loss = self._step(self.signal.sample(batch_size, self.generator), use_amp)
+            self.optimizer.step()
+            self._update_average(self.step + 1)
+        return float(loss)
 
     def fit(self) -> dict[str, Any]:
         """Train until the budget is spent; returns the final metrics record. With an EMA the field
