@@ -104,12 +104,13 @@ def make_seeds(folder: str | Path, steps: int = 3, nerf: bool = True, quick: boo
         inrkit.fit(str(folder / "audio.wav"), "hashgrid", out=run, steps=steps, quiet=True, device="cpu",
                    overwrite=True, n_levels=4, log2_hashmap_size=8)
         runs.append(run)
+    files = [compress(folder / "image.png", folder / f"latent-{complexity}.inrz", codec="latent", steps=steps,
+                      complexity=complexity, quiet=True).path for complexity in (("low",) if quick else ("low", "medium"))]
     if nerf and not quick:
         run = folder / "run-nerf"
         inrkit.nerf.fit("spheres", preset="instant-ngp-cpu", steps=steps, out=run, device="cpu", quiet=True,
                         overwrite=True, scene_resolution=8, target_samples=256, grid_resolution=8)
         runs.append(run)
-    files = []
     for index, run in enumerate(runs):
         choices = COMPRESSIONS[:3] if quick else COMPRESSIONS
         for coder, bits, scheme in (choices if index < 2 or quick else choices[index % 3::3]):
@@ -232,6 +233,9 @@ class Mutator:
         table = header.get("tensors")
         entries = [e for e in table if isinstance(e, dict) and isinstance(e.get("length"), int)] \
             if isinstance(table, list) else []
+        latent = header.get("latent")
+        if isinstance(latent, dict) and isinstance(latent.get("length"), int):
+            entries.append(latent)  # a latent file's stream follows the tables' tensors
         if not entries or sum(e["length"] for e in entries) != len(payload):
             data = bytearray(payload)
             for _ in range(rng.randint(1, 4)):
@@ -304,7 +308,8 @@ def repack(header: Any, payload: bytes) -> bytes:
 
     body = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=inrz.HEADER_DICTIONARY)
     packed = body.compress(json.dumps(header, separators=(",", ":"), allow_nan=False).encode()) + body.flush()
-    return b"".join([_PREFIX.pack(inrz.MAGIC, inrz.VERSION, len(packed), zlib.crc32(packed)), packed,
+    version = 2 if isinstance(header, dict) and header.get("codec", "weights") != "weights" else inrz.VERSION
+    return b"".join([_PREFIX.pack(inrz.MAGIC, version, len(packed), zlib.crc32(packed)), packed,
                      struct.pack("<II", len(payload), zlib.crc32(payload)), payload])
 
 
