@@ -10,8 +10,9 @@ Pipeline (:func:`compress_image`):
    first :data:`NOISE_FRACTION` of the budget, straight-through rounding after (C3 §3.2). With
    ``target_bpp`` the rate weight λ is searched while training: every :data:`LAMBDA_EVERY` steps of the
    noise phase the rate of the rounded latents (ARM estimate, plus the networks' and header's bytes) is
-   measured and ``log λ ← log λ + 0.7·log(R/R_target)``; λ is frozen in the straight-through phase. Progress bar, checkpoints, Ctrl-C and resume are the Trainer's (the run
-   directory is ``OUT.run/``; ``resume=True`` continues it, and it is removed once the file is written);
+   measured and ``log λ ← log λ + 0.7·log(R/R_target)``; λ is frozen in the straight-through phase.
+   Progress bar, checkpoints, Ctrl-C and resume are the Trainer's (the run directory is ``OUT.run/``;
+   ``resume=True`` continues it, and it is removed once the file is written);
 3. quantise the synthesis and ARM parameters per tensor (:func:`inrkit.export.latent_codec.choose_network_bits`:
    the bit width, 5–10, minimising ``D + λ·R`` of the coded file) and code everything
    (:mod:`inrkit.export.latent_codec`);
