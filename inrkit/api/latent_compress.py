@@ -10,7 +10,7 @@ Pipeline (:func:`compress_image`):
    first :data:`NOISE_FRACTION` of the budget, straight-through rounding after (C3 §3.2). With
    ``target_bpp`` the rate weight λ is searched while training: every :data:`LAMBDA_EVERY` steps of the
    noise phase the rate of the rounded latents (ARM estimate, plus the networks' and header's bytes) is
-   measured and ``log λ ← log λ + 0.7·log(R/R_target)``; λ is frozen in the straight-through phase.
+   measured and ``log λ ← log λ + 0.5·log(R/R_target)``; λ is frozen in the straight-through phase.
    Progress bar, checkpoints, Ctrl-C and resume are the Trainer's (the run directory is ``OUT.run/``;
    ``resume=True`` continues it, and it is removed once the file is written);
 3. quantise the synthesis and ARM parameters per tensor (:func:`inrkit.export.latent_codec.choose_network_bits`:
@@ -51,8 +51,8 @@ COMPLEXITY: dict[str, dict[str, Any]] = {
 NOISE_FRACTION = 0.85
 SOFT_ROUND = (0.3, 0.1)   # soft-rounding temperature, start and end of the noise phase (Cool-Chic's C3 preset)
 NOISE_SIGMA = (0.25, 0.1)  # Gaussian noise σ, likewise
-LAMBDA_EVERY = 25
-LAMBDA_GAIN = 0.7
+LAMBDA_EVERY = 10
+LAMBDA_GAIN = 0.5
 DEFAULT_LR = 1e-2
 
 
