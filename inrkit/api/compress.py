@@ -86,7 +86,8 @@ class CompressOptions:
     bits: int = field(default=8, metadata={"help": f"bits per weight, {MIN_BITS}-{MAX_BITS}"})
     target_bpp: float | None = field(default=None, metadata={"help": "choose the largest bit width whose file fits "
                                                                       "this many bits per pixel (or per sample; "
-                                                                      "not for NeRF runs)"})
+                                                                      "not for NeRF runs); --codec latent: search "
+                                                                      "λ for about this rate"})
     scheme: str = field(default="tensor", metadata={"help": "one quantisation step per tensor | channel (per output row)"})
     coder: str = field(default="auto", metadata={"help": "entropy coder: auto (per tensor the smaller of range and "
                                                            "lzma) | range | zlib | lzma | raw"})

@@ -100,14 +100,16 @@ class FixedPointArm:
 class LatentOrder:
     """Where every latent and its context live in one flat zero-padded buffer of all grids, in decoding order.
 
-    ``positions (N,)``: buffer index of the n-th coded latent; ``context (N, n_context)``: buffer indices of its
-    context; ``row_starts (H_0 + 1,)``: the n of the first latent of each decoding row; ``size``: buffer length;
-    ``slices``: per grid ``(start, padded height, padded width, top, side)`` to cut the grids back out.
+    ``positions (N,)``: buffer index of the n-th coded latent; ``strides (N,)``: the padded row length of its grid;
+    ``row_starts (H_0 + 1,)``: the n of the first latent of each decoding row; ``deltas (n_context, 2)``: the
+    context offsets ``(dy, dx)``; ``size``: buffer length; ``slices``: per grid ``(start, padded height, padded
+    width, top, side)`` to cut the grids back out.
     """
 
     positions: np.ndarray
-    context: np.ndarray
+    strides: np.ndarray
     row_starts: np.ndarray
+    deltas: np.ndarray
     size: int
     slices: list[tuple[int, int, int, int, int]]
 
@@ -119,21 +121,22 @@ class LatentOrder:
         for height, width in shapes:
             slices.append((start, height + top, width + 2 * side, top, side))
             start += (height + top) * (width + 2 * side)
-        rows, keys = [], []
-        for k, (height, width) in enumerate(shapes):
-            base, _, padded_width, _, _ = slices[k]
-            index = base + (np.arange(height)[:, None] + top) * padded_width + side + np.arange(width)[None, :]
-            rows.append(index.reshape(-1))
-            keys.append(np.stack(np.broadcast_arrays(np.arange(height)[:, None], k, np.arange(width)[None, :]),
-                                 axis=-1).reshape(-1, 3))
-        positions_all, key_all = np.concatenate(rows), np.concatenate(keys)
-        order = np.lexsort((key_all[:, 2], key_all[:, 1], key_all[:, 0]))  # by row, then grid, then column
-        positions = positions_all[order]
-        widths = np.array([slices[k][2] for k in range(len(shapes))])[key_all[order, 1]]
-        deltas = np.array([[dy, dx] for dy, dx in offsets])
-        context = positions[:, None] + deltas[None, :, 0] * widths[:, None] + deltas[None, :, 1]
-        row_starts = np.searchsorted(key_all[order, 0], np.arange(shapes[0][0] + 1))
-        return cls(positions, context, row_starts, start, slices)
+        pieces, strides, counts = [], [], []
+        for row in range(shapes[0][0]):  # row r of every grid that has one, grids in order, columns left to right
+            count = 0
+            for (base, _, padded_width, _, _), (height, width) in zip(slices, shapes, strict=True):
+                if row < height:
+                    first = base + (row + top) * padded_width + side
+                    pieces.append(np.arange(first, first + width))
+                    strides.append(np.full(width, padded_width))
+                    count += width
+            counts.append(count)
+        row_starts = np.concatenate([[0], np.cumsum(counts)])
+        return cls(np.concatenate(pieces), np.concatenate(strides), row_starts, np.array(offsets), start, slices)
+
+    def context(self, rows: slice) -> np.ndarray:
+        """``(n, n_context)`` buffer indices of the context of the latents ``rows`` (of the decoding order)."""
+        return self.positions[rows, None] + self.deltas[None, :, 0] * self.strides[rows, None] + self.deltas[None, :, 1]
 
     def grids(self, buffer: np.ndarray, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
         """The ``(h_k, w_k)`` grids held in ``buffer``."""
@@ -173,7 +176,7 @@ def encode_latents(grids: list[np.ndarray], arm: FixedPointArm, offsets: tuple[t
     buffer = order.fill(grids)
     symbols = buffer[order.positions].astype(np.int32)
     max_abs = max(1, int(np.abs(symbols).max(initial=0)))
-    mean, scale = arm(buffer[order.context])
+    mean, scale = arm(buffer[order.context(slice(None))])
     encoder = constriction.stream.queue.RangeEncoder()
     encoder.encode(symbols, _family(max_abs), mean, scale)
     words = encoder.get_compressed()
@@ -193,7 +196,7 @@ def decode_latents(stream: bytes, shapes: list[tuple[int, int]], arm: FixedPoint
     try:
         for row in range(len(order.row_starts) - 1):
             rows = slice(order.row_starts[row], order.row_starts[row + 1])
-            mean, scale = arm(buffer[order.context[rows]])
+            mean, scale = arm(buffer[order.context(rows)])
             buffer[order.positions[rows]] = decoder.decode(family, mean, scale)
     except (ValueError, RuntimeError, AssertionError) as err:
         raise InrkitError(f"latent stream is corrupt ({type(err).__name__})") from None
