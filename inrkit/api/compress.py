@@ -69,7 +69,8 @@ from inrkit.train import Trainer, TrainOptions
 from inrkit.train.chunking import resolve_chunk_size
 from inrkit.version import __version__
 
-__all__ = ["CompressOptions", "CompressionReport", "Decoded", "NerfTestViews", "compress", "decompress", "load"]
+__all__ = ["CompressOptions", "CompressionReport", "Decoded", "LatentOptions", "LatentReport", "NerfTestViews", "compress",
+           "decompress", "load"]
 
 _PRIVATE_SIGNAL_KEYS = ("source", "options")  # local paths and fitting options never leave the machine
 
