@@ -47,7 +47,9 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     group = parser.add_argument_group(cls.__name__)
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        flag = "--" + field.name.replace("_", "-")
+        if field.metadata.get("shared"):
+            continue  # declared by another options class of the same command
+        flag = field.metadata.get("flag") or "--" + field.name.replace("_", "-")
         kind = _flag_type(hints[field.name])
         help_text = field.metadata.get("help", "")
         if kind is bool:
@@ -365,6 +367,17 @@ def _print_nerf_parts(config: dict, model: Any) -> None:
           f"{100 * model.grid.occupancy_fraction():.1f}% occupied")
 
 
+def _print_latent_parts(decoded: Any) -> None:
+    """The codec lines of ``inrkit info`` for a latent-codec file: grids, networks, decoder cost, latent stream."""
+    field, config = decoded.field, decoded.config["field"]
+    print(f"latents    {field.encoding.n_levels} grids, {field.encoding.n_latents:,} latents "
+          f"({decoded.header['latent']['length']:,} B, {8 * decoded.header['latent']['length'] / field.encoding.n_latents:.3f} "
+          "bits/latent)")
+    print(f"synthesis  {config['network']}")
+    print(f"arm        {config['arm']}")
+    print(f"decoder    {field.macs_per_pixel():,.0f} multiplications/pixel")
+
+
 def _print_inrz_info(path: Path) -> None:
     from inrkit.api.compress import sample_count
     from inrkit.export import load
@@ -387,7 +400,9 @@ def _print_inrz_info(path: Path) -> None:
         shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
         print(f"signal     {signal.get('kind', 'unknown')} {shape} x{signal.get('channels', '?')}")
     print(f"model      {decoded.config['model'].get('model') or '?'}  ({decoded.field.n_params:,} parameters)")
-    if radiance:
+    if decoded.image is not None:
+        _print_latent_parts(decoded)
+    elif radiance:
         _print_nerf_parts(decoded.config["field"], decoded.field)
         print(f"turntable  {'yes' if decoded.config.get('turntable') else 'none (inrkit render FILE --mesh only)'}")
     else:
@@ -493,14 +508,19 @@ def cmd_info_nerf(args: argparse.Namespace, loaded: Any = None) -> int:
 
 def cmd_compress(args: argparse.Namespace) -> int:
     from inrkit import api
-    from inrkit.api import compress
+    from inrkit.api import compress, latent_compress
     from inrkit.api.neural_dataset import split_item
 
     _with_item(args)
     options = compress.CompressOptions(**_collect(args, compress.CompressOptions))
-    _output(args.out, args, "the output")
+    latent = latent_compress.LatentOptions(**_collect(args, latent_compress.LatentOptions))
+    if options.codec != "latent" and (args.resume or _collect(args, latent_compress.LatentOptions, given_only=True)):
+        raise InrkitError("--resume, --lambda, --complexity, --steps, --seconds, --lr, --seed, --threads and --quiet "
+                          "are options of --codec latent")
+    if not args.resume:
+        _output(args.out, args, "the output")
     source = api.load_run(args.run) if split_item(args.run) else args.run  # one item of a dataset: its Run
-    report = compress.compress(source, args.out, options, signal=args.signal)
+    report = compress.compress(source, args.out, options, signal=args.signal, latent=latent, resume=args.resume)
     print(report.summary())
     return 0
 
@@ -509,7 +529,8 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     from inrkit.api import compress
 
     decoded = compress.decompress(args.file, args.out, overwrite=args.overwrite)
-    print(f"decoded {args.file} ({decoded.field.n_params:,} parameters) -> {args.out}")
+    what = "image" if decoded.image is not None else f"{decoded.field.n_params:,} parameters"
+    print(f"decoded {args.file} ({what}) -> {args.out}")
     return 0
 
 
@@ -584,6 +605,7 @@ def _output_file(path: str | Path, overwrite: bool, inputs: list[Path]) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     from inrkit.api.fit_many import FitManyOptions
+    from inrkit.api.latent_compress import LatentOptions
     from inrkit.export import CompressOptions
     from inrkit.fields import ModelOptions
     from inrkit.nerf import NerfOptions
@@ -674,19 +696,24 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("run", help="run directory, .inrz file, dataset directory or dataset item DIR#i")
     info.set_defaults(handler=cmd_info)
 
-    compress = commands.add_parser("compress", help="quantise and entropy-code a run's weights into an .inrz file")
-    compress.add_argument("run", help="run directory (or .inrz file to re-encode, or dataset item DIR#i)")
+    compress = commands.add_parser("compress", help="quantise and entropy-code a run's weights into an .inrz file, or "
+                                                    "code an image with a latent field (--codec latent)")
+    compress.add_argument("run", help="run directory (or .inrz file to re-encode, or dataset item DIR#i); with "
+                                      "--codec latent an image file")
     compress.add_argument("--item", type=int, help="a dataset's item i (the same as DIR#i)")
     compress.add_argument("out", help="output .inrz file")
     compress.add_argument("--source", "--signal", dest="signal", help="the original signal file or NeRF scene folder, to "
                           "measure and fine-tune against (default: the run's source, if it still exists)")
     compress.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_dataclass_flags(compress, CompressOptions)
+    add_dataclass_flags(compress, LatentOptions)
+    compress.add_argument("--resume", action="store_true", help="--codec latent: continue an interrupted encode "
+                                                                "(its checkpoints are in OUT.run/)")
     compress.set_defaults(handler=cmd_compress)
 
-    decompress = commands.add_parser("decompress", help="decode an .inrz file into a run directory")
+    decompress = commands.add_parser("decompress", help="decode an .inrz file into a run directory or an image")
     decompress.add_argument("file", help="input .inrz file")
-    decompress.add_argument("--out", required=True, help="run directory to write")
+    decompress.add_argument("--out", required=True, help="run directory to write, or an image file (.png ...)")
     decompress.add_argument("--overwrite", action="store_true", help="replace files in an existing directory")
     decompress.set_defaults(handler=cmd_decompress)
 
