@@ -514,7 +514,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     _with_item(args)
     options = compress.CompressOptions(**_collect(args, compress.CompressOptions))
     latent = latent_compress.LatentOptions(**_collect(args, latent_compress.LatentOptions))
-    if options.codec != "latent" and (args.resume or _collect(args, latent_compress.LatentOptions, given_only=True)):
+    latent_only = set(_collect(args, latent_compress.LatentOptions, given_only=True)) - set(dataclasses.asdict(options))
+    if options.codec != "latent" and (args.resume or latent_only):
         raise InrkitError("--resume, --lambda, --complexity, --steps, --seconds, --lr, --seed, --threads and --quiet "
                           "are options of --codec latent")
     if not args.resume:
