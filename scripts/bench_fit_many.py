@@ -122,11 +122,14 @@ def _fit_many(paths: list[Path], out: Path, **options: Any) -> tuple[Any, float]
     return data, time.perf_counter() - began
 
 
-def part_batched() -> dict[str, Any]:
+def part_batched(fields_per_batch: int | None) -> dict[str, Any]:
+    """The whole job through fit-many (default --fields-per-batch, or the one given)."""
     paths = make_tiles()
-    data, seconds = _fit_many(paths, WORK / "batched", init="shared", fields_per_batch=512)
+    data, seconds = _fit_many(paths, WORK / "batched", init="shared", fields_per_batch=fields_per_batch)
     psnr = [data[i][1]["psnr"] for i in range(len(data))]
-    return {"batched": {"fields": len(data), "seconds": seconds, "fields_per_s": len(data) / seconds,
+    key = "batched" if fields_per_batch is None else f"batched_{fields_per_batch}"
+    return {key: {"fields": len(data), "seconds": seconds, "fields_per_s": len(data) / seconds,
+                        "fields_per_batch": data.manifest["fields_per_batch"],
                         "mean_psnr": float(np.mean(psnr)), "min_psnr": float(np.min(psnr)),
                         "psnr_kodim01": float(np.mean(psnr[:384])), "psnr_kodim02": float(np.mean(psnr[384:])),
                         "n_params": data.field(0).n_params, "peak_rss_mb": peak_mb(),
@@ -333,6 +336,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", required=True, choices=["micro", "batched", "loop", "meta", "ray", "write"])
     parser.add_argument("--results", default=str(WORK / "results.json"))
+    parser.add_argument("--fields-per-batch", type=int, default=None)
     parser.add_argument("--meta-steps", type=int, default=200)
     parser.add_argument("--meta-inner-steps", type=int, default=5)
     parser.add_argument("--meta-batch", type=int, default=16)
@@ -352,7 +356,8 @@ def main() -> None:
         versions["ray"] = ray.__version__
     except ImportError:
         pass
-    part = {"micro": part_micro, "batched": part_batched, "loop": part_loop, "ray": part_ray,
+    part = {"micro": part_micro, "batched": lambda: part_batched(args.fields_per_batch), "loop": part_loop,
+            "ray": part_ray,
             "meta": lambda: part_meta(args.meta_steps, args.meta_inner_steps, args.meta_batch)}[args.part]()
     results.update(part)
     results["versions"] = versions
