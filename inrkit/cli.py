@@ -185,6 +185,7 @@ def _with_item(args: argparse.Namespace) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.api.neural_dataset import split_item
     from inrkit.fields import NerfModel
 
     _with_item(args)
@@ -207,7 +208,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise InrkitError(f"--fps applies to video runs and NeRF turntables; {args.run} is a {kind} run")
     source = Path(args.run)
 
+    item = split_item(args.run)
+
     def default_out(name: str) -> Path:
+        if item is not None:  # a dataset's item: DIR/item-00003-render-....png
+            return _output(item[0] / f"item-{item[1]:05d}-{name}", args)
         return _output(source / name if source.is_dir() else source.with_name(f"{source.stem}-{name}"), args)
 
     if kind == "audio":
