@@ -34,7 +34,6 @@ from inrkit.api.lifecycle import _apply_defaults, _check_amp, _split_options
 from inrkit.api.many_inputs import discover_inputs, input_kind, sha256_of
 from inrkit.api.meta_init import learn_meta_init
 from inrkit.api.neural_dataset import (
-    DATASET_FILE,
     FORMAT,
     FORMAT_VERSION,
     INIT_FILE,
@@ -239,12 +238,11 @@ def _adopt_finished(out: Path, items: list[Item]) -> None:
                 item.seed = int(record.get("seed", item.seed))
 
 
-def _plan(pending: list[Item], per_batch: int, batch_sizes: dict[int, int | None]) -> list[list[Item]]:
+def _plan(pending: list[Item], per_batch: int, samples: dict[int, int]) -> list[list[Item]]:
     """Shards of at most ``per_batch`` pending items, each taking the same samples per step (input order kept)."""
     groups: dict[int, list[Item]] = {}
     for item in pending:
-        assert item.signal is not None
-        groups.setdefault(steps_samples(item.signal, batch_sizes[item.id]), []).append(item)
+        groups.setdefault(samples[item.id], []).append(item)
     shards = []
     for members in groups.values():
         shards += [members[i:i + per_batch] for i in range(0, len(members), per_batch)]
@@ -349,9 +347,12 @@ def fit_many(inputs: str | Path | list[str | Path], model: str = "siren", *, out
                 "field": config, "model": model_dict, "train": train, "init": init, "fields_per_batch": per_batch,
                 "engine": many.engine, "settings": settings, "items": [i.record() for i in items], "skipped": skipped}
     write_manifest(out, manifest)
+    samples = {i.id: steps_samples(i.signal, batch_sizes[i.id]) for i in items if i.signal is not None}
+    for item in items:
+        item.signal = None  # the shard jobs reopen their own signals: the driver keeps no signal data
     pending = [item for item in items if item.shard is None]
-    shards = _plan(pending, per_batch, batch_sizes)
-    work = sum(steps_samples(i.signal, batch_sizes[i.id]) for i in pending if i.signal is not None) * train["steps"]
+    shards = _plan(pending, per_batch, samples)
+    work = sum(samples[i.id] for i in pending) * train["steps"]
     compile_mode = many.compile if many.compile != "auto" else (
         "on" if work * Field(config).n_params >= COMPILE_WORK else "off")
     first_shard = max(finished_shards(out), default=-1) + 1
@@ -383,4 +384,4 @@ def fit_many(inputs: str | Path | list[str | Path], model: str = "siren", *, out
     return NeuralDataset(out)
 
 
-__all__ = ["DATASET_FILE", "FitManyOptions", "fit_many"]
+__all__ = ["FitManyOptions", "fit_many"]
