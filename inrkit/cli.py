@@ -417,7 +417,8 @@ def _print_dataset_info(path: Path) -> None:
     print(f"dataset    {path}  ({manifest.get('kind')} fields, format version {manifest.get('version')})")
     print(f"items      {len(data):,} fitted of {len(manifest['items']):,}; {len(manifest.get('skipped') or [])} skipped; "
           f"{manifest.get('fields_per_batch')} fields per batch (shard)")
-    print(f"model      {manifest['model']['model']}  ({data.field(0).n_params if len(data) else '?'} parameters each)")
+    count = f"{data.field(0).n_params:,}" if len(data) else "?"
+    print(f"model      {manifest['model']['model']}  ({count} parameters each)")
     print(f"network    {manifest['field']['network']}")
     print(f"encoding   {manifest['field'].get('encoding')}")
     print(f"training   lr {train.get('lr'):g}  schedule {train.get('schedule')}  steps {train.get('steps')}  "
