@@ -189,6 +189,7 @@ def _with_item(args: argparse.Namespace) -> None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.api.neural_dataset import split_item
     from inrkit.fields import NerfModel
 
     _with_item(args)
@@ -211,7 +212,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise InrkitError(f"--fps applies to video runs and NeRF turntables; {args.run} is a {kind} run")
     source = Path(args.run)
 
+    item = split_item(args.run)
+
     def default_out(name: str) -> Path:
+        if item is not None:  # a dataset's item: DIR/item-00003-render-....png
+            return _output(item[0] / f"item-{item[1]:05d}-{name}", args)
         return _output(source / name if source.is_dir() else source.with_name(f"{source.stem}-{name}"), args)
 
     if kind == "audio":
@@ -433,7 +438,8 @@ def _print_dataset_info(path: Path) -> None:
     print(f"dataset    {path}  ({manifest.get('kind')} fields, format version {manifest.get('version')})")
     print(f"items      {len(data):,} fitted of {len(manifest['items']):,}; {len(manifest.get('skipped') or [])} skipped; "
           f"{manifest.get('fields_per_batch')} fields per batch (shard)")
-    print(f"model      {manifest['model']['model']}  ({data.field(0).n_params if len(data) else '?'} parameters each)")
+    count = f"{data.field(0).n_params:,}" if len(data) else "?"
+    print(f"model      {manifest['model']['model']}  ({count} parameters each)")
     print(f"network    {manifest['field']['network']}")
     print(f"encoding   {manifest['field'].get('encoding')}")
     print(f"training   lr {train.get('lr'):g}  schedule {train.get('schedule')}  steps {train.get('steps')}  "

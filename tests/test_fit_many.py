@@ -106,6 +106,19 @@ def test_meta_init_beats_a_shared_random_init(tmp_path: Path) -> None:
     assert psnr[0] > psnr[1] + 2.0, psnr
 
 
+def test_info_render_and_compress_take_one_item(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = _images(tmp_path / "in", 2)
+    out = tmp_path / "ds"
+    inrkit.fit_many(folder, "siren", out=out, **TINY)
+    assert main(["info", str(out)]) == 0 and "2 fitted of 2" in capsys.readouterr().out
+    assert main(["render", str(out), "--item", "1", "--size", "16x12"]) == 0
+    assert (out / "item-00001-render-16x12.png").is_file()
+    assert main(["compress", f"{out}#0", str(tmp_path / "item0.inrz"), "--bits", "8"]) == 0
+    assert inrkit.load(tmp_path / "item0.inrz").n_params == inrkit.load_dataset(out).field(0).n_params
+    capsys.readouterr()
+    assert main(["render", str(out)]) == 2 and "name one item" in capsys.readouterr().err
+
+
 def _fit_many_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = main(["fit-many", *args, "--width", "8", "--depth", "2", "--steps", "2", "--device", "cpu", "--quiet",
                  "--compile", "off"])

@@ -34,7 +34,6 @@ from inrkit.api.lifecycle import _apply_defaults, _check_amp, _split_options
 from inrkit.api.many_inputs import discover_inputs, input_kind, sha256_of
 from inrkit.api.meta_init import learn_meta_init
 from inrkit.api.neural_dataset import (
-    DATASET_FILE,
     FORMAT,
     FORMAT_VERSION,
     INIT_FILE,
@@ -61,7 +60,12 @@ INITS = ("random", "shared", "meta")
 COMPILE_MODES = ("auto", "on", "off")
 DEFAULT_STEPS = 500  # the throughput protocol's budget (BENCHMARKS.md); a time budget would tie a field to its batch
 MAX_FIELDS_PER_BATCH = 512
-CPU_BATCH_BUDGET = 2 << 30  # bytes of training memory a batch of fields may take on a CPU
+# On a CPU the fields of a batch should keep their activations near the caches: 512 SIRENs of 2,307 parameters on
+# 1,024 pixels (600 MB of activations) took 0.59 ms per field and step, 64 of them (75 MB) 0.30 ms (BENCHMARKS.md)
+CPU_BATCH_ACTIVATIONS = 128 << 20
+# "--compile auto" compiles when the job trains at least this many parameter-samples (fields x steps x samples x
+# parameters): compiling costs about 10 s once per process and saved ~40 % of a step in the benchmark
+COMPILE_WORK = 1e11
 UNSUPPORTED = {"seconds": "--seconds (a wall-clock schedule would tie each field to its batch); give --steps",
                "coarse_to_fine": "--coarse-to-fine", "clip_grad_norm": "--clip-grad-norm (its norm spans all fields)"}
 
@@ -71,8 +75,9 @@ class FitManyOptions:
     """How ``fit-many`` batches, initialises and distributes the fields (training flags are ``inrkit fit``'s)."""
 
     fields_per_batch: int | None = field(default=None, metadata={
-        "help": "fields trained together (one shard each; default: as many as fit a quarter of the free memory, "
-                f"at most {MAX_FIELDS_PER_BATCH})"})
+        "help": "fields trained together (one shard each; default: on a CPU the largest power of two whose activations "
+                f"fit {CPU_BATCH_ACTIVATIONS >> 20} MB, elsewhere as many as fit a quarter of the free memory; at most "
+                f"{MAX_FIELDS_PER_BATCH})"})
     init: str = field(default="random", metadata={
         "help": "random (each field from its own seed) | shared (one random init for all) | meta (Reptile-learned "
                 "on the inputs) | DIR (the init saved in another dataset)"})
@@ -88,7 +93,7 @@ class FitManyOptions:
     cpus_per_task: float = field(default=1.0, metadata={"help": "--engine ray: CPUs per shard task"})
     gpus_per_task: float = field(default=0.0, metadata={"help": "--engine ray: GPUs per shard task"})
     compile: str = field(default="auto", metadata={
-        "help": "torch.compile the batched forward: auto (when a shard is large enough to pay the ~10 s) | on | off"})
+        "help": "torch.compile the batched forward: auto (when the job is large enough to pay the ~10 s) | on | off"})
 
     def validate(self) -> None:
         """One line for impossible settings."""
@@ -200,9 +205,12 @@ def _fields_per_batch(requested: int | None, config: dict[str, Any], signal: Sig
         return requested
     seed_everything(0)
     probe = Field(config).to(device)
-    per_field = 16 * probe.n_params + activation_bytes_per_sample(probe, signal.to(device)) * samples
-    budget = available_memory(device) // 4 if device.type != "cpu" else min(available_memory(device) // 4, CPU_BATCH_BUDGET)
-    return int(max(1, min(MAX_FIELDS_PER_BATCH, budget // max(per_field, 1.0))))
+    activations = activation_bytes_per_sample(probe, signal.to(device)) * samples
+    if device.type == "cpu":  # the largest power of two whose activations stay within CPU_BATCH_ACTIVATIONS
+        fitting = max(1, int(CPU_BATCH_ACTIVATIONS // max(activations, 1.0)))
+        return min(MAX_FIELDS_PER_BATCH, 1 << (fitting.bit_length() - 1))
+    per_field = 16 * probe.n_params + activations
+    return int(max(1, min(MAX_FIELDS_PER_BATCH, available_memory(device) // 4 // max(per_field, 1.0))))
 
 
 def _settings(config: dict[str, Any], model: dict[str, Any], train: dict[str, Any], signal_options: dict[str, Any],
@@ -230,12 +238,11 @@ def _adopt_finished(out: Path, items: list[Item]) -> None:
                 item.seed = int(record.get("seed", item.seed))
 
 
-def _plan(pending: list[Item], per_batch: int, batch_sizes: dict[int, int | None]) -> list[list[Item]]:
+def _plan(pending: list[Item], per_batch: int, samples: dict[int, int]) -> list[list[Item]]:
     """Shards of at most ``per_batch`` pending items, each taking the same samples per step (input order kept)."""
     groups: dict[int, list[Item]] = {}
     for item in pending:
-        assert item.signal is not None
-        groups.setdefault(steps_samples(item.signal, batch_sizes[item.id]), []).append(item)
+        groups.setdefault(samples[item.id], []).append(item)
     shards = []
     for members in groups.values():
         shards += [members[i:i + per_batch] for i in range(0, len(members), per_batch)]
@@ -340,12 +347,18 @@ def fit_many(inputs: str | Path | list[str | Path], model: str = "siren", *, out
                 "field": config, "model": model_dict, "train": train, "init": init, "fields_per_batch": per_batch,
                 "engine": many.engine, "settings": settings, "items": [i.record() for i in items], "skipped": skipped}
     write_manifest(out, manifest)
+    samples = {i.id: steps_samples(i.signal, batch_sizes[i.id]) for i in items if i.signal is not None}
+    for item in items:
+        item.signal = None  # the shard jobs reopen their own signals: the driver keeps no signal data
     pending = [item for item in items if item.shard is None]
-    shards = _plan(pending, per_batch, batch_sizes)
+    shards = _plan(pending, per_batch, samples)
+    work = sum(samples[i.id] for i in pending) * train["steps"]
+    compile_mode = many.compile if many.compile != "auto" else (
+        "on" if work * Field(config).n_params >= COMPILE_WORK else "off")
     first_shard = max(finished_shards(out), default=-1) + 1
     jobs = [{"dir": str(out), "shard": first_shard + k, "field": config,
              "train": {**train, "batch_size": batch_sizes[members[0].id]}, "signal_options": signal_options,
-             "init_file": INIT_FILE if init else None, "device": train["device"], "compile": many.compile,
+             "init_file": INIT_FILE if init else None, "device": train["device"], "compile": compile_mode,
              "quiet": bool(train.get("quiet")) or many.engine != "local",
              "items": [{"id": i.id, "source": i.source, "sha256": i.sha256, "seed": i.seed} for i in members]}
             for k, members in enumerate(shards)]
@@ -371,4 +384,4 @@ def fit_many(inputs: str | Path | list[str | Path], model: str = "siren", *, out
     return NeuralDataset(out)
 
 
-__all__ = ["DATASET_FILE", "FitManyOptions", "fit_many"]
+__all__ = ["FitManyOptions", "fit_many"]

@@ -31,7 +31,6 @@ from inrkit.train.stacked_signal import StackedSignal
 from inrkit.train.threads import cpu_thread_hooks, restored_threads
 
 WORK_DIR = ".work"  # per-shard Trainer folders (checkpoints of the shard being trained), removed when it is written
-COMPILE_WORK = 1e11  # "auto" compiles a shard whose training does at least this many parameter-sample products
 
 
 def build_fields(config: dict[str, Any], items: list[dict[str, Any]], init: dict[str, torch.Tensor] | None) -> list[Field]:
@@ -46,10 +45,6 @@ def build_fields(config: dict[str, Any], items: list[dict[str, Any]], init: dict
     return fields
 
 
-def _should_compile(mode: str, device: torch.device, n_fields: int, samples: int, steps: int, n_params: int) -> bool:
-    if mode == "off" or device.type == "mps":
-        return False
-    return mode == "on" or n_fields * samples * steps * n_params >= COMPILE_WORK
 
 
 def _probe_compiled(stacked: StackedFields, shape: tuple[int, ...], device: torch.device) -> None:
@@ -82,9 +77,7 @@ def fit_shard(job: dict[str, Any]) -> dict[str, Any]:
     init = load_init(out) if job.get("init_file") else None
     fields = build_fields(job["field"], job["items"], init)
     signal = StackedSignal(signals, [int(item["seed"]) for item in job["items"]], options.batch_size, device)
-    n_params = fields[0].n_params
-    compiled = _should_compile(job.get("compile", "auto"), device, len(fields), signal.samples_per_step,
-                               int(options.steps or 0), n_params)
+    compiled = job.get("compile") == "on" and device.type != "mps"
     stacked = StackedFields(fields, compile=compiled).to(device)
     if compiled:
         _probe_compiled(stacked, (len(fields), signal.samples_per_step, signal.n_input_dims), device)
