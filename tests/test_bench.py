@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,16 @@ def test_bench_resumes_after_ctrl_c_without_redoing_finished_cells(tmp_path: Pat
     protocol = load_protocol(tiny_protocol(tmp_path))
     bench = tmp_path / "bench"
 
+    def ctrl_c_once_siren_trains() -> None:
+        checkpoint = bench / "cells" / "siren" / "a" / "checkpoint.json"  # written as its training starts
+        deadline = time.monotonic() + 30
+        while not checkpoint.is_file() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
     def ctrl_c_during_next_cell(line: str) -> None:  # relu's cell is done: Ctrl-C lands in siren's training
-        threading.Timer(0.25, os.kill, (os.getpid(), signal.SIGINT)).start()
+        threading.Thread(target=ctrl_c_once_siren_trains, daemon=True).start()
 
     with pytest.raises(TrainingInterrupted, match="bench interrupted in cell siren/a"):
         run_bench(protocol, tmp_path, bench, echo=ctrl_c_during_next_cell)
