@@ -37,11 +37,29 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 @pytest.fixture(scope="module")
 def report_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Real runs of every kind, tiny: image (+ .inrz), audio, video, SDF, NeRF (+ turntable) and a one-cell bench."""
+    """Real runs of every kind, tiny: a one-cell bench whose image cell (fitted with ``report=True``, the live pages
+    kept) and its ``.inrz`` are reported on too; audio, video, SDF and NeRF (+ turntable) runs."""
     folder = tmp_path_factory.mktemp("report")
-    png = write_image(folder / "photo.png", to_uint(smooth_image(24, 32, 3, seed=2)))
-    image = inrkit.fit(png, model="siren", out=folder / "image", steps=20, width=16, depth=2, eval_every=10, **SMALL)
-    inrkit.export.compress(image.dir, image.dir / "photo.inrz", bits=8)
+    write_image(folder / "photo.png", to_uint(smooth_image(24, 32, 3, seed=2)))
+    protocol = folder / "tiny.json"
+    protocol.write_text(json.dumps({
+        "name": "tiny", "version": 1, "title": "a backbone on one image", "task": "fit",
+        "data": {"glob": "*.png"}, "models": {"siren": {}},
+        "options": {"steps": 10, "eval_every": 4, "width": 16, "depth": 2, **SMALL}, "compress": [{"bits": 8}],
+        "metrics": ["psnr", "ssim"],
+        "published": {"metric": "psnr", "sources": {"made-up": "a number to compare with"},
+                      "values": {"siren": {"value": 30.0, "source": "made-up"}}}}))
+    live_pages: list[tuple[int, str]] = []
+    original = LiveReport.__call__
+
+    def look(self: LiveReport, record: dict) -> None:  # the real hook, then a look at the page it wrote
+        original(self, record)
+        live_pages.append((record["step"], self.path.read_text(encoding="utf-8")))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LiveReport, "__call__", look)
+        run_bench(load_protocol(protocol), folder, folder / "bench", fit_options={"report": True})
+    image = folder / "bench" / "cells" / "siren" / "photo"
     t = np.arange(2000) / 8000.0
     wav = write_wav(folder / "tone.wav", (0.5 * np.sin(2 * np.pi * 440 * t))[:, None].astype(np.float32), 8000)
     audio = inrkit.fit(wav, model="siren", out=folder / "audio", steps=10, width=16, depth=2, eval_every=5, **SMALL)
@@ -52,22 +70,13 @@ def report_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     mesh_path = folder / "ball.obj"
     trimesh.creation.icosphere(subdivisions=2, radius=1.0).export(mesh_path)
     sdf = inrkit.fit(mesh_path, model="siren", out=folder / "sdf", steps=10, width=16, depth=2, sdf_samples=2000,
-                     resolution=24, eval_resolution=24, eval_every=5, **SMALL)
+                     resolution=24, eval_resolution=24, eval_every=0, **SMALL)
     scene = make_scene("spheres", folder / "scene", resolution=16, n_train=6, n_test=2)
     nerf = inrkit.nerf.fit(scene, preset="instant-ngp-cpu", steps=4, out=folder / "nerf", target_samples=1 << 11,
                            grid_resolution=16, device="cpu", quiet=True)
-    nerf.render_turntable(nerf.dir / "turntable.mp4", n_frames=4, fps=4, size=(16, 16))
-    protocol = folder / "tiny.json"
-    protocol.write_text(json.dumps({
-        "name": "tiny", "version": 1, "title": "two backbones on one image", "task": "fit",
-        "data": {"glob": "*.png"}, "models": {"siren": {}, "relu": {}},
-        "options": {"steps": 10, "eval_every": 5, "width": 16, "depth": 2, **SMALL}, "compress": [{"bits": 8}],
-        "metrics": ["psnr", "ssim"],
-        "published": {"metric": "psnr", "sources": {"made-up": "a number to compare with"},
-                      "values": {"siren": {"value": 30.0, "source": "made-up"}}}}))
-    run_bench(load_protocol(protocol), folder, folder / "bench")
-    return {"image": image.dir, "inrz": image.dir / "photo.inrz", "audio": audio.dir, "video": video.dir,
-            "sdf": sdf.dir, "nerf": nerf.dir, "bench": folder / "bench", "folder": folder}
+    nerf.render_turntable(nerf.dir / "turntable.gif", n_frames=3, fps=4, size=(16, 16))
+    return {"image": image, "inrz": image / "compressed-0.inrz", "audio": audio.dir, "video": video.dir, "sdf": sdf.dir,
+            "nerf": nerf.dir, "bench": folder / "bench", "folder": folder, "live_pages": live_pages}
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +108,17 @@ def test_report_has_every_section_and_decodable_media(report: Path):
     assert kinds == ["run kind-audio", "run kind-image", "run kind-nerf", "run kind-sdf", "run kind-video"]
     assert "bench" in sections.values() and "inrz" in sections.values()
     images = [a["src"] for tag, a in parser.tags if tag == "img"]
-    assert len(images) >= 3 + 4 + 3  # image run (target, reconstruction, error), NeRF (2 views + 2 depths), bench gallery
+    assert len(images) >= 3 + 4 + 1 + 2  # image run (target, reconstruction, error), NeRF (2 views, 2 depths, turntable),
+    # bench gallery (target, reconstruction)
     for uri in images:
-        assert uri.startswith("data:image/png;base64,")
+        assert uri.startswith(("data:image/png;base64,", "data:image/gif;base64,"))
         decoded = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
         decoded.load()
         assert min(decoded.size) >= 1
     media = {tag: [a["src"] for t, a in parser.tags if t == tag] for tag in ("audio", "video")}
     assert len(media["audio"]) == 2 and all(s.startswith("data:audio/wav;base64,UklGR") for s in media["audio"])  # RIFF
-    assert len(media["video"]) == 2 and all(s.startswith("data:video/mp4;base64,") for s in media["video"])  # video + turntable
+    assert len(media["video"]) == 1 and media["video"][0].startswith("data:video/mp4;base64,")
+    assert any(uri.startswith("data:image/gif;base64,R0lGOD") for uri in images)  # the NeRF turntable (GIF)
     meshes = re.findall(r'<script type="application/json" class="mesh-data">(.*?)</script>', html)
     assert len(meshes) == 2  # fitted surface and input
     payload = json.loads(meshes[1])
@@ -129,20 +140,10 @@ def test_report_refuses_what_is_not_a_run(tmp_path: Path, capsys: pytest.Capture
     assert not (tmp_path / "r.html").exists()
 
 
-def test_live_report_is_refreshed_while_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    png = write_image(tmp_path / "p.png", to_uint(smooth_image(16, 16, 3)))
-    seen = []
-    original = LiveReport.__call__
-
-    def look(self: LiveReport, record: dict) -> None:  # the real hook, then a look at the page it wrote
-        original(self, record)
-        seen.append((record["step"], self.path.read_text(encoding="utf-8")))
-
-    monkeypatch.setattr(LiveReport, "__call__", look)
-    inrkit.fit(png, model="siren", out=tmp_path / "run", steps=10, width=8, depth=2, eval_every=4, report=True, **SMALL)
-    assert [step for step, _ in seen] == [4, 8, 10]
-    assert all('http-equiv="refresh"' in text for _, text in seen)  # reloads itself while training
-    final = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+def test_live_report_is_refreshed_while_training(report_inputs: dict):
+    assert [step for step, _ in report_inputs["live_pages"]] == [4, 8, 10]  # every evaluation, the final one too
+    assert all('http-equiv="refresh"' in page for _, page in report_inputs["live_pages"])  # reloads while training
+    final = (report_inputs["image"] / "report.html").read_text(encoding="utf-8")
     assert 'http-equiv="refresh"' not in final and 'alt="reconstruction"' in final
 
 

@@ -98,8 +98,8 @@ def _check_bench_dir(bench_dir: Path, protocol: Protocol) -> None:
         if saved != protocol.to_json():
             what = f"{saved.get('name')} v{saved.get('version')} at scale {saved.get('scale')}" \
                 if isinstance(saved, dict) else "another protocol"
-            raise InrkitError(f"{bench_dir} holds a bench of {what}, not this one ({protocol.name} v{protocol.version} "
-                              f"at scale {protocol.scale}, same settings); give another --out")
+            raise InrkitError(f"{bench_dir} holds a bench of {what} whose settings differ from those of {protocol.name} "
+                              f"v{protocol.version} at scale {protocol.scale}; give another --out")
     elif bench_dir.exists() and any(bench_dir.iterdir()):
         raise InrkitError(f"--out {bench_dir} exists and is not a bench directory (no {PROTOCOL_FILE}); give another --out")
     else:

@@ -44,6 +44,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def _label(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e6:
+        return f"{int(value)}"
     if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
         return f"{value:.1e}"
     return f"{value:.3g}"
