@@ -192,6 +192,8 @@ def report(args: argparse.Namespace) -> None:
             f"{r['image']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB in {r['encode_s']:.0f} s ({r['steps']} steps; "
             + ", ".join(f"{c.upper()} {r[c]:.2f}" for c in baselines) + " at matched bpp)" for r in long) + ".", ""]
     lines += [f"![latent codec rate-distortion]({os.path.relpath(args.plot, ROOT)})", ""]
+    if args.notes:
+        lines += [args.notes.read_text().strip(), ""]
     write_section("\n".join(lines), "latent-codec")
     print("\n".join(lines))
 
@@ -206,6 +208,7 @@ def main() -> None:
     run.add_argument("--complexity", default="medium")
     summary = commands.add_parser("report", help="baselines, BD-rates, BENCHMARKS.md section and plot")
     summary.add_argument("--plot", default=str(ROOT / "benchmarks" / "codec_rd.png"))
+    summary.add_argument("--notes", type=Path, help="a markdown file appended to the section (other measurements)")
     for command in (run, summary):
         command.add_argument("--work", type=Path, default=WORK)
     args = parser.parse_args()

@@ -57,6 +57,7 @@ LAMBDA_GAIN = 0.5
 LAMBDA_START = 0.3   # the λ search starts after this fraction of the budget (the latents are still growing before)
 LAMBDA_MAX_STEP = 0.2  # |Δ log λ| per update at most
 DEFAULT_LR = 2e-2
+EVAL_EVERY = 250  # steps between evaluations and checkpoints (about a minute of a 768×512 encode)
 
 
 @dataclass
@@ -201,9 +202,8 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
     lmbda = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
     signal = RateDistortionImage(image, lmbda)
     steps, seconds = options.budget()
-    train = TrainOptions(steps=steps, seconds=seconds, schedule="cosine", eval_every=0 if steps is None else
-                         max(steps // 4, 1), seed=options.seed, quiet=options.quiet, threads=options.threads,
-                         device="cpu")
+    train = TrainOptions(steps=steps, seconds=seconds, schedule="cosine", eval_every=EVAL_EVERY, seed=options.seed,
+                         quiet=options.quiet, threads=options.threads, device="cpu")
     overhead = 8.0 * (latent_codec.HEADER_ESTIMATE_BYTES + 0.8 * field_.n_params)
     schedule = RateSchedule(field_, signal, steps, seconds, options.target_bpp, overhead)
     field_.encoding.generator = torch.Generator().manual_seed(options.seed)
