@@ -152,13 +152,13 @@ def report(args: argparse.Namespace) -> None:
     series: dict[str, list[tuple[float, float]]] = {}
     for rate in sorted({r["target_bpp"] for r in short}):
         group = [r for r in short if r["target_bpp"] == rate]
-        mean = {key: float(np.mean([r[key] for r in group])) for key in
+        mean = {key: float(np.nanmean([r[key] for r in group])) for key in
                 ("bpp", "psnr", "encode_s", "steps", "decode_ms", "macs_per_pixel", *baselines)}
         series.setdefault("latent (this run)", []).append((mean["bpp"], mean["psnr"]))
         for codec in baselines:
             series.setdefault(f"{codec.upper()} matched", []).append((mean["bpp"], mean[codec]))
         rows.append(f"| {rate:g} | {len(group)} | {mean['bpp']:.3f} | **{mean['psnr']:.2f}** | "
-                    + " | ".join(f"{mean[c]:.2f}" for c in baselines)
+                    + " | ".join(f"{mean[c]:.2f}" if np.isfinite(mean[c]) else "—" for c in baselines)
                     + f" | {mean['encode_s']:.0f} | {mean['steps']:.0f} | {mean['decode_ms']:.0f} | "
                       f"{mean['macs_per_pixel']:.0f} |")
     bd = {codec: float(np.nanmean([bd_rate([(r["bpp"], r["psnr"]) for r in short if r["image"] == image],
@@ -183,7 +183,9 @@ def report(args: argparse.Namespace) -> None:
         "",
         *rows,
         "",
-        "BD-rate of the latent codec against each (negative: fewer bits for the same PSNR; per image, then averaged): "
+        "A codec's matched PSNR is the mean over the images where its quality sweep reaches our bpp (— where none "
+        "does: JPEG cannot go that low). BD-rate of the latent codec against each (negative: fewer bits for the same "
+        "PSNR; per image, then averaged): "
         + ", ".join(f"{c.upper()} {bd[c]:+.1f} %" for c in baselines) + ".",
         "",
     ]
