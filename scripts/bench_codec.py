@@ -96,7 +96,7 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
     from PIL import Image, ImageDraw
 
     width, height, left, bottom, top, right = 900, 600, 70, 60, 20, 250
-    x_range, y_range = (0.0, 0.7), (20.0, 36.0)
+    x_range, y_range = (0.0, 0.7), (20.0, 38.0)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
 
@@ -110,7 +110,7 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
         x, y = xy(tick, y_range[0])
         draw.line([(x, y), (x, y + 5)], fill="black")
         draw.text((x - 10, y + 8), f"{tick:.1f}", fill="black")
-    for tick in range(20, 37, 2):
+    for tick in range(20, 39, 2):
         x, y = xy(x_range[0], tick)
         draw.line([(x - 5, y), (x, y)], fill="black")
         draw.text((x - 28, y - 6), f"{tick}", fill="black")
