@@ -96,7 +96,7 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
     from PIL import Image, ImageDraw
 
     width, height, left, bottom, top, right = 900, 600, 70, 60, 20, 250
-    x_range, y_range = (0.0, 0.7), (20.0, 36.0)
+    x_range, y_range = (0.0, 0.7), (20.0, 38.0)
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
 
@@ -110,7 +110,7 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
         x, y = xy(tick, y_range[0])
         draw.line([(x, y), (x, y + 5)], fill="black")
         draw.text((x - 10, y + 8), f"{tick:.1f}", fill="black")
-    for tick in range(20, 37, 2):
+    for tick in range(20, 39, 2):
         x, y = xy(x_range[0], tick)
         draw.line([(x - 5, y), (x, y)], fill="black")
         draw.text((x - 28, y - 6), f"{tick}", fill="black")
@@ -152,13 +152,13 @@ def report(args: argparse.Namespace) -> None:
     series: dict[str, list[tuple[float, float]]] = {}
     for rate in sorted({r["target_bpp"] for r in short}):
         group = [r for r in short if r["target_bpp"] == rate]
-        mean = {key: float(np.mean([r[key] for r in group])) for key in
+        mean = {key: float(np.nanmean([r[key] for r in group])) for key in
                 ("bpp", "psnr", "encode_s", "steps", "decode_ms", "macs_per_pixel", *baselines)}
         series.setdefault("latent (this run)", []).append((mean["bpp"], mean["psnr"]))
         for codec in baselines:
             series.setdefault(f"{codec.upper()} matched", []).append((mean["bpp"], mean[codec]))
         rows.append(f"| {rate:g} | {len(group)} | {mean['bpp']:.3f} | **{mean['psnr']:.2f}** | "
-                    + " | ".join(f"{mean[c]:.2f}" for c in baselines)
+                    + " | ".join(f"{mean[c]:.2f}" if np.isfinite(mean[c]) else "—" for c in baselines)
                     + f" | {mean['encode_s']:.0f} | {mean['steps']:.0f} | {mean['decode_ms']:.0f} | "
                       f"{mean['macs_per_pixel']:.0f} |")
     bd = {codec: float(np.nanmean([bd_rate([(r["bpp"], r["psnr"]) for r in short if r["image"] == image],
@@ -183,7 +183,9 @@ def report(args: argparse.Namespace) -> None:
         "",
         *rows,
         "",
-        "BD-rate of the latent codec against each (negative: fewer bits for the same PSNR; per image, then averaged): "
+        "A codec's matched PSNR is the mean over the images where its quality sweep reaches our bpp (— where none "
+        "does: JPEG cannot go that low). BD-rate of the latent codec against each (negative: fewer bits for the same "
+        "PSNR; per image, then averaged): "
         + ", ".join(f"{c.upper()} {bd[c]:+.1f} %" for c in baselines) + ".",
         "",
     ]
@@ -192,6 +194,8 @@ def report(args: argparse.Namespace) -> None:
             f"{r['image']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB in {r['encode_s']:.0f} s ({r['steps']} steps; "
             + ", ".join(f"{c.upper()} {r[c]:.2f}" for c in baselines) + " at matched bpp)" for r in long) + ".", ""]
     lines += [f"![latent codec rate-distortion]({os.path.relpath(args.plot, ROOT)})", ""]
+    if args.notes:
+        lines += [args.notes.read_text().strip(), ""]
     write_section("\n".join(lines), "latent-codec")
     print("\n".join(lines))
 
@@ -206,6 +210,7 @@ def main() -> None:
     run.add_argument("--complexity", default="medium")
     summary = commands.add_parser("report", help="baselines, BD-rates, BENCHMARKS.md section and plot")
     summary.add_argument("--plot", default=str(ROOT / "benchmarks" / "codec_rd.png"))
+    summary.add_argument("--notes", type=Path, help="a markdown file appended to the section (other measurements)")
     for command in (run, summary):
         command.add_argument("--work", type=Path, default=WORK)
     args = parser.parse_args()

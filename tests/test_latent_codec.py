@@ -124,7 +124,7 @@ def coded(tmp_path_factory):
     from inrkit.api.latent_compress import LatentOptions, train_latent_field
 
     folder = tmp_path_factory.mktemp("latent")
-    field, lmbda, _ = train_latent_field(image_signal(), LatentOptions(steps=30, quiet=True, lmbda=1e-3,
+    field, lmbda, _ = train_latent_field(image_signal(), LatentOptions(steps=15, quiet=True, lmbda=1e-3,
                                                                        complexity="low"), folder / "run")
     bits = latent_codec.choose_network_bits(field, image_signal().pixels, lmbda)
     data = latent_codec.encode(field, bits, image_signal().config(), {"psnr": 1.0})

@@ -9,8 +9,9 @@ Pipeline (:func:`compress_image`):
    rounding and Gaussian noise on the latents (annealed, :data:`SOFT_ROUND`, :data:`NOISE_SIGMA`) for the
    first :data:`NOISE_FRACTION` of the budget, straight-through rounding after (C3 §3.2). With
    ``target_bpp`` the rate weight λ is searched while training: every :data:`LAMBDA_EVERY` steps of the
-   noise phase the rate of the rounded latents (ARM estimate, plus the networks' and header's bytes) is
-   measured and ``log λ ← log λ + 0.5·log(R/R_target)``; λ is frozen in the straight-through phase.
+   noise phase after the first :data:`LAMBDA_START` of the budget, the rate of the rounded latents (ARM
+   estimate, plus the networks' and header's bytes) is measured and ``log λ ← log λ + clip(0.5·log(R/R_target),
+   ±0.2)``; λ is frozen in the straight-through phase.
    Progress bar, checkpoints, Ctrl-C and resume are the Trainer's (the run directory is ``OUT.run/``;
    ``resume=True`` continues it, and it is removed once the file is written);
 3. quantise the synthesis and ARM parameters per tensor (:func:`inrkit.export.latent_codec.choose_network_bits`:
@@ -53,7 +54,10 @@ SOFT_ROUND = (0.3, 0.1)   # soft-rounding temperature, start and end of the nois
 NOISE_SIGMA = (0.25, 0.1)  # Gaussian noise σ, likewise
 LAMBDA_EVERY = 10
 LAMBDA_GAIN = 0.5
+LAMBDA_START = 0.3   # the λ search starts after this fraction of the budget (the latents are still growing before)
+LAMBDA_MAX_STEP = 0.2  # |Δ log λ| per update at most
 DEFAULT_LR = 2e-2
+EVAL_EVERY = 250  # steps between evaluations and checkpoints (about a minute of a 768×512 encode)
 
 
 @dataclass
@@ -62,7 +66,7 @@ class LatentOptions:
 
     lmbda: float | None = field(default=None, metadata={"flag": "--lambda", "help": "rate weight λ of D + λ·R (MSE "
                                                         "on [0,1] pixels, R in bits per pixel); default: searched for "
-                                                        "--target-bpp, else 0.004"})
+                                                        "--target-bpp, else 0.001"})
     target_bpp: float | None = field(default=None, metadata={"shared": True, "help": "search λ while training so that "
                                                                      "the file has about this many bits per pixel"})
     complexity: str = field(default="medium", metadata={"help": "decoder size: low | medium | high (292, 937, "
@@ -109,8 +113,8 @@ def latent_config(height: int, width: int, channels: int, complexity: str = "med
 
 
 def initial_lambda(target_bpp: float | None) -> float:
-    """λ to start from: ``0.006·(0.3/R)²`` for a target rate ``R`` (from a few Kodak runs), else 0.004."""
-    return 0.004 if target_bpp is None else 0.006 * (0.3 / target_bpp) ** 2
+    """λ to start from: ``0.001·(0.3/R)²`` for a target rate ``R`` (Cool-Chic's λ range on Kodak), else 0.001."""
+    return 0.001 if target_bpp is None else 0.001 * (0.3 / target_bpp) ** 2
 
 
 class RateSchedule:
@@ -142,11 +146,12 @@ class RateSchedule:
         fraction = min(progress / NOISE_FRACTION, 1.0)
         encoding.temperature = SOFT_ROUND[0] + (SOFT_ROUND[1] - SOFT_ROUND[0]) * fraction
         encoding.noise = NOISE_SIGMA[0] + (NOISE_SIGMA[1] - NOISE_SIGMA[0]) * fraction
-        if noise and self.target_bpp is not None and step % LAMBDA_EVERY == 0 and step > 0:
+        if noise and self.target_bpp is not None and step % LAMBDA_EVERY == 0 and progress >= LAMBDA_START:
             with torch.no_grad():
                 grids = [torch.round(g.clamp(-127, 127)) for g in self.field.encoding.grids]
                 bpp = (float(self.field.rate_bits(grids)) + self.overhead_bits) / self.signal.n_samples
-            self.signal.lmbda *= math.exp(LAMBDA_GAIN * math.log(max(bpp, 1e-6) / self.target_bpp))
+            change = LAMBDA_GAIN * math.log(max(bpp, 1e-6) / self.target_bpp)
+            self.signal.lmbda *= math.exp(min(max(change, -LAMBDA_MAX_STEP), LAMBDA_MAX_STEP))
 
 
 @dataclass
@@ -197,9 +202,8 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
     lmbda = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
     signal = RateDistortionImage(image, lmbda)
     steps, seconds = options.budget()
-    train = TrainOptions(steps=steps, seconds=seconds, schedule="cosine", eval_every=0 if steps is None else
-                         max(steps // 4, 1), seed=options.seed, quiet=options.quiet, threads=options.threads,
-                         device="cpu")
+    train = TrainOptions(steps=steps, seconds=seconds, schedule="cosine", eval_every=EVAL_EVERY, seed=options.seed,
+                         quiet=options.quiet, threads=options.threads, device="cpu")
     overhead = 8.0 * (latent_codec.HEADER_ESTIMATE_BYTES + 0.8 * field_.n_params)
     schedule = RateSchedule(field_, signal, steps, seconds, options.target_bpp, overhead)
     field_.encoding.generator = torch.Generator().manual_seed(options.seed)
