@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ class SamplingPolicy:
 
     name = "uniform"
     observes_losses = False  # True: the trainer hands over each batch's per-sample losses (:meth:`observe`)
+    pass_seconds = 0.0  # duration of the last no-grad pass over the whole pool (0: none made)
 
     def __init__(self, signal: Signal, field: torch.nn.Module, generator: torch.Generator,
                  batch_size: int | None) -> None:
@@ -97,9 +99,13 @@ class PoolPolicy(SamplingPolicy):
 
     @torch.no_grad()
     def pool_residuals(self) -> torch.Tensor:
-        """``(N, C)`` residuals ``f(x_i) − y_i`` over the whole pool: one no-grad forward pass, in chunks."""
+        """``(N, C)`` residuals ``f(x_i) − y_i`` over the whole pool: one no-grad forward pass, in chunks (timed:
+        :attr:`pass_seconds`, what the trainer expects an evaluation to cost before it has timed one)."""
+        began = time.perf_counter()
         parts = []
         for start in range(0, self.n, SCORING_CHUNK):
             index = torch.arange(start, min(start + SCORING_CHUNK, self.n), device=self.device)
             parts.append(self.signal.residuals(self.field, self.signal.pool_batch(index)).float())
-        return torch.cat(parts)
+        residuals = torch.cat(parts)
+        self.pass_seconds = time.perf_counter() - began
+        return residuals
