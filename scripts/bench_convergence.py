@@ -163,18 +163,20 @@ def main() -> None:
     parser.add_argument("--audio-eval-every", type=int, default=100, help="audio: steps between evaluations")
     parser.add_argument("--work", type=Path, default=Path("/tmp/inrkit-bench-convergence"))
     parser.add_argument("--update", action="store_true", help="keep the other cells' results from --work/results.json")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rewrite the section from --work/results.json (with --notes)")
     parser.add_argument("--section", default="convergence")
     parser.add_argument("--title", default="Convergence speed")
     parser.add_argument("--notes", default="", help="a paragraph added under the table (what else ran, findings)")
     args = parser.parse_args()
-    if not args.images and not args.audio:
+    if not args.images and not args.audio and not args.report_only:
         parser.error("give --images and/or --audio")
 
     args.work.mkdir(parents=True, exist_ok=True)
     store = args.work / "results.json"
-    results = json.loads(store.read_text()) if args.update and store.is_file() else []
+    results = json.loads(store.read_text()) if (args.update or args.report_only) and store.is_file() else []
     variants = dict(args.variants)
-    signals = [(path, "image", args.eval_every) for path in args.images] + \
+    signals = [] if args.report_only else [(path, "image", args.eval_every) for path in args.images] + \
         [(path, "audio", args.audio_eval_every) for path in args.audio]
     for path, kind, eval_every in signals:
         for backbone in args.backbones:
