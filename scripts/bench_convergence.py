@@ -196,12 +196,14 @@ def main() -> None:
     flag_text = "; ".join(f"`{name}`: `{flags_of.get(name) or '(none)'}`" for name in order)
     image_names = sorted({r["signal"] for r in results if r["kind"] == "image"})
     audio_names = sorted({r["signal"] for r in results if r["kind"] == "audio"})
+    arguments = sys.argv[1:]
+    shown = [a for i, a in enumerate(arguments) if a != "--notes" and (i == 0 or arguments[i - 1] != "--notes")]
     lines = [
         f"## {args.title} (`scripts/bench_convergence.py`)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU threads, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.",
-        f"Command: `python scripts/bench_convergence.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
+        f"Command: `python scripts/bench_convergence.py {' '.join(shlex.quote(a) for a in shown)}`",
         "",
         f"Protocol: images {', '.join(image_names) or 'none'} at full size; audio {', '.join(audio_names) or 'none'} at "
         f"full length. Every cell is one `inrkit fit` process with `--seconds {args.seconds * args.wall_factor:g}` (its "
