@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from inrkit.errors import InrkitError
 from inrkit.signals.base import Batch, Signal
 
 SCORING_CHUNK = 1 << 16  # samples per no-grad forward pass when a policy scores the whole pool
@@ -82,6 +83,20 @@ class PoolPolicy(SamplingPolicy):
         if total_steps is None:
             total_steps = round(step / progress) if progress > 0 else step + 1
         return max(1, max(total_steps, step + 1) // per_iteration)
+
+    def restored(self, tensors: dict[str, torch.Tensor], name: str, indices: bool) -> torch.Tensor | None:
+        """Checkpoint tensor ``name`` on this device (None when absent), checked: pool indices (int64 in [0, N))
+        or one float per pool sample; anything else is a damaged checkpoint (a one-line :class:`InrkitError`)."""
+        if name not in tensors:
+            return None
+        value = tensors[name]
+        fits = value.ndim == 1 and (
+            value.dtype == torch.int64 and (len(value) == 0 or (int(value.min()) >= 0 and int(value.max()) < self.n))
+            if indices else value.dtype == torch.float32 and len(value) == self.n)
+        if not fits:
+            raise InrkitError(f"the checkpoint's sampling state {name!r} does not fit this signal's pool of {self.n} "
+                              "samples (damaged, or from another signal)")
+        return value.to(self.device)
 
     def draw_from(self, selected: torch.Tensor) -> Batch:
         """The batch: all of ``selected`` under a full batch, else ``B`` of them uniformly (with replacement)."""
