@@ -52,15 +52,15 @@ def parse_variant(text: str) -> tuple[str, str]:
 
 
 def value_at(curve: list[tuple[float, float]], seconds: float) -> tuple[float, bool]:
-    """The curve's PSNR at ``seconds`` (linear between evaluations; the first value before it) and whether the
-    run trained that long (False: the last value, the run ended earlier)."""
+    """The curve's PSNR at ``seconds`` (linear between the evaluations around it) and whether evaluations lie on
+    both sides of it (False: the run's last value when it ended earlier, or its first when that came later)."""
     if curve[-1][0] < seconds:
         return curve[-1][1], False
     previous = None
     for time_, value in curve:
         if time_ >= seconds:
             if previous is None:
-                return value, True
+                return value, time_ == seconds
             (t0, v0) = previous
             return v0 + (value - v0) * (seconds - t0) / (time_ - t0), True
         previous = (time_, value)
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=["siren", "finer", "relu-pe"])
     parser.add_argument("--variants", nargs="+", type=parse_variant, default=[("base", "")],
                         help="NAME=FLAGS, the first is the baseline (e.g. base= int='--sampling int')")
+    parser.add_argument("--baseline", help="the variant the others are compared with (default: the first given)")
     parser.add_argument("--flags", default="", help="fit flags common to every cell")
     parser.add_argument("--seconds", type=float, default=60.0, help="training time at which the PSNR is compared")
     parser.add_argument("--wall-factor", type=float, default=1.5,
@@ -162,18 +163,20 @@ def main() -> None:
     parser.add_argument("--audio-eval-every", type=int, default=100, help="audio: steps between evaluations")
     parser.add_argument("--work", type=Path, default=Path("/tmp/inrkit-bench-convergence"))
     parser.add_argument("--update", action="store_true", help="keep the other cells' results from --work/results.json")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rewrite the section from --work/results.json (with --notes)")
     parser.add_argument("--section", default="convergence")
     parser.add_argument("--title", default="Convergence speed")
     parser.add_argument("--notes", default="", help="a paragraph added under the table (what else ran, findings)")
     args = parser.parse_args()
-    if not args.images and not args.audio:
+    if not args.images and not args.audio and not args.report_only:
         parser.error("give --images and/or --audio")
 
     args.work.mkdir(parents=True, exist_ok=True)
     store = args.work / "results.json"
-    results = json.loads(store.read_text()) if args.update and store.is_file() else []
+    results = json.loads(store.read_text()) if (args.update or args.report_only) and store.is_file() else []
     variants = dict(args.variants)
-    signals = [(path, "image", args.eval_every) for path in args.images] + \
+    signals = [] if args.report_only else [(path, "image", args.eval_every) for path in args.images] + \
         [(path, "audio", args.audio_eval_every) for path in args.audio]
     for path, kind, eval_every in signals:
         for backbone in args.backbones:
@@ -188,17 +191,19 @@ def main() -> None:
                 summary = cell.get("error") or f"{cell['psnr']:.2f} dB, {cell['steps']} steps, {cell['wall']:.0f} s"
                 print(f"{path.name:14s} {backbone:8s} {variant:8s} {summary}", flush=True)
 
-    order = list(dict.fromkeys([*variants, *(r["variant"] for r in results)]))
+    order = list(dict.fromkeys([args.baseline or next(iter(variants)), *variants, *(r["variant"] for r in results)]))
     flags_of = {r["variant"]: r["flags"] for r in results}
     flag_text = "; ".join(f"`{name}`: `{flags_of.get(name) or '(none)'}`" for name in order)
     image_names = sorted({r["signal"] for r in results if r["kind"] == "image"})
     audio_names = sorted({r["signal"] for r in results if r["kind"] == "audio"})
+    arguments = sys.argv[1:]
+    shown = [a for i, a in enumerate(arguments) if a != "--notes" and (i == 0 or arguments[i - 1] != "--notes")]
     lines = [
         f"## {args.title} (`scripts/bench_convergence.py`)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU threads, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.",
-        f"Command: `python scripts/bench_convergence.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
+        f"Command: `python scripts/bench_convergence.py {' '.join(shlex.quote(a) for a in shown)}`",
         "",
         f"Protocol: images {', '.join(image_names) or 'none'} at full size; audio {', '.join(audio_names) or 'none'} at "
         f"full length. Every cell is one `inrkit fit` process with `--seconds {args.seconds * args.wall_factor:g}` (its "
@@ -206,7 +211,8 @@ def main() -> None:
         f"{args.audio_eval_every} for audio) and default flags otherwise{f' plus `{args.flags}`' if args.flags else ''}; "
         f"all times are training seconds (`train_seconds` of metrics.jsonl: sample selection included, evaluations "
         f"excluded). Variants: {flag_text}. `PSNR`: at {args.seconds:g} s of training, interpolated between evaluations "
-        f"(mean over signals; * : a run ended earlier, its last value), `Δ` against `{order[0]}`; `t→{args.target_db:g} dB`: "
+        f"(mean over signals; *: no evaluations on both sides of it, the nearest value), `Δ` against `{order[0]}`; "
+        f"`t→{args.target_db:g} dB`: "
         "training seconds (evaluations excluded) to the first crossing, interpolated between evaluations, mean over "
         f"the signals that reached it (reached/total); `saved`: 1 − (time to reach `{order[0]}`'s PSNR at "
         f"{args.seconds:g} s) / {args.seconds:g} s, mean over the signals that reached it; `steps` and `ms/step` are "

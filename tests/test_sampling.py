@@ -173,6 +173,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, make_image, poli
     again.fit()
     for a, b in zip(resumed_field.parameters(), straight.parameters(), strict=True):
         assert torch.equal(a, b)
+    damaged = {k[len("sampling."):]: torch.full((3,), 10**6) for k in saved if k.startswith("sampling.")}
+    with pytest.raises(InrkitError, match=r"sampling state .* does not fit this signal.s pool of 256 samples"):
+        trainer(tmp_path / "other", Field(straight.config)).sampling.load_state(damaged, {})
 
 
 BAD_FLAGS = {

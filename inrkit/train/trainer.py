@@ -413,8 +413,9 @@ class Trainer:
                     self._check_estimate()
                     if not self.progress.tail_seconds:  # until an evaluation is timed: a forward pass over the signal
                         samples_per_step = options.batch_size or self.signal.n_samples
-                        self.progress.tail_seconds = (self.signal.n_samples / samples_per_step
-                                                      * self.step_seconds / self.step / BACKWARD_FACTOR)
+                        # a sampling policy's timed pass over the pool when it made one (its passes inflate the steps)
+                        self.progress.tail_seconds = self.sampling.pass_seconds or (
+                            self.signal.n_samples / samples_per_step * self.step_seconds / self.step / BACKWARD_FACTOR)
                 if options.eval_every and self.step % options.eval_every == 0 and self.progress_fraction() < 1.0 \
                         and not self._evaluation_would_overrun():
                     last_loss = self._check_finite(loss_sum, loss_count, weights=True)

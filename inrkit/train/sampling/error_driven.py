@@ -63,4 +63,7 @@ class ErrorDriven(PoolPolicy):
         return {"error": self.error}, {}
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        self.error = tensors["error"].to(self.device)
+        error = self.restored(tensors, "error", indices=False)
+        if error is None:
+            raise KeyError("error")
+        self.error = error

@@ -137,5 +137,5 @@ class EvolutionarySelector(PoolPolicy):
         return tensors, {}
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        self.order = tensors["order"].to(self.device) if "order" in tensors else None
-        self.selected = tensors["selected"].to(self.device) if "selected" in tensors else None
+        self.order = self.restored(tensors, "order", indices=True)
+        self.selected = self.restored(tensors, "selected", indices=True)

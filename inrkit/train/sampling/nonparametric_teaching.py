@@ -76,4 +76,4 @@ class NonparametricTeaching(PoolPolicy):
         return ({} if self.selected is None else {"selected": self.selected}), {}
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        self.selected = tensors["selected"].to(self.device) if "selected" in tensors else None
+        self.selected = self.restored(tensors, "selected", indices=True)

@@ -14,10 +14,12 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import torch
 
+from inrkit.errors import InrkitError
 from inrkit.signals.base import Batch, Signal
 
 SCORING_CHUNK = 1 << 16  # samples per no-grad forward pass when a policy scores the whole pool
@@ -28,6 +30,7 @@ class SamplingPolicy:
 
     name = "uniform"
     observes_losses = False  # True: the trainer hands over each batch's per-sample losses (:meth:`observe`)
+    pass_seconds = 0.0  # duration of the last no-grad pass over the whole pool (0: none made)
 
     def __init__(self, signal: Signal, field: torch.nn.Module, generator: torch.Generator,
                  batch_size: int | None) -> None:
@@ -81,6 +84,20 @@ class PoolPolicy(SamplingPolicy):
             total_steps = round(step / progress) if progress > 0 else step + 1
         return max(1, max(total_steps, step + 1) // per_iteration)
 
+    def restored(self, tensors: dict[str, torch.Tensor], name: str, indices: bool) -> torch.Tensor | None:
+        """Checkpoint tensor ``name`` on this device (None when absent), checked: pool indices (int64 in [0, N))
+        or one float per pool sample; anything else is a damaged checkpoint (a one-line :class:`InrkitError`)."""
+        if name not in tensors:
+            return None
+        value = tensors[name]
+        fits = value.ndim == 1 and (
+            value.dtype == torch.int64 and (len(value) == 0 or (int(value.min()) >= 0 and int(value.max()) < self.n))
+            if indices else value.dtype == torch.float32 and len(value) == self.n)
+        if not fits:
+            raise InrkitError(f"the checkpoint's sampling state {name!r} does not fit this signal's pool of {self.n} "
+                              "samples (damaged, or from another signal)")
+        return value.to(self.device)
+
     def draw_from(self, selected: torch.Tensor) -> Batch:
         """The batch: all of ``selected`` under a full batch, else ``B`` of them uniformly (with replacement)."""
         if self.full_batch or len(selected) <= int(self.batch_size or 0):
@@ -97,9 +114,13 @@ class PoolPolicy(SamplingPolicy):
 
     @torch.no_grad()
     def pool_residuals(self) -> torch.Tensor:
-        """``(N, C)`` residuals ``f(x_i) − y_i`` over the whole pool: one no-grad forward pass, in chunks."""
+        """``(N, C)`` residuals ``f(x_i) − y_i`` over the whole pool: one no-grad forward pass, in chunks (timed:
+        :attr:`pass_seconds`, what the trainer expects an evaluation to cost before it has timed one)."""
+        began = time.perf_counter()
         parts = []
         for start in range(0, self.n, SCORING_CHUNK):
             index = torch.arange(start, min(start + SCORING_CHUNK, self.n), device=self.device)
             parts.append(self.signal.residuals(self.field, self.signal.pool_batch(index)).float())
-        return torch.cat(parts)
+        residuals = torch.cat(parts)
+        self.pass_seconds = time.perf_counter() - began
+        return residuals
