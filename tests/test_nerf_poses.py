@@ -206,8 +206,8 @@ def test_resume_restores_the_pose_corrections_and_their_optimizer_state_exactly(
 
 def test_cli_perturb_and_refine_poses_records_and_reports(tmp_path: Path, capsys):
     status = main(["nerf", "spheres", "--out", str(tmp_path / "run"), "--steps", "12", "--scene-resolution", "16",
-                   "--target-samples", "2048", "--grid-resolution", "16", "--device", "cpu", "--quiet",
-                   "--perturb-poses", "10,0.2", "--refine-poses", "--pose-lr", "0.01", "--seed", "4"])
+                   "--target-samples", "2048", "--grid-resolution", "16", "--steps-per-unit", "64", "--device", "cpu",
+                   "--quiet", "--perturb-poses", "10,0.2", "--refine-poses", "--pose-lr", "0.01", "--seed", "4"])
     assert status == 0
     assert "rotation error" in capsys.readouterr().out
     config = json.loads((tmp_path / "run" / "config.json").read_text())
@@ -235,8 +235,8 @@ def test_bad_pose_options_are_one_line_errors(tmp_path: Path, capsys, flags: lis
     assert not (tmp_path / "run").exists()
 
 
-RECOVERY_ROTATION = 0.5  # after / before: stated bounds of the recovery test below (measured: ...)
-RECOVERY_TRANSLATION = 0.5
+RECOVERY_ROTATION = 0.5  # after / before: stated bounds of the recovery test below (measured 0.27 and 0.30:
+RECOVERY_TRANSLATION = 0.5  # 4.76° → 1.28°, 0.102 → 0.030 units; the benchmark's refine-c2f row)
 
 
 @pytest.mark.slow
@@ -244,7 +244,7 @@ def test_refinement_recovers_a_known_perturbation(tmp_path: Path):
     """Blocks at 32², 5° / 0.1 units of noise; the hash grid's levels open coarse to fine (BARF's point)."""
     fitted = inrkit.nerf.fit("blocks", preset="instant-ngp-cpu", steps=600, out=tmp_path / "run", quiet=True,
                              device="cpu", scene_resolution=32, target_samples=8192, grid_resolution=32,
-                             perturb_poses="5,0.1", refine_poses=True, pose_lr=3e-3, coarse_to_fine=60)
+                             perturb_poses="5,0.1", refine_poses=True, pose_lr=1e-2, coarse_to_fine=60)
     metrics = fitted.metrics
     assert metrics["rotation_error_deg"] < RECOVERY_ROTATION * metrics["rotation_error_deg_before"]
     assert metrics["translation_error"] < RECOVERY_TRANSLATION * metrics["translation_error_before"]
