@@ -89,7 +89,10 @@ def table(records: list[dict], args: argparse.Namespace, machine: str) -> str:
     for r in records:
         lines.append(f"| {r['variant']} | {pose(r, 'rotation_error_deg', 2)} | {pose(r, 'translation_error', 4)} | "
                      f"{r['psnr']:.2f} | {r['ssim']:.4f} | {r['ms_per_step']:.0f} | {r['seconds']:.0f} |")
-    lines += ["", f"Command: `python scripts/bench_poses.py {' '.join(sys.argv[1:])}`"]
+    command = (f"flock /tmp/inrkit-bench.lock python scripts/bench_poses.py --variants {' '.join(args.variants)} "
+               f"--resolution {args.resolution} --steps {args.steps} --noise {args.noise} --pose-lr {args.pose_lr:g} "
+               f"--coarse-to-fine {args.coarse_to_fine} --target-samples {args.target_samples} --seed {args.seed}")
+    lines += ["", f"Command: `{command}`", "", args.findings]
     return "\n".join(lines)
 
 
@@ -106,6 +109,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--note", default="", help="what else ran on the machine")
+    parser.add_argument("--findings", default="", help="a paragraph on what the numbers show")
     parser.add_argument("--json", help="also write the records here")
     parser.add_argument("--from-json", help="reuse saved records instead of training")
     parser.add_argument("--no-update", action="store_true", help="do not write BENCHMARKS.md")
