@@ -52,6 +52,7 @@ class Signal(ABC):
     n_output_dims: int
     loss_is_mse: bool = True  # the progress bar shows a live PSNR of the loss only then
     chunkable: bool = True  # the loss is a mean over a batch's samples, so a batch may be split (train/chunking.py)
+    has_sample_losses: bool = True  # sample_losses gives the per-sample terms of the loss (SAPE's feedback)
 
     @property
     @abstractmethod
@@ -123,6 +124,11 @@ class Signal(ABC):
     def loss(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
         """Training loss of ``field`` on ``batch``: the MSE in normalised units by default."""
         return torch.mean((field(batch.coords).float() - batch.values) ** 2)
+
+    def sample_losses(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        """Per-sample losses ``(N,)`` whose mean is :meth:`loss`: ``mean_c (f(x_i)_c − y_ic)²``. Kinds whose loss is
+        not a mean of per-sample squared errors set :attr:`has_sample_losses` False."""
+        return torch.mean((field(batch.coords).float() - batch.values) ** 2, dim=1)
 
     @abstractmethod
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:

@@ -114,6 +114,7 @@ class RadianceSignal(Signal):
     n_input_dims = 3
     n_output_dims = 3
     chunkable = False  # rays carry different sample counts; the ray batch is already sized to a sample target
+    has_sample_losses = False  # a loss per ray, not per coordinate sample
 
     def __init__(self, scene: Scene, target_samples: int = 1 << 18, initial_rays: int = 4096,
                  loss: str = "huber", background: str = "random", eval_seconds: float | None = None) -> None:

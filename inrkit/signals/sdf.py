@@ -147,6 +147,7 @@ class SdfSignal(Signal):
     n_input_dims = 3
     n_output_dims = 1
     loss_is_mse = False
+    has_sample_losses = False  # the loss is an L1/MAPE or SIREN's SDF terms, not per-sample squared errors
 
     def __init__(self, shape: Shape, options: SdfOptions | None = None, source: str | None = None) -> None:
         self.options = options or SdfOptions()
