@@ -15,7 +15,20 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from inrkit import export, fields, nerf, signals
-from inrkit.api import Estimate, Run, estimate, export_mesh, fit, load, load_run, render_audio, render_image, render_video
+from inrkit.api import (
+    Estimate,
+    Run,
+    estimate,
+    export_mesh,
+    fit,
+    fit_many,
+    load,
+    load_dataset,
+    load_run,
+    render_audio,
+    render_image,
+    render_video,
+)
 from inrkit.api import compress as _compress_workflows
 from inrkit.api import nerf as _nerf_workflows
 from inrkit.errors import InrkitError
@@ -36,4 +49,4 @@ for _namespace, _module, _names in ((nerf, _nerf_workflows, _nerf_workflows.__al
         setattr(_namespace, _name, getattr(_module, _name))
 
 __all__ = ["Estimate", "InrkitError", "Run", "__version__", "estimate", "export", "export_mesh", "fields", "fit",
-           "load", "load_run", "nerf", "render_audio", "render_image", "render_video", "signals"]
+           "fit_many", "load", "load_dataset", "load_run", "nerf", "render_audio", "render_image", "render_video", "signals"]

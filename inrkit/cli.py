@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import types
 import typing
 import warnings
@@ -46,7 +47,9 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type) -> None:
     group = parser.add_argument_group(cls.__name__)
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        flag = "--" + field.name.replace("_", "-")
+        if field.metadata.get("shared"):
+            continue  # declared by another options class of the same command
+        flag = field.metadata.get("flag") or "--" + field.name.replace("_", "-")
         kind = _flag_type(hints[field.name])
         help_text = field.metadata.get("help", "")
         if kind is bool:
@@ -135,7 +138,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         if args.out is None and args.path is None:
             raise InrkitError("--resume needs the run directory: inrkit fit --resume --out RUN")
         out = args.out or args.path
-        run = api.fit(args.source, resume=True, out=out, **{k: v for k, v in options.items() if k != "model"})
+        run = api.fit(args.source, resume=True, out=out, report=args.report or None,
+                      **{k: v for k, v in options.items() if k != "model"})
     elif args.path is None:
         raise InrkitError("give the file to fit: inrkit fit PATH --model NAME")
     elif args.dry_run:
@@ -143,7 +147,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         return 0
     else:
         out = args.out or _default_out(args.path, args.model)
-        run = api.fit(args.path, out=out, overwrite=args.overwrite, **options)
+        run = api.fit(args.path, out=out, overwrite=args.overwrite, report=args.report or None, **options)
     metrics = run.metrics
     names = {"psnr": "PSNR", "psnr_heldout": "held-out PSNR", "snr": "SNR", "ssim": "SSIM", "iou": "IoU",
              "chamfer_l1": "Chamfer-L1", "chamfer_l2": "Chamfer-L2", "normal_consistency": "NC", "fscore": "F-score"}
@@ -153,10 +157,41 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fit_many(args: argparse.Namespace) -> int:
+    import time
+
+    from inrkit import api
+    from inrkit.api.fit_many import FitManyOptions
+    from inrkit.fields import ModelOptions
+    from inrkit.signals import SIGNAL_OPTIONS
+    from inrkit.train import TrainOptions
+
+    options = _collect(args, ModelOptions, TrainOptions, FitManyOptions, *SIGNAL_OPTIONS)
+    inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
+    began = time.perf_counter()
+    data = api.fit_many(inputs, out=args.out, overwrite=args.overwrite, **options)
+    psnr = [m["psnr"] for _, m, _ in (data[i] for i in range(len(data))) if isinstance(m.get("psnr"), float)]
+    mean = f", mean PSNR {sum(psnr) / len(psnr):.2f} dB" if psnr else ""
+    skipped = data.manifest.get("skipped") or []
+    note = f"; {len(skipped)} input(s) skipped (listed in dataset.json)" if skipped else ""
+    print(f"{len(data):,} fields ({data.manifest['model']['model']}, {data.field(0).n_params:,} parameters each) in "
+          f"{time.perf_counter() - began:.1f} s{mean}{note}  ->  {args.out}")
+    return 0
+
+
+def _with_item(args: argparse.Namespace) -> None:
+    """``RUN --item i`` is ``RUN#i``: one item of a fit-many dataset."""
+    if getattr(args, "item", None) is not None:
+        if args.item < 0:
+            raise InrkitError(f"--item must be >= 0, got {args.item}")
+        args.run = f"{args.run}#{args.item}"
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from inrkit import api
     from inrkit.fields import NerfModel
 
+    _with_item(args)
     _check_render_values(args)
     size = _parse_size(args.size, args.max_megapixels) if args.size else None
     for flag in ("out", "turntable", "mesh"):
@@ -264,6 +299,10 @@ def cmd_nerf(args: argparse.Namespace) -> int:
     metrics = run.metrics
     print(f"fitted {run.config['model']['model']} ({run.model.field.n_params:,} params) in {metrics['elapsed']:.1f} s, "
           f"{metrics['step']} steps: test PSNR {metrics['psnr']:.2f} dB  SSIM {metrics['ssim']:.4f}  ->  {run.dir}")
+    if "rotation_error_deg" in metrics:
+        print(f"camera poses (aligned to the scene's): rotation error {metrics['rotation_error_deg_before']:.2f} -> "
+              f"{metrics['rotation_error_deg']:.2f} deg, translation error {metrics['translation_error_before']:.4f} -> "
+              f"{metrics['translation_error']:.4f} (mean over {len(run.signal.cameras)} training cameras; poses.json)")
     if args.mesh:
         print(f"wrote {run.export_mesh(args.mesh, resolution=args.mesh_resolution)}")
     return 0
@@ -328,6 +367,17 @@ def _print_nerf_parts(config: dict, model: Any) -> None:
           f"{100 * model.grid.occupancy_fraction():.1f}% occupied")
 
 
+def _print_latent_parts(decoded: Any) -> None:
+    """The codec lines of ``inrkit info`` for a latent-codec file: grids, networks, decoder cost, latent stream."""
+    field, config = decoded.field, decoded.config["field"]
+    print(f"latents    {field.encoding.n_levels} grids, {field.encoding.n_latents:,} latents "
+          f"({decoded.header['latent']['length']:,} B, {8 * decoded.header['latent']['length'] / field.encoding.n_latents:.3f} "
+          "bits/latent)")
+    print(f"synthesis  {config['network']}")
+    print(f"arm        {config['arm']}")
+    print(f"decoder    {field.macs_per_pixel():,.0f} multiplications/pixel")
+
+
 def _print_inrz_info(path: Path) -> None:
     from inrkit.api.compress import sample_count
     from inrkit.export import load
@@ -350,7 +400,9 @@ def _print_inrz_info(path: Path) -> None:
         shape = "x".join(str(signal[k]) for k in ("width", "height") if k in signal)
         print(f"signal     {signal.get('kind', 'unknown')} {shape} x{signal.get('channels', '?')}")
     print(f"model      {decoded.config['model'].get('model') or '?'}  ({decoded.field.n_params:,} parameters)")
-    if radiance:
+    if decoded.image is not None:
+        _print_latent_parts(decoded)
+    elif radiance:
         _print_nerf_parts(decoded.config["field"], decoded.field)
         print(f"turntable  {'yes' if decoded.config.get('turntable') else 'none (inrkit render FILE --mesh only)'}")
     else:
@@ -371,13 +423,38 @@ def _print_inrz_info(path: Path) -> None:
         print("metrics    " + "  ".join(f"{k} {v}" for k, v in decoded.metrics.items()))
 
 
+def _print_dataset_info(path: Path) -> None:
+    """``inrkit info DATASET``: architecture, training, initialisation, items done and their mean metrics."""
+    from inrkit.api.neural_dataset import load_dataset
+
+    data = load_dataset(path)
+    manifest = data.manifest
+    train, init = manifest.get("train", {}), manifest.get("init") or {"mode": "random"}
+    print(f"dataset    {path}  ({manifest.get('kind')} fields, format version {manifest.get('version')})")
+    print(f"items      {len(data):,} fitted of {len(manifest['items']):,}; {len(manifest.get('skipped') or [])} skipped; "
+          f"{manifest.get('fields_per_batch')} fields per batch (shard)")
+    print(f"model      {manifest['model']['model']}  ({data.field(0).n_params if len(data) else '?'} parameters each)")
+    print(f"network    {manifest['field']['network']}")
+    print(f"encoding   {manifest['field'].get('encoding')}")
+    print(f"training   lr {train.get('lr'):g}  schedule {train.get('schedule')}  steps {train.get('steps')}  "
+          f"seed {train.get('seed')}")
+    print(f"init       {init.get('mode')}" + (f"  {init['meta']}" if init.get("meta") else ""))
+    metrics = [m for _, m, _ in (data[i] for i in range(len(data)))]
+    keys = [k for k in (metrics[0] if metrics else {}) if all(isinstance(m.get(k), float) for m in metrics)]
+    _print_metrics({f"mean_{k}": sum(m[k] for m in metrics) / len(metrics) for k in keys})
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from inrkit import api
+    from inrkit.api.neural_dataset import is_dataset
     from inrkit.export import is_inrz
     from inrkit.fields import NerfModel
 
     if is_inrz(args.run):
         _print_inrz_info(Path(args.run))
+        return 0
+    if is_dataset(args.run):
+        _print_dataset_info(Path(args.run))
         return 0
     run = api.load_run(args.run)
     if isinstance(run.field, NerfModel):
@@ -430,11 +507,21 @@ def cmd_info_nerf(args: argparse.Namespace, loaded: Any = None) -> int:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from inrkit.api import compress
+    from inrkit import api
+    from inrkit.api import compress, latent_compress
+    from inrkit.api.neural_dataset import split_item
 
+    _with_item(args)
     options = compress.CompressOptions(**_collect(args, compress.CompressOptions))
-    _output(args.out, args, "the output")
-    report = compress.compress(args.run, args.out, options, signal=args.signal)
+    latent = latent_compress.LatentOptions(**_collect(args, latent_compress.LatentOptions))
+    latent_only = set(_collect(args, latent_compress.LatentOptions, given_only=True)) - set(dataclasses.asdict(options))
+    if options.codec != "latent" and (args.resume or latent_only):
+        raise InrkitError("--resume, --lambda, --complexity, --steps, --seconds, --lr, --seed, --threads and --quiet "
+                          "are options of --codec latent")
+    if not args.resume:
+        _output(args.out, args, "the output")
+    source = api.load_run(args.run) if split_item(args.run) else args.run  # one item of a dataset: its Run
+    report = compress.compress(source, args.out, options, signal=args.signal, latent=latent, resume=args.resume)
     print(report.summary())
     return 0
 
@@ -443,7 +530,8 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     from inrkit.api import compress
 
     decoded = compress.decompress(args.file, args.out, overwrite=args.overwrite)
-    print(f"decoded {args.file} ({decoded.field.n_params:,} parameters) -> {args.out}")
+    what = "image" if decoded.image is not None else f"{decoded.field.n_params:,} parameters"
+    print(f"decoded {args.file} ({what}) -> {args.out}")
     return 0
 
 
@@ -461,7 +549,64 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from inrkit.api import bench, bench_results, protocols
+
+    if args.list:
+        for name in protocols.protocol_names():
+            protocol = protocols.load_protocol(name)
+            print(f"{name:<22} v{protocol.version}  {protocol.title}")
+            print(f"{'':<22}     models: {' '.join(protocol.models)}")
+            for scale in ("cpu",):
+                print(f"{'':<22}     --scale {scale}: {protocols.load_protocol(name, scale).factors}")
+        return 0
+    if args.protocol is None:
+        raise InrkitError("give a protocol: inrkit bench NAME (inrkit bench --list shows them) or a protocol .json file")
+    protocol = protocols.load_protocol(args.protocol, args.scale)
+    data = args.data or os.environ.get("INRKIT_DATA")
+    if data is None:
+        raise InrkitError(f"give the data folder: --data DIR (or $INRKIT_DATA); it must hold "
+                          f"{protocol.data.get('description', 'the data')}")
+    out = Path(args.out or Path("bench") / f"{protocol.name}-{protocol.scale}")
+    began = time.perf_counter()
+    result = bench.run_bench(protocol, data, out, args.models, quiet=not args.verbose, echo=print,
+                             fit_options={"report": True} if args.report else None)
+    print(result.table())
+    print(f"bench {protocol.name} ({protocol.scale} scale) in {time.perf_counter() - began:.1f} s  ->  {out} "
+          f"({bench_results.RESULTS_FILE}, {bench_results.TABLE_FILE}; inrkit report {out} for the HTML report)")
+    if protocol.scale != "full":
+        print(f"full protocol (GPU advised): inrkit bench {args.protocol} --scale full --data {data} "
+              f"--out {Path('bench') / f'{protocol.name}-full'}")
+    failed = [line for line in result.problems() if "failed" in line]
+    if failed:
+        raise BenchCellsFailed(f"{len(failed)} cell(s) failed (see the table above; a rerun retries them)")
+    return 0
+
+
+class BenchCellsFailed(InrkitError):
+    """Some cells of a bench failed (the others ran): exit status 1."""
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from inrkit.api.report import build_report
+
+    out = _output_file(args.out, args.overwrite, [Path(p) for p in args.runs])
+    began = time.perf_counter()
+    path = build_report(args.runs, out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB in {time.perf_counter() - began:.1f} s)")
+    return 0
+
+
+def _output_file(path: str | Path, overwrite: bool, inputs: list[Path]) -> Path:
+    """``path`` checked against the one output policy (:func:`inrkit.files.check_output`)."""
+    from inrkit.files import check_output
+
+    return check_output(path, overwrite=overwrite, inputs=inputs)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from inrkit.api.fit_many import FitManyOptions
+    from inrkit.api.latent_compress import LatentOptions
     from inrkit.export import CompressOptions
     from inrkit.fields import ModelOptions
     from inrkit.nerf import NerfOptions
@@ -481,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     fit.add_argument("--source", help="with --resume: the signal's new path, when its file moved since the fit")
     fit.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    fit.add_argument("--report", action="store_true", help="keep RUN/report.html up to date at every evaluation "
+                                                           "(open it in a browser: it reloads itself while training)")
     fit.add_argument("--dry-run", action="store_true",
                      help="print parameters, memory estimate and time per step in one line; train and write nothing")
     add_dataclass_flags(fit, ModelOptions)
@@ -489,9 +636,23 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_flags(fit, options_class)
     fit.set_defaults(handler=cmd_fit)
 
+    many = commands.add_parser("fit-many", help="fit one field per file (images, audio clips, meshes) into a dataset "
+                                                 "of fields, many at a time")
+    many.add_argument("inputs", nargs="+", help="a folder, a glob pattern ('tiles/*.png'), a list file (.txt, one path "
+                                                "a line) or several files")
+    many.add_argument("--out", required=True, help="dataset directory (an existing one is resumed)")
+    many.add_argument("--overwrite", action="store_true", help="replace an existing dataset instead of resuming it")
+    add_dataclass_flags(many, ModelOptions)
+    add_dataclass_flags(many, TrainOptions)
+    add_dataclass_flags(many, FitManyOptions)
+    for options_class in SIGNAL_OPTIONS:
+        add_dataclass_flags(many, options_class)
+    many.set_defaults(handler=cmd_fit_many)
+
     render = commands.add_parser("render", help="render a fitted image (any size), audio (any rate), video (any fps/size), "
                                                 "or a NeRF run's turntable/mesh")
-    render.add_argument("run", help="run directory or .inrz file")
+    render.add_argument("run", help="run directory, .inrz file or dataset item DIR#i")
+    render.add_argument("--item", type=int, help="a dataset's item i (the same as DIR#i)")
     render.add_argument("--size", help="image/video: WIDTHxHEIGHT (default: the original size)")
     render.add_argument("--rate", type=int, help="audio: sample rate in Hz (default: the original)")
     render.add_argument("--fps", type=float, help="video: frame rate, same duration (default: the original); "
@@ -533,23 +694,48 @@ def build_parser() -> argparse.ArgumentParser:
     nerf.set_defaults(handler=cmd_nerf, schedule="ngp", eval_every=0)
 
     info = commands.add_parser("info", help="show a run's or .inrz file's config, parameter count and metrics")
-    info.add_argument("run", help="run directory or .inrz file")
+    info.add_argument("run", help="run directory, .inrz file, dataset directory or dataset item DIR#i")
     info.set_defaults(handler=cmd_info)
 
-    compress = commands.add_parser("compress", help="quantise and entropy-code a run's weights into an .inrz file")
-    compress.add_argument("run", help="run directory (or .inrz file to re-encode)")
+    compress = commands.add_parser("compress", help="quantise and entropy-code a run's weights into an .inrz file, or "
+                                                    "code an image with a latent field (--codec latent)")
+    compress.add_argument("run", help="run directory (or .inrz file to re-encode, or dataset item DIR#i); with "
+                                      "--codec latent an image file")
+    compress.add_argument("--item", type=int, help="a dataset's item i (the same as DIR#i)")
     compress.add_argument("out", help="output .inrz file")
     compress.add_argument("--source", "--signal", dest="signal", help="the original signal file or NeRF scene folder, to "
                           "measure and fine-tune against (default: the run's source, if it still exists)")
     compress.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_dataclass_flags(compress, CompressOptions)
+    add_dataclass_flags(compress, LatentOptions)
+    compress.add_argument("--resume", action="store_true", help="--codec latent: continue an interrupted encode "
+                                                                "(its checkpoints are in OUT.run/)")
     compress.set_defaults(handler=cmd_compress)
 
-    decompress = commands.add_parser("decompress", help="decode an .inrz file into a run directory")
+    decompress = commands.add_parser("decompress", help="decode an .inrz file into a run directory or an image")
     decompress.add_argument("file", help="input .inrz file")
-    decompress.add_argument("--out", required=True, help="run directory to write")
+    decompress.add_argument("--out", required=True, help="run directory to write, or an image file (.png ...)")
     decompress.add_argument("--overwrite", action="store_true", help="replace files in an existing directory")
     decompress.set_defaults(handler=cmd_decompress)
+
+    bench = commands.add_parser("bench", help="run a paper's protocol: every (model, signal) cell as a run directory, "
+                                               "resumable, with the published numbers side by side")
+    bench.add_argument("protocol", nargs="?", help="protocol name (inrkit bench --list) or a protocol .json file")
+    bench.add_argument("--list", action="store_true", help="list the protocols with their models and --scale cpu factors")
+    bench.add_argument("--models", nargs="+", help="run only these models of the protocol")
+    bench.add_argument("--data", help="folder the protocol's data paths are relative to (default: $INRKIT_DATA)")
+    bench.add_argument("--scale", default="full", help="full (the paper's protocol) | cpu (shrunk by the protocol's "
+                                                      "stated factors for machines without a GPU)")
+    bench.add_argument("--out", help="bench directory (default: bench/PROTOCOL-SCALE); rerun to continue it")
+    bench.add_argument("--report", action="store_true", help="keep each cell's report.html up to date while it trains")
+    bench.add_argument("--verbose", action="store_true", help="show each cell's progress line")
+    bench.set_defaults(handler=cmd_bench)
+
+    report = commands.add_parser("report", help="one self-contained HTML page of runs, .inrz files and benches")
+    report.add_argument("runs", nargs="+", help="run directories, .inrz files or bench directories")
+    report.add_argument("--out", default="report.html", help="the HTML file to write (default: report.html)")
+    report.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    report.set_defaults(handler=cmd_report)
 
     models = commands.add_parser("models", help="list the model presets")
     models.set_defaults(handler=cmd_models)
@@ -606,7 +792,9 @@ def main(argv: list[str] | None = None) -> int:
 
         message = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())  # always one line
         print(f"inrkit: {'stopped' if isinstance(err, TrainingInterrupted) else 'error'}: {message}", file=sys.stderr)
-        return 128 + err.signum if isinstance(err, TrainingInterrupted) else 2
+        if isinstance(err, TrainingInterrupted):
+            return 128 + err.signum
+        return 1 if isinstance(err, BenchCellsFailed) else 2
     except OSError as err:  # the system refused a read or write (permissions, a full disk): the user can act on it
         if err.filename is None or os.environ.get("INRKIT_DEBUG"):
             return _internal_error(err)

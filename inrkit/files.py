@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -96,6 +97,43 @@ def read_json(path: str | Path) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def append_json_line(path: str | Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one JSON line to ``path`` (flushed and synced). JSON has no NaN or infinity: a float that
+    is not finite (a metric that could not be measured) is written as ``null``."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(clean, allow_nan=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_json_lines(path: str | Path, what: str = "record") -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, one per line ([] when there is no file). A torn last line (an
+    interrupted append) is ignored; any other line that is not a JSON object is an :class:`InrkitError` naming the
+    file, the line and ``what`` it should hold."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as err:
+        raise InrkitError(f"cannot read {path}: {err.strerror}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if number == len(lines) and not line.endswith(b"\n"):
+                continue  # the torn last line of an interrupted append
+            raise InrkitError(f"cannot read {path}: line {number} is not valid UTF-8 JSON; the file is damaged") from None
+        if not isinstance(record, dict):
+            raise InrkitError(f"cannot read {path}: line {number} is not a {what} (a JSON object); the file is damaged")
+        records.append(record)
+    return records
 
 
 def _inside(path: Path, folder: Path) -> bool:

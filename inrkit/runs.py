@@ -16,7 +16,6 @@ Tensors are safetensors, everything else JSON; nothing is pickled. Each file is 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -27,7 +26,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
 from inrkit.errors import InrkitError
-from inrkit.files import atomic_write_bytes, check_output, read_json
+from inrkit.files import append_json_line, atomic_write_bytes, check_output, read_json, read_json_lines
 
 CONFIG_FILE = "config.json"
 
@@ -85,39 +84,19 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
 
 
 def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line to ``metrics.jsonl`` (flushed and synced). JSON has no NaN or infinity: a value that is
-    not finite (a metric that could not be measured) is written as ``null``."""
-    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()}
-    with open(run_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(clean, allow_nan=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one JSON line to ``metrics.jsonl`` (flushed and synced; a non-finite value is written as ``null``)."""
+    append_json_line(run_dir / METRICS_FILE, record)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """All complete records of ``metrics.jsonl``: a torn last line (an interrupted append) is ignored; any other
-    line that is not a JSON object (damage) is an :class:`InrkitError` naming the file and the line."""
+    line that is not a JSON object with an integer step (damage) is an :class:`InrkitError` naming the file and the line."""
     path = run_dir / METRICS_FILE
-    if not path.is_file():
-        return []
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except OSError as err:
-        raise InrkitError(f"cannot read {path}: {err.strerror}") from None
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            if number == len(lines) and not line.endswith(b"\n"):
-                continue  # the torn last line of an interrupted append
-            raise InrkitError(f"cannot read {path}: line {number} is not valid UTF-8 JSON; the file is damaged") from None
-        if not isinstance(record, dict) or not isinstance(record.get("step", 0), int):
-            raise InrkitError(f"cannot read {path}: line {number} is not a metrics record (a JSON object with an "
+    records = read_json_lines(path, "metrics record")
+    for number, record in enumerate(records, 1):
+        if not isinstance(record.get("step", 0), int):
+            raise InrkitError(f"cannot read {path}: record {number} is not a metrics record (a JSON object with an "
                               "integer step); the file is damaged")
-        records.append(record)
     return records
 
 

@@ -15,7 +15,8 @@ set so that any internal error surfaces as an exception) and a small render (an 
 
 Inputs come from structure-aware mutators (:class:`Mutator`) applied to seed files that the script makes
 itself (:func:`make_seeds`: tiny fields of several presets fitted for a few steps, a radiance field, each
-compressed with several coders, bit widths and schemes): they edit header JSON values (numbers at and
+compressed with several coders, bit widths and schemes, and the 8×8 image coded with the latent codec, format
+version 2, whose ``latent`` section and stream the mutators edit like a tensor's): they edit header JSON values (numbers at and
 beyond their limits, wrong types, deleted keys, values crossed over from other seeds), tensor-table
 entries (coder, model parameters, bits, storage), and payload streams (bit flips, cut, padded, zeroed or
 swapped between tensors), then re-pack the file with valid checksums so that the deeper checks are
@@ -104,12 +105,13 @@ def make_seeds(folder: str | Path, steps: int = 3, nerf: bool = True, quick: boo
         inrkit.fit(str(folder / "audio.wav"), "hashgrid", out=run, steps=steps, quiet=True, device="cpu",
                    overwrite=True, n_levels=4, log2_hashmap_size=8)
         runs.append(run)
+    files = [compress(folder / "image.png", folder / f"latent-{complexity}.inrz", codec="latent", steps=steps,
+                      complexity=complexity, quiet=True).path for complexity in (("low",) if quick else ("low", "medium"))]
     if nerf and not quick:
         run = folder / "run-nerf"
         inrkit.nerf.fit("spheres", preset="instant-ngp-cpu", steps=steps, out=run, device="cpu", quiet=True,
                         overwrite=True, scene_resolution=8, target_samples=256, grid_resolution=8)
         runs.append(run)
-    files = []
     for index, run in enumerate(runs):
         choices = COMPRESSIONS[:3] if quick else COMPRESSIONS
         for coder, bits, scheme in (choices if index < 2 or quick else choices[index % 3::3]):
@@ -232,6 +234,9 @@ class Mutator:
         table = header.get("tensors")
         entries = [e for e in table if isinstance(e, dict) and isinstance(e.get("length"), int)] \
             if isinstance(table, list) else []
+        latent = header.get("latent")
+        if isinstance(latent, dict) and isinstance(latent.get("length"), int):
+            entries.append(latent)  # a latent file's stream follows the tables' tensors
         if not entries or sum(e["length"] for e in entries) != len(payload):
             data = bytearray(payload)
             for _ in range(rng.randint(1, 4)):
@@ -304,7 +309,8 @@ def repack(header: Any, payload: bytes) -> bytes:
 
     body = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=inrz.HEADER_DICTIONARY)
     packed = body.compress(json.dumps(header, separators=(",", ":"), allow_nan=False).encode()) + body.flush()
-    return b"".join([_PREFIX.pack(inrz.MAGIC, inrz.VERSION, len(packed), zlib.crc32(packed)), packed,
+    version = 2 if isinstance(header, dict) and header.get("codec", "weights") != "weights" else inrz.VERSION
+    return b"".join([_PREFIX.pack(inrz.MAGIC, version, len(packed), zlib.crc32(packed)), packed,
                      struct.pack("<II", len(payload), zlib.crc32(payload)), payload])
 
 

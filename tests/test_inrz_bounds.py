@@ -37,6 +37,11 @@ def forge(data: bytes, edit_header=None, payload: bytes | None = None) -> bytes:
     return inrz.pack(header, original if payload is None else payload)
 
 
+def load_bytes(data: bytes, path: Path):
+    path.write_bytes(data)
+    return load(path)
+
+
 def refuse(path: Path, match: str) -> str:
     with pytest.raises(InrkitError, match=match) as caught:
         load(path)
@@ -324,3 +329,45 @@ def test_parameters_of_a_coder_that_takes_none_are_refused(tmp_path):
     path.write_bytes(forge((tmp_path / "z.inrz").read_bytes(),
                            lambda h: h["tensors"][0].update(params={"model": {"nested": 1}})))
     refuse(path, "takes no parameters")
+
+
+# -- the latent codec's section (format version 2) -------------------------------------------------------
+@pytest.fixture(scope="module")
+def latent_file() -> bytes:
+    """An untrained latent field of a 12×16 image, coded (version 2)."""
+    from inrkit.api.latent_compress import latent_config
+    from inrkit.export import latent_codec
+    from inrkit.fields import LatentField
+
+    torch.manual_seed(0)
+    signal = {"kind": "image", "height": 12, "width": 16, "channels": 3,
+              "normalisation": {"dtype": "uint8", "low": 0.0, "high": 255.0, "alpha": False}}
+    return latent_codec.encode(LatentField(latent_config(12, 16, 3, "low")), 8, signal, {})
+
+
+def test_latent_file_claiming_64_megapixels_with_a_short_stream_is_refused_before_allocating(latent_file, tmp_path):
+    def grow(header):
+        header["field"]["encoding"].update(height=8192, width=8192)
+        header["signal"].update(height=8192, width=8192)
+
+    path = tmp_path / "huge.inrz"
+    header, payload = inrz.unpack(latent_file)
+    grow(header)
+    path.write_bytes(inrz.pack(header, payload, version=2))
+    tracemalloc.start()
+    started = time.perf_counter()
+    refuse(path, "latent stream has .* bytes, fewer than")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20, peak
+    assert time.perf_counter() - started < 2.0
+
+
+def test_latent_and_weights_headers_must_match_their_format_version(latent_file, siren, tmp_path):
+    header, payload = inrz.unpack(latent_file)
+    (tmp_path / "v1.inrz").write_bytes(inrz.pack(header, payload, version=1))
+    refuse(tmp_path / "v1.inrz", "codec 'latent' does not match format version 1")
+    header, payload = inrz.unpack(siren)
+    (tmp_path / "v2.inrz").write_bytes(inrz.pack(header, payload, version=2))
+    refuse(tmp_path / "v2.inrz", "codec 'weights' does not match format version 2")
+    assert load_bytes(siren, tmp_path / "v1-weights.inrz").field is not None  # version-1 files still decode

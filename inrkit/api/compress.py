@@ -43,14 +43,16 @@ from typing import Any
 
 import torch
 
+from inrkit.api.latent_compress import LatentOptions, LatentReport, compress_image
 from inrkit.api.run_field import open_run_field
 from inrkit.errors import InrkitError
-from inrkit.export import inrz
+from inrkit.export import inrz, latent_codec
 from inrkit.export.codec import MAX_ELEMENTS, QuantisationPlan, decode_field, encode_tensors, plan_steps
 from inrkit.export.fake_quant import FakeQuantisedField, Quantiser, quantisers_for
 from inrkit.export.quantize import MAX_BITS, MIN_BITS, dequantise, quantise
 from inrkit.fields import Field, NerfModel
 from inrkit.files import atomic_write_bytes, check_output, write_json
+from inrkit.io.images import IMAGE_SUFFIXES, write_image
 from inrkit.nerf.scene import Scene
 from inrkit.runs import (
     CONFIG_FILE,
@@ -62,23 +64,31 @@ from inrkit.runs import (
     save_weights,
 )
 from inrkit.signals import Signal, open_signal, signal_from_config
+from inrkit.signals.image import denormalise
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.chunking import resolve_chunk_size
 from inrkit.version import __version__
 
-__all__ = ["CompressOptions", "CompressionReport", "Decoded", "NerfTestViews", "compress", "decompress", "load"]
+__all__ = ["CompressOptions", "CompressionReport", "Decoded", "LatentOptions", "LatentReport", "NerfTestViews", "compress",
+           "decompress", "load"]
 
 _PRIVATE_SIGNAL_KEYS = ("source", "options")  # local paths and fitting options never leave the machine
+
+
+CODECS = ("weights", "latent")
 
 
 @dataclass
 class CompressOptions:
     """How to compress; the CLI's ``inrkit compress`` flags are generated from these fields."""
 
+    codec: str = field(default="weights", metadata={"help": "weights (quantise a fitted run's weights) | latent (code "
+                                                            "an image file with a latent field: Cool-Chic/C3 class)"})
     bits: int = field(default=8, metadata={"help": f"bits per weight, {MIN_BITS}-{MAX_BITS}"})
     target_bpp: float | None = field(default=None, metadata={"help": "choose the largest bit width whose file fits "
                                                                       "this many bits per pixel (or per sample; "
-                                                                      "not for NeRF runs)"})
+                                                                      "not for NeRF runs); --codec latent: search "
+                                                                      "λ for about this rate"})
     scheme: str = field(default="tensor", metadata={"help": "one quantisation step per tensor | channel (per output row)"})
     coder: str = field(default="auto", metadata={"help": "entropy coder: auto (per tensor the smaller of range and "
                                                            "lzma) | range | zlib | lzma | raw"})
@@ -91,6 +101,8 @@ class CompressOptions:
 
     def validate(self) -> None:
         """Raise :class:`InrkitError` for impossible settings."""
+        if self.codec not in CODECS:
+            raise InrkitError(f"--codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
         self.plan(self.bits).validate()
         if self.target_bpp is not None and not (self.target_bpp > 0 and math.isfinite(self.target_bpp)):
             raise InrkitError(f"--target-bpp must be positive, got {self.target_bpp}")
@@ -156,6 +168,7 @@ class Decoded:
     metrics: dict[str, Any]
     n_bytes: int
     header: dict[str, Any]
+    image: torch.Tensor | None = None  # a latent file's decoded image (H, W, C) in [0, 1], unclamped
 
 
 # -- sources -----------------------------------------------------------------------------------------
@@ -404,7 +417,8 @@ def _source_inputs(source: Any) -> list[Path]:
 
 
 def compress(source: Any, out: str | Path, options: CompressOptions | None = None, *,
-             signal: Signal | str | Path | None = None, **overrides: Any) -> CompressionReport:
+             signal: Signal | str | Path | None = None, latent: LatentOptions | None = None, resume: bool = False,
+             **overrides: Any) -> CompressionReport | LatentReport:
     """Compress a field into the ``.inrz`` file ``out`` and return a :class:`CompressionReport`.
 
     ``source``: a :class:`Field` or :class:`NerfModel`, a Run or NeRF, a run directory or an ``.inrz`` file.
@@ -412,14 +426,24 @@ def compress(source: Any, out: str | Path, options: CompressOptions | None = Non
     ``fp16``, ``finetune_steps``, ``finetune_lr``). ``signal``: the signal to measure PSNR and fine-tune
     against (default: reopen the run's source file when it still exists); for a radiance field a
     :class:`~inrkit.nerf.Scene` or its folder (default: the run's scene, see the module docstring).
+
+    ``codec="latent"``: ``source`` is an image (a file or an :class:`~inrkit.signals.image.ImageSignal`), coded
+    with a latent field (:func:`inrkit.api.latent_compress.compress_image`; ``latent``: its
+    :class:`~inrkit.api.latent_compress.LatentOptions`, whose fields may also be given as keywords;
+    ``target_bpp`` is shared; ``resume``: continue an interrupted encode). Returns a ``LatentReport``.
     """
     start = time.perf_counter()
-    check_output(out, overwrite=True, inputs=_source_inputs(source), flag="the output")
-    unknown = sorted(set(overrides) - {f.name for f in fields(CompressOptions)})
+    latent_fields = {f.name for f in fields(LatentOptions)} - {"target_bpp"}
+    unknown = sorted(set(overrides) - {f.name for f in fields(CompressOptions)} - latent_fields)
     if unknown:
         raise InrkitError(f"unknown compression option {unknown[0]!r}")
-    options = replace(options or CompressOptions(), **overrides)
+    options = replace(options or CompressOptions(), **{k: v for k, v in overrides.items() if k not in latent_fields})
     options.validate()
+    if options.codec == "latent":
+        latent = replace(latent or LatentOptions(), target_bpp=options.target_bpp,
+                         **{k: v for k, v in overrides.items() if k in latent_fields})
+        return compress_image(source, out, latent, resume=resume)
+    check_output(out, overwrite=True, inputs=_source_inputs(source), flag="the output")
     opened_source = _open_source(source)
     field, config = opened_source.field, opened_source.config
     radiance = _is_radiance(field)
@@ -478,10 +502,15 @@ def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
         header, payload = inrz.read(path)
     except InrkitError as err:  # every refusal names the file (the header's inflate errors do not by themselves)
         raise err if str(path) in str(err) else InrkitError(f"{path}: {err}") from None
+    image = None
     try:
         inrz.check_signal(header.get("signal"))
         inrz.check_turntable(header.get("turntable"))
-        field = decode_field(header, payload, max_elements)
+        if header.get("codec") == latent_codec.CODEC:
+            decoded_image = latent_codec.decode(header, payload)
+            field, image = decoded_image.field, decoded_image.image
+        else:
+            field = decode_field(header, payload, max_elements)
     except InrkitError as err:
         raise InrkitError(f"{path}: {err}") from None
     metrics = header.get("metrics") if isinstance(header.get("metrics"), dict) else {}
@@ -492,12 +521,29 @@ def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
         config = {"inrkit_version": config["inrkit_version"], "kind": "nerf", **config}
         if header.get("turntable") is not None:
             config["turntable"] = header["turntable"]
+    if image is not None:
+        config["model"] = {"model": "latent"}
     n_bytes = path.stat().st_size
-    return Decoded(path, field, config, dict(metrics), n_bytes, header)
+    return Decoded(path, field, config, dict(metrics), n_bytes, header, image)
 
 
 def decompress(path: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Decoded:
-    """Decode ``path``; with ``out``, also write it as a run directory (config.json + weights.safetensors)."""
+    """Decode ``path``; with ``out``, also write it as a run directory (config.json + weights.safetensors), or,
+    for an image file ``out`` (``.png`` …), the decoded image (8-bit for a latent file)."""
+    if out is not None and Path(out).suffix.lower() in IMAGE_SUFFIXES:
+        check_output(out, overwrite=overwrite, inputs=(Path(path),))
+        decoded = load(path)
+        signal = decoded.config.get("signal") or {}
+        if decoded.image is not None:
+            pixels = decoded.image.numpy()
+        elif signal.get("kind") == "image":
+            from inrkit.signals.image import render
+
+            pixels = render(decoded.field, signal["height"], signal["width"])
+        else:
+            raise InrkitError(f"{path} does not hold an image; give a run directory as --out")
+        write_image(out, denormalise(pixels, signal["normalisation"]))
+        return decoded
     if out is not None:  # refused before the file is decoded
         check_run_dir(Path(out), overwrite, (Path(path),))
     decoded = load(path)

@@ -26,6 +26,8 @@ import torch
 
 from inrkit.api.checks import check_field_memory
 from inrkit.api.compress import load as load_inrz
+from inrkit.api.neural_dataset import NeuralDataset, is_dataset, split_item
+from inrkit.api.report import LiveReport, in_notebook
 from inrkit.api.run_field import build_run_field, open_run_field
 from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import ConfigError, InrkitError
@@ -190,9 +192,9 @@ SAPE_RESOLUTIONS = {1: 128, 2: 128, 3: 32}  # cells per axis of SAPE's mask: 128
 def sape_mask_config(field_config: dict[str, Any], signal: Signal, model: str) -> None:
     """``--progressive sape``: give the field's encoding SAPE's spatial band mask (saved with the weights), or refuse
     a signal without per-sample losses or a model without bands, in one line."""
-    if not signal.has_sample_losses:
-        raise ConfigError(f"--progressive sape needs per-sample losses (images, audio, video); a {signal.kind} signal's "
-                          "loss has none")
+    if signal.pool_size is None:
+        raise ConfigError(f"--progressive sape needs a loss that is a mean of per-sample terms (images, audio, video, "
+                          f"SDF with --sdf-loss l1/mape); this {signal.kind} signal's loss is not")
     dims = int(field_config["n_input_dims"])
     if dims not in SAPE_RESOLUTIONS:
         raise ConfigError(f"--progressive sape covers 1- to 3-D coordinates, not {dims}-D")
@@ -237,6 +239,7 @@ def fit(
     out: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    report: bool | None = None,
     **options: Any,
 ) -> Run:
     """Fit a field to a signal and return the :class:`Run`.
@@ -249,14 +252,15 @@ def fit(
     see :class:`TrainOptions`); the resolved values are recorded in ``config.json``.
     ``out`` is the run directory (a temporary one when None). ``resume=True`` continues the run
     in ``out`` from its checkpoint (``steps``/``seconds`` then give the new total budget; ``signal``, when
-    given, is the source's new path if it moved).
+    given, is the source's new path if it moved). ``report=True`` keeps ``out/report.html`` (:mod:`inrkit.api.report`)
+    up to date at every evaluation, for a browser to show while the run trains; None: on in a Jupyter kernel.
     On the CPU this turns on flush-to-zero for denormal floats in the process (torch has no
     way to read the previous setting back).
     """
     model_options, train_options, signal_options = _split_options({"model": model, **options})
     train_options.validate()
     if resume:
-        return resume_run(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal)
+        return resume_run(out, {k: v for k, v in options.items() if k in RESUMABLE}, signal, report=report)
     if signal is None:
         raise InrkitError("nothing to fit: give a signal path")
     inputs = () if isinstance(signal, Signal) else (Path(signal),)
@@ -272,7 +276,7 @@ def fit(
     with removed_unless_trained(run_dir):
         write_json(run_dir / CONFIG_FILE, prepared.config)
         return train_run(prepared.config, prepared.field, prepared.signal, train_options, run_dir, prepared.device,
-                         resume=False)
+                         resume=False, report=report)
 
 
 @contextlib.contextmanager
@@ -337,15 +341,17 @@ def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: 
 
 
 def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, options: TrainOptions, run_dir: Path,
-              device: torch.device, resume: bool) -> Run:
+              device: torch.device, resume: bool, report: bool | None = None) -> Run:
     """Train ``field`` on ``signal`` into ``run_dir`` (from its checkpoint when ``resume``), write the outputs,
     return the :class:`Run`: the one run lifecycle of every signal kind, radiance fields included.
 
     The Trainer runs the field's own step hooks (:meth:`Field.training_hooks`: a NeRF's occupancy grid),
     the progressive-encoding schedule (:mod:`inrkit.train.progressive`; SAPE also sees the per-sample
     losses) and the CPU thread tuner. ``Run.output_seconds`` is the time from the end of training to the
-    outputs written (final evaluation, checkpoint, renders).
+    outputs written (final evaluation, checkpoint, renders). With ``report``
+    (None: in a Jupyter kernel) ``run_dir/report.html`` is rewritten at every evaluation and once the outputs exist.
     """
+    live = LiveReport(run_dir) if (in_notebook() if report is None else report) else None
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
     module = prepare_field(field, options.backend, device)
@@ -356,7 +362,7 @@ def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, op
     loss_hooks = [s.observe for s in schedules if isinstance(s, SapeSchedule)]
     with restored_threads():
         trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks,
-                          sample_loss_hooks=loss_hooks)
+                          [live] if live else None, sample_loss_hooks=loss_hooks)
         for each in schedules:
             each.follow(trainer.progress_fraction)
         if resume:
@@ -369,6 +375,8 @@ def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, op
     signal.write_outputs(module, run_dir)
     module.eval()
     output_seconds = time.perf_counter() - began - (trainer.elapsed - trained_before)
+    if live:
+        live.finish()
     if module is not field:  # tcnn ran it: hand back the plain PyTorch field
         field = module.to_field().to(device)
     return Run(run_dir, field, config, metrics, signal, output_seconds)
@@ -378,13 +386,14 @@ RESUMABLE = ("steps", "seconds", "device", "quiet", "eval_every", "backend", "ch
 SignalOpener = Callable[[dict[str, Any], TrainOptions], Signal]
 
 
-def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | SignalOpener | None) -> Run:
+def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path | Signal | SignalOpener | None,
+               report: bool | None = None) -> Run:
     """Continue the run in ``out``; ``given`` holds the resumable options the caller passed explicitly,
     which win over the saved ones (even when equal to :class:`TrainOptions`'s defaults).
 
     ``signal`` is the signal to train on: a :class:`Signal`, the source file's new path when it moved,
     a function of ``(config, options)`` (radiance fields: the evaluation budget depends on the options),
-    or None to reopen the source recorded in the run.
+    or None to reopen the source recorded in the run. ``report``: as for :func:`fit`.
     """
     if out is None:
         raise InrkitError("--resume needs the run directory (--out RUN)")
@@ -410,7 +419,7 @@ def resume_run(out: str | Path | None, given: dict[str, Any], signal: str | Path
     check_fit_backend(field, saved, device)
     resolve_chunk_size(saved, field, opened.to(device), device)  # a run written before chunking existed
     config["train"] = asdict(saved)  # written by train_run once the checkpoint is read and matches the field
-    return train_run(config, field, opened, saved, run_dir, device, resume=True)
+    return train_run(config, field, opened, saved, run_dir, device, resume=True, report=report)
 
 
 def _saved_options(config: dict[str, Any], run_dir: Path) -> TrainOptions:
@@ -441,18 +450,32 @@ def _reopen_signal(signal_config: dict[str, Any]) -> Signal:
 
 
 def load_run(path: str | Path) -> Run:
-    """Open a run directory (config, weights, metrics) or an ``.inrz`` file without reopening its signal.
+    """Open a run directory (config, weights, metrics), an ``.inrz`` file or one item ``DIR#i`` of a fit-many
+    dataset without reopening its signal.
 
     The field is whatever the run fitted: a coordinate :class:`Field` or, for ``inrkit nerf`` runs, a
     :class:`~inrkit.fields.NerfModel`.
     """
+    item = split_item(path)
+    if item is not None:
+        return dataset_item_run(*item)
     run_dir = Path(path)
+    if is_dataset(run_dir):
+        raise InrkitError(f"{run_dir} is a dataset of fields (inrkit fit-many): name one item, {run_dir}#i or --item i")
     if inrz.is_inrz(run_dir) or (run_dir.suffix == inrz.SUFFIX and not run_dir.is_dir()):
         decoded = load_inrz(run_dir)
         return Run(run_dir, decoded.field, decoded.config, decoded.metrics)
     field, config = open_run_field(run_dir, "load")
     history = read_metrics(run_dir)
     return Run(run_dir, field, config, history[-1] if history else {})
+
+
+def dataset_item_run(directory: Path, index: int) -> Run:
+    """Item ``index`` of a fit-many dataset as a :class:`Run` (its field, a run-style config and its metrics)."""
+    data = NeuralDataset(directory)
+    if not 0 <= index < len(data):
+        raise InrkitError(f"{directory} has {len(data)} fitted items; item {index} is not one of them")
+    return Run(Path(directory), data.field(index), data.run_config(index), dict(data.items[index].get("metrics") or {}))
 
 
 def load(path: str | Path) -> Field:

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from inrkit.fields.nerf_model import NerfModel, is_nerf_config
 from inrkit.fields.nerf_presets import get_nerf_preset, model_config
 from inrkit.files import atomic_path, write_json
 from inrkit.nerf.cameras import Camera, orbit_cameras
+from inrkit.nerf.poses import POSE_LR, POSE_LR_FINAL
 from inrkit.nerf.procedural import SCENES_DIR, is_definition, make_scene
 from inrkit.nerf.scene import Scene
 from inrkit.runs import CONFIG_FILE, check_run_dir, prepare_run_dir, read_config
@@ -70,6 +72,15 @@ class NerfOptions:
     grid_resolution: int | None = field(default=None, metadata={"help": "occupancy-grid cells per axis (default: the preset's)"})
     steps_per_unit: int | None = field(default=None, metadata={"help": "ray-marching steps per unit-cube length"})
     scene_resolution: int = field(default=128, metadata={"help": "image size for procedural scene definitions (.json)"})
+    refine_poses: bool = field(default=False, metadata={
+        "help": "learn an se(3) correction of each training camera's pose jointly with the field (BARF: own Adam, "
+                "lr --pose-lr decaying x0.01 over the run); test views are aligned to the refined cameras and the "
+                "pose errors are reported"})
+    pose_lr: float | None = field(default=None, metadata={
+        "help": f"initial learning rate of the pose corrections (default: BARF's {POSE_LR:g})"})
+    perturb_poses: str | None = field(default=None, metadata={
+        "help": "ROT_DEG,TRANS: perturb the training poses by seeded se(3) noise of this RMS rotation (degrees) and "
+                "translation (scene units); the scene's poses stay the reference (BARF's Blender setting: 15,0.26)"})
 
     def validate(self) -> None:
         """Raise :class:`InrkitError` for impossible settings (before anything is read or written)."""
@@ -86,6 +97,24 @@ class NerfOptions:
                               f"that size), got {self.scene_resolution}")
         if self.downscale < 1 or self.holdout < 2 or self.scene_resolution < 8:
             raise InrkitError("--downscale must be >= 1, --holdout >= 2 and --scene-resolution >= 8")
+        if self.pose_lr is not None and not (0 < self.pose_lr <= 1):
+            raise InrkitError(f"--pose-lr must be in (0, 1], got {self.pose_lr}")
+        if self.pose_lr is not None and not self.refine_poses:
+            raise InrkitError("--pose-lr needs --refine-poses")
+        self.pose_noise()
+
+    def pose_noise(self) -> tuple[float, float] | None:
+        """``--perturb-poses ROT_DEG,TRANS`` as two numbers (None without it); InrkitError when malformed."""
+        if self.perturb_poses is None:
+            return None
+        try:
+            rotation, translation = (float(part) for part in str(self.perturb_poses).split(","))
+        except ValueError:
+            raise InrkitError(f"--perturb-poses must be ROT_DEG,TRANS (e.g. 15,0.26), got {self.perturb_poses!r}") from None
+        if not (0 <= rotation <= 180 and 0 <= translation and math.isfinite(translation)):
+            raise InrkitError(f"--perturb-poses needs a rotation in [0, 180] degrees and a finite translation >= 0, "
+                              f"got {self.perturb_poses!r}")
+        return rotation, translation
 
 
 def _resolve_preset(name: str, device: torch.device) -> str:
@@ -137,7 +166,8 @@ class NeRF(Run):
         ``views``) of every view in ``cameras`` (default: the scene's test views), without a time budget.
 
         Ground truth comes from ``images`` (straight RGBA or RGB ``(H, W, C)`` in [0, 1]) or, for
-        cameras of this NeRF's scene, from the scene's images.
+        cameras of this NeRF's scene, from the scene's images. A NeRF fitted here with perturbed or refined
+        poses renders the cameras aligned to its training cameras, as its own evaluation does.
         """
         scene = cameras if isinstance(cameras, Scene) else self.scene
         if cameras is None or isinstance(cameras, Scene):
@@ -149,6 +179,8 @@ class NeRF(Run):
                 raise InrkitError("evaluate needs ground-truth images for cameras that are not from this NeRF's scene")
             images = [self._scene_image(scene, camera) for camera in cameras]
         self.model.eval()
+        if isinstance(self.signal, RadianceSignal):
+            cameras = self.signal.aligned_cameras(self.model, list(cameras))
         return evaluate_views(self.model, list(cameras), images)
 
     @staticmethod
@@ -260,12 +292,14 @@ def open_scene(scene: str | Path | Scene, options: NerfOptions, work_dir: Path |
 
 
 def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: float | None = None, steps: int | None = None,
-        out: str | Path | None = None, resume: bool = False, overwrite: bool = False, **options: Any) -> NeRF:
+        out: str | Path | None = None, resume: bool = False, overwrite: bool = False, report: bool | None = None,
+        **options: Any) -> NeRF:
     """Fit a radiance field to ``scene`` (a folder, a procedural definition or its name, or a :class:`Scene`).
 
     ``options`` are fields of :class:`NerfOptions` and :class:`~inrkit.train.TrainOptions` (``lr``,
     ``schedule``, ``batch_size`` = fixed rays per step, ``eval_every``, ``device``, ``quiet``, ...).
-    On a CPU expect minutes for a 128² procedural scene and hours for 800² scenes.
+    On a CPU expect minutes for a 128² procedural scene and hours for 800² scenes. ``report``: as for
+    :func:`inrkit.fit` (``out/report.html`` rewritten at every evaluation).
     """
     started = time.perf_counter()
     nerf_names = set(NerfOptions.__dataclass_fields__)
@@ -283,7 +317,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     if resume:
         given = {k: v for k, v in {**options, "steps": steps, "seconds": seconds}.items()
                  if k in RESUMABLE and (v is not None or k in options)}
-        return _resume(out, given, scene)
+        return _resume(out, given, scene, report)
     if scene is None:
         raise InrkitError("nothing to fit: give a scene folder or a procedural scene")
     device = resolve_device(train_options.device)
@@ -302,6 +336,10 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
         overrides = {k: v for k, v in (("grid.resolution", nerf_options.grid_resolution),
                                         ("march.steps_per_unit", nerf_options.steps_per_unit)) if v is not None}
         config_model = model_config(preset_name, opened.config(), nerf_options.backbone, overrides)
+        if nerf_options.refine_poses:
+            pose_lr = nerf_options.pose_lr or POSE_LR
+            config_model["poses"] = {"n_cameras": len(opened.train_cameras), "lr": pose_lr,
+                                     "lr_final": pose_lr * POSE_LR_FINAL / POSE_LR}
         seed_everything(train_options.seed)
         try:
             model = NerfModel(config_model).to(device)
@@ -314,8 +352,9 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
             opened = Scene.from_blender(run_dir / "scene", downscale=nerf_options.downscale, holdout=nerf_options.holdout)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    model.grid.mark_unseen(opened.train_cameras, model.to_unit, model.from_unit)
     signal = _signal(opened, nerf_options, chosen, train_options)  # evaluation budget from the whole --seconds
+    if not nerf_options.refine_poses:  # refined cameras move, and may come to see cells the initial ones miss
+        model.grid.mark_unseen(signal.cameras, model.to_unit, model.from_unit)
     _charge_setup(train_options, time.perf_counter() - started)
     lr = train_options.lr if train_options.lr is not None else chosen.lr
     config = {
@@ -331,7 +370,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     config["signal"] = signal.config()
     with removed_unless_trained(run_dir):
         write_json(run_dir / CONFIG_FILE, config)
-        return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False))
+        return _finish(train_run(config, model, signal, train_options, run_dir, device, resume=False, report=report))
 
 
 def _charge_setup(options: TrainOptions, setup_seconds: float) -> None:
@@ -358,7 +397,8 @@ def _signal(scene: Scene, options: NerfOptions, preset: Any, train: TrainOptions
     """The training signal; with a time budget, an evaluation of the test views may take ``EVAL_FRACTION`` of it."""
     eval_seconds = EVAL_FRACTION * train.seconds if train.seconds else None
     return RadianceSignal(scene, options.target_samples or preset.target_samples, preset.initial_rays,
-                          options.loss or preset.loss, options.train_background, eval_seconds)
+                          options.loss or preset.loss, options.train_background, eval_seconds, options.pose_noise(),
+                          train.seed)
 
 
 def _finish(run: Run) -> NeRF:
@@ -373,7 +413,8 @@ def _finish(run: Run) -> NeRF:
     return NeRF(run.dir, run.field, run.config, metrics, run.signal, run.output_seconds, scene)
 
 
-def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | Scene | None) -> NeRF:
+def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | Scene | None,
+            report: bool | None = None) -> NeRF:
     """Continue the run in ``out``; the options in ``given`` (any of :data:`RESUMABLE`) replace the saved ones.
     ``source``: the scene (or its folder's new path when it moved); None reopens the recorded folder."""
     if out is not None and not is_nerf_run(out):
@@ -395,7 +436,7 @@ def _resume(out: str | Path | None, given: dict[str, Any], source: str | Path | 
             scene = Scene.from_config({**config["signal"], "source": None if folder is None else str(folder)})
         return _signal(scene, nerf_options, get_nerf_preset(nerf_options.preset), options)
 
-    return _finish(resume_run(out, given, reopen))
+    return _finish(resume_run(out, given, reopen, report=report))
 
 
 def load(run: str | Path, device: str = "cpu") -> NeRF:

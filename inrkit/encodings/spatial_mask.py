@@ -65,14 +65,12 @@ class SpatialBandMask(nn.Module):
         """Cell indices and weights ``(N, 2^d)`` of the multilinear interpolation at ``u (N, d)`` in [0, 1]."""
         g = u.float().clamp(0.0, 1.0) * (self.resolution - 2) + 0.5
         base = g.floor().clamp(0, self.resolution - 2)
-        frac = g - base
-        index, weight = [], []
-        for corner in itertools.product((0, 1), repeat=self.n_dims):
-            offset = torch.tensor(corner, device=u.device)
-            cell = ((base.long() + offset) * self.resolution ** torch.arange(self.n_dims, device=u.device)).sum(1)
-            index.append(cell)
-            weight.append(torch.where(offset.bool(), frac, 1.0 - frac).prod(1))
-        return torch.stack(index, 1), torch.stack(weight, 1)
+        frac = (g - base)[:, None, :]  # (N, 1, d)
+        offsets = torch.tensor(list(itertools.product((0, 1), repeat=self.n_dims)), device=u.device)  # (2^d, d)
+        strides = self.resolution ** torch.arange(self.n_dims, device=u.device)
+        index = ((base.long()[:, None, :] + offsets) * strides).sum(-1)
+        weight = torch.where(offsets.bool(), frac, 1.0 - frac).prod(-1)
+        return index, weight
 
     def _grid(self, values: torch.Tensor) -> torch.Tensor:
         """``(B, cells)`` as ``(B, 1, R, …, R)`` for a convolution (axis ``j`` of the input is the last but ``j``)."""
@@ -97,21 +95,33 @@ class SpatialBandMask(nn.Module):
 
     # -- the mask ----------------------------------------------------------------------------------
     def table(self) -> torch.Tensor:
-        """``(cells, n_bands)``: the blurred indicators ``B[1(n > k)]``, recomputed when ``level`` changes."""
-        if self._table is None or self._table[0].device != self.level.device or not torch.equal(self._table[0], self.level):
-            bands = torch.arange(self.n_bands, device=self.level.device, dtype=self.level.dtype)
-            indicator = (self.level[None, :] > bands[:, None]).float()
-            self._table = (self.level.clone(), self.blur(indicator).T.contiguous())
-        return self._table[1]
+        """``(cells, n_bands)``: the blurred indicators ``B[1(n > k)]``. Recomputed when ``level`` changes, for the
+        bands whose indicator changed only (one band per block boundary)."""
+        cached = self._table
+        if cached is None or cached[0].device != self.level.device or cached[0].shape != self.level.shape:
+            low, high, table = 0, self.n_bands, torch.empty(self.level.numel(), self.n_bands, device=self.level.device)
+        elif torch.equal(cached[0], self.level):
+            return cached[1]
+        else:
+            changed = cached[0] != self.level
+            low = int(torch.minimum(cached[0], self.level)[changed].min())
+            high = int(torch.maximum(cached[0], self.level)[changed].max())
+            table = cached[1]
+        high = min(high, self.n_bands)
+        if high > low:
+            bands = torch.arange(low, high, device=self.level.device, dtype=self.level.dtype)
+            table[:, low:high] = self.blur((self.level[None, :] > bands[:, None]).float()).T
+        self._table = (self.level.clone(), table)
+        return table
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Band weights ``(N, n_bands)`` at encoding inputs ``x (N, d)`` (no gradient)."""
         with torch.no_grad():
             index, weight = self.corners((x - self.low) / (1.0 - self.low))
             table = self.table()
-            out = weight[:, :1] * table[index[:, 0]]
+            out = weight[:, :1] * table.index_select(0, index[:, 0])
             for j in range(1, index.shape[1]):
-                out += weight[:, j : j + 1] * table[index[:, j]]
+                out += weight[:, j : j + 1] * table.index_select(0, index[:, j])
         return out
 
     # -- feedback ----------------------------------------------------------------------------------

@@ -328,6 +328,31 @@ def _decode_tensor(entry: dict[str, Any], data: bytes, target: torch.Tensor) -> 
     return values.to(_DTYPES[dtype])
 
 
+def check_table(table: Any, expected: dict[str, torch.Tensor], buffer_names: set[str], omittable: frozenset[str],
+                payload_length: int) -> list[int]:
+    """Check a tensor table against the tensors a config builds (``expected``: a meta-device ``state_dict``) and
+    the payload's length, before anything is allocated; returns each entry's offset in the payload."""
+    require(isinstance(table, list) and len(table) <= MAX_TENSORS, "header tensor table is missing or too long")
+    require(len(table) == len(expected), f"header lists {len(table)} tensors, the field config has {len(expected)}")
+    offsets, offset = [], 0
+    for entry, (name, tensor) in zip(table, expected.items(), strict=True):
+        dtype = dtype_name(tensor)
+        require(dtype in _DTYPES, f"tensor {name} has unsupported dtype {dtype}")
+        length = _check_entry(entry, name, list(tensor.shape), dtype, name in buffer_names, name in omittable)
+        offsets.append(offset)
+        offset += length
+    require(offset == payload_length, f"tensor table accounts for {offset} payload bytes, the payload has "
+                                      f"{payload_length}")
+    return offsets
+
+
+def decode_tensors(table: list[dict[str, Any]], offsets: list[int], payload: bytes,
+                   state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of a checked table (:func:`check_table`), by name; ``state``: the built module's own tensors."""
+    return {entry["name"]: _decode_tensor(entry, payload[start : start + entry["length"]], state[entry["name"]])
+            for entry, start in zip(table, offsets, strict=True)}
+
+
 def decode_field(header: dict[str, Any], payload: bytes, max_elements: int = MAX_ELEMENTS) -> nn.Module:
     """Rebuild the field of an ``.inrz`` header and payload (a :class:`~inrkit.fields.Field` or a
     :class:`~inrkit.fields.NerfModel`, in eval mode); every check happens before allocation."""
@@ -338,24 +363,10 @@ def decode_field(header: dict[str, Any], payload: bytes, max_elements: int = MAX
     skeleton = _build(config, "meta")
     total = sum(t.numel() for t in (*skeleton.parameters(), *skeleton.buffers()))
     require(total <= max_elements, f"header field has {total:,} values, above the limit of {max_elements:,}")
-    expected = skeleton.state_dict()
     buffer_names = {name for name, _ in skeleton.named_buffers()}
-    omittable = training_only_buffers(skeleton)
-    table = header.get("tensors")
-    require(isinstance(table, list) and len(table) <= MAX_TENSORS, "header tensor table is missing or too long")
-    require(len(table) == len(expected), f"header lists {len(table)} tensors, the field config has {len(expected)}")
-    offsets, offset = [], 0
-    for entry, (name, tensor) in zip(table, expected.items(), strict=True):
-        dtype = dtype_name(tensor)
-        require(dtype in _DTYPES, f"tensor {name} has unsupported dtype {dtype}")
-        length = _check_entry(entry, name, list(tensor.shape), dtype, name in buffer_names, name in omittable)
-        offsets.append(offset)
-        offset += length
-    require(offset == len(payload), f"tensor table accounts for {offset} payload bytes, the payload has {len(payload)}")
+    offsets = check_table(header.get("tensors"), skeleton.state_dict(), buffer_names, training_only_buffers(skeleton),
+                          len(payload))
     field = _build(config, "cpu")
-    state = field.state_dict()
-    decoded = {}
-    for entry, start in zip(table, offsets, strict=True):
-        decoded[entry["name"]] = _decode_tensor(entry, payload[start : start + entry["length"]], state[entry["name"]])
+    decoded = decode_tensors(header["tensors"], offsets, payload, field.state_dict())
     field.load_state_dict(decoded, strict=True)
     return field.eval()

@@ -4,7 +4,7 @@ Layout (little-endian)::
 
     offset  size  content
     0       8     magic  b"\\x89INRZ\\r\\n\\x1a"  (high bit, name, CR-LF, ^Z: catches text-mode mangling)
-    8       2     format version (uint16) = 1
+    8       2     format version (uint16): 1, or 2 for a file with a ``codec`` other than the weights codec
     10      4     H = header length in bytes (uint32)
     14      4     CRC32 of the header bytes
     18      H     header: JSON (UTF-8, compact), raw deflate with the preset dictionary below
@@ -12,6 +12,10 @@ Layout (little-endian)::
     22+H    4     CRC32 of the payload bytes
     26+H    P     payload: per tensor, in header order, [float32 steps if per-channel] + coded codes
     26+H+P        end of file (trailing bytes are an error)
+
+Version 2 (the latent image codec, :mod:`inrkit.export.latent_codec`) has the same layout; its header adds
+``"codec": "latent"`` and a ``latent`` section, and its payload ends with the latent stream. Weights files
+are still written as version 1, so earlier readers keep reading them; this reader reads both.
 
 The header holds the field config, the signal's description (for rendering), optional metrics,
 for radiance fields the run's ``turntable`` orbit (checked by :func:`check_turntable`), and the
@@ -44,6 +48,7 @@ from inrkit.errors import InrkitError
 
 MAGIC = b"\x89INRZ\r\n\x1a"
 VERSION = 1
+VERSIONS = (1, 2)  # 2: the header names a codec ("latent"); see the module docstring
 SUFFIX = ".inrz"
 MAX_HEADER_BYTES = 1 << 20         # deflated header
 MAX_HEADER_INFLATED = 8 << 20      # inflated JSON
@@ -94,15 +99,15 @@ def _inflate(data: bytes) -> bytes:
     return out
 
 
-def pack(header: dict[str, Any], payload: bytes) -> bytes:
-    """The bytes of an ``.inrz`` file holding ``header`` and ``payload``."""
+def pack(header: dict[str, Any], payload: bytes, version: int = VERSION) -> bytes:
+    """The bytes of an ``.inrz`` file (format ``version``) holding ``header`` and ``payload``."""
     header_bytes = _deflate(json.dumps(header, separators=(",", ":"), allow_nan=False).encode())
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise InrkitError(f"header is {len(header_bytes)} bytes, above the {MAX_HEADER_BYTES}-byte limit")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InrkitError(f"payload is {len(payload)} bytes, above the {MAX_PAYLOAD_BYTES}-byte limit")
     return b"".join([
-        _PREFIX.pack(MAGIC, VERSION, len(header_bytes), zlib.crc32(header_bytes)),
+        _PREFIX.pack(MAGIC, version, len(header_bytes), zlib.crc32(header_bytes)),
         header_bytes,
         _PAYLOAD_PREFIX.pack(len(payload), zlib.crc32(payload)),
         payload,
@@ -114,8 +119,8 @@ def _check_prefix(data: bytes, name: str) -> int:
     magic, version, header_length, _ = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise InrkitError(f"{name} is not an .inrz file (wrong magic bytes)")
-    if version != VERSION:
-        raise InrkitError(f"{name} has .inrz format version {version}; this inrkit reads version {VERSION}")
+    if version not in VERSIONS:
+        raise InrkitError(f"{name} has .inrz format version {version}; this inrkit reads versions 1 and 2")
     if header_length > MAX_HEADER_BYTES:
         raise InrkitError(f"{name} claims a {header_length}-byte header, above the {MAX_HEADER_BYTES}-byte limit")
     return header_length
@@ -133,6 +138,10 @@ def _check_header(data: bytes, name: str) -> dict[str, Any]:
         raise InrkitError(f"{name} header is not valid JSON ({type(err).__name__})") from None
     if not isinstance(header, dict):
         raise InrkitError(f"{name} header is not a JSON object")
+    version = _PREFIX.unpack_from(data)[1]
+    codec = header.get("codec", "weights")
+    if codec not in ("weights", "latent") or (codec == "weights") != (version == 1):
+        raise InrkitError(f"{name} header codec {str(codec)[:40]!r} does not match format version {version}")
     return header
 
 

@@ -86,7 +86,10 @@ class TcnnMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.pad(x, (0, self.input_width - x.shape[1])) if x.shape[1] < self.input_width else x
-        for weight in self.weights[:-1]:
+        # indexed, not sliced: a sliced ParameterList re-wraps its tensors as new Parameters, cutting the graph of
+        # weights that torch.func.functional_call swapped in (stacked fields)
+        weights = [self.weights[i] for i in range(len(self.weights))]
+        for weight in weights[:-1]:
             h = self.activation(h @ weight.T)
         # only the returned rows of the padded output matrix are computed; the others get zero gradient
-        return self.output_activation(h @ self.weights[-1][: self.n_output_dims].T)
+        return self.output_activation(h @ weights[-1][: self.n_output_dims].T)

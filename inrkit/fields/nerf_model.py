@@ -18,7 +18,14 @@ Config::
 
     {"otype": "NerfModel", "field": NerfField config, "scene": {"scale", "offset", "aabb_scale"},
      "grid": {"resolution": 128, "decay": 0.95, "threshold": 0.01, "warmup_steps": 256, "sample_fraction": 1.0},
-     "march": {"steps_per_unit": 1024, "max_samples": 1024}}
+     "march": {"steps_per_unit": 1024, "max_samples": 1024},
+     "poses": {"n_cameras": N, "lr": 1e-3, "lr_final": 1e-5}}     # optional: pose refinement (BARF)
+
+With a ``poses`` section the model holds a :class:`~inrkit.nerf.poses.PoseCorrection` (``poses.se3``, one
+se(3) correction per training camera, trained in its own optimiser group); rendering ignores it, the
+radiance signal moves its training rays with it. Rays whose origins or directions carry a gradient
+get sample positions that carry it too (``o + t·d`` recomputed after the gradient-free march), so the
+loss reaches the poses.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from inrkit.errors import ConfigError, Rule, check_section
 from inrkit.fields.radiance import NerfField
 from inrkit.nerf.marching import RaySamples, StepSchedule, march, ray_box
 from inrkit.nerf.occupancy import OccupancyGrid, n_cascades, update_due
+from inrkit.nerf.poses import POSE_LR, POSE_LR_FINAL, PoseCorrection
 from inrkit.nerf.volume import composite_rays, render_weights
 
 TRAIN_MIN_TRANSMITTANCE = 1e-4
@@ -51,6 +59,8 @@ SCHEMAS = {
     "march": {"steps_per_unit": Rule("int", 1, 4096), "max_samples": Rule("int", 1, 4096)},
     "grid": {"resolution": Rule("int", 1, 512), "decay": Rule("number", 0.0, 1.0), "threshold": Rule("number", 0.0, 1e6),
              "warmup_steps": Rule("int", 0, 1 << 30), "sample_fraction": Rule("number", 0.0, 1.0, above=True)},
+    "poses": {"n_cameras": Rule("int", 1, 1 << 20), "lr": Rule("number", 0.0, 1.0, above=True),
+              "lr_final": Rule("number", 0.0, 1.0, above=True)},
 }
 
 
@@ -87,6 +97,11 @@ class NerfModel(nn.Module):
                                   self.schedule.min_step, int(grid.get("warmup_steps", 256)),
                                   float(grid.get("sample_fraction", 1.0)))
         self.field = NerfField({**config["field"], "box": list(self.box)})
+        poses = config.get("poses")
+        if poses is not None and "n_cameras" not in poses:
+            raise ConfigError("the 'poses' section of a NerfModel config needs 'n_cameras'")
+        self.poses = None if poses is None else PoseCorrection(
+            int(poses["n_cameras"]), float(poses.get("lr", POSE_LR)), float(poses.get("lr_final", POSE_LR_FINAL)))
 
     @property
     def n_params(self) -> int:
@@ -161,6 +176,10 @@ class NerfModel(nn.Module):
                 _, transmittance = render_weights(self.field.density(samples.positions),
                                                   samples.t_ends - samples.t_starts, samples.ray_indices)
             samples = samples.select(transmittance >= TRAIN_MIN_TRANSMITTANCE)
+        if origins.requires_grad or directions.requires_grad:  # refined poses: positions follow the rays
+            middles = 0.5 * (samples.t_starts + samples.t_ends)
+            positions = unit_origins[samples.ray_indices] + middles[:, None] * directions[samples.ray_indices]
+            samples = RaySamples(samples.ray_indices, samples.t_starts, samples.t_ends, positions)
         sigmas, rgbs = self._shade(samples, directions)
         out = composite_rays(rgbs, sigmas, samples.t_starts, samples.t_ends, samples.ray_indices, origins.shape[0],
                              background, TRAIN_MIN_TRANSMITTANCE)

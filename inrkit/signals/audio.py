@@ -225,6 +225,14 @@ class AudioSignal(Signal):
                 self._times = pixel_centre(torch.arange(self.n_samples, device=device), self.n_samples)[:, None]
             return Batch(self._times, self.values)
         index = torch.randint(self.n_samples, (batch_size,), device=device, generator=generator)
+        return self.pool_batch(index)
+
+    @property
+    def pool_size(self) -> int:
+        """Every audio sample (all channels of one time step together)."""
+        return self.n_samples
+
+    def pool_batch(self, index: torch.Tensor) -> Batch:
         return Batch(pixel_centre(index, self.n_samples)[:, None], self.values[index])
 
     def _render(self, field: torch.nn.Module) -> np.ndarray:

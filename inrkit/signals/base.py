@@ -52,7 +52,6 @@ class Signal(ABC):
     n_output_dims: int
     loss_is_mse: bool = True  # the progress bar shows a live PSNR of the loss only then
     chunkable: bool = True  # the loss is a mean over a batch's samples, so a batch may be split (train/chunking.py)
-    has_sample_losses: bool = True  # sample_losses gives the per-sample terms of the loss (SAPE's feedback)
 
     @property
     @abstractmethod
@@ -125,10 +124,26 @@ class Signal(ABC):
         """Training loss of ``field`` on ``batch``: the MSE in normalised units by default."""
         return torch.mean((field(batch.coords).float() - batch.values) ** 2)
 
+    # -- the sample pool (what a sampling policy of the trainer picks from, train/sampling/) --------------
+    @property
+    def pool_size(self) -> int | None:
+        """``N``, the number of training samples a sampling policy may pick by index (:meth:`pool_batch`);
+        None when the signal has no fixed pool whose loss is a mean of per-sample terms (the default)."""
+        return None
+
+    pool_grid: tuple[int, int] | None = None  # (H, W) when pool index i is pixel (i // W, i % W) of an image
+
+    def pool_batch(self, index: torch.Tensor) -> Batch:
+        """The training samples ``index`` ``(B,)`` (int64 in [0, N)) of the pool."""
+        raise NotImplementedError(f"{type(self).__name__} has no sample pool")
+
+    def residuals(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        """``(B, C)`` residuals ``f(x_i) − y_i`` of the field on a pool batch (differentiable)."""
+        return field(batch.coords).float() - batch.values
+
     def sample_losses(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
-        """Per-sample losses ``(N,)`` whose mean is :meth:`loss`: ``mean_c (f(x_i)_c − y_ic)²``. Kinds whose loss is
-        not a mean of per-sample squared errors set :attr:`has_sample_losses` False."""
-        return torch.mean((field(batch.coords).float() - batch.values) ** 2, dim=1)
+        """``(B,)`` per-sample losses ``ℓ_i`` whose mean is the training loss: ``ℓ_i = (1/C)·Σ_c r_ic²`` by default."""
+        return self.residuals(field, batch).square().mean(dim=1)
 
     @abstractmethod
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:

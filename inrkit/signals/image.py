@@ -201,8 +201,19 @@ class ImageSignal(Signal):
             if self._grid is None:
                 self._grid = pixel_grid(self.height, self.width, self.values.device)
             return Batch(self._grid, self.values)
-        device = self.values.device
-        index = torch.randint(self.n_samples, (batch_size,), device=device, generator=generator)
+        index = torch.randint(self.n_samples, (batch_size,), device=self.values.device, generator=generator)
+        return self.pool_batch(index)
+
+    @property
+    def pool_size(self) -> int:
+        """Every pixel: index ``i`` is row ``i // W``, column ``i % W``."""
+        return self.n_samples
+
+    @property
+    def pool_grid(self) -> tuple[int, int]:  # type: ignore[override]
+        return (self.height, self.width)
+
+    def pool_batch(self, index: torch.Tensor) -> Batch:
         rows, cols = index // self.width, index % self.width
         coords = torch.stack((pixel_centre(cols, self.width), pixel_centre(rows, self.height)), dim=1)
         return Batch(coords, self.values[index])

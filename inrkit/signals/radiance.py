@@ -11,6 +11,13 @@
 * **Background**: every training ray gets a random colour in [0, 1]³ behind the scene, which the
   target is composited onto too (instant-ngp's trick to force zero density in empty space); the
   evaluation composites both onto white (the NeRF-synthetic protocol).
+* **Camera poses**: training rays come from the training poses, optionally perturbed by a known
+  seeded se(3) noise (``pose_noise``, :func:`~inrkit.nerf.poses.perturb_poses`) while the scene's
+  poses stay the reference. When the model refines poses (``model.poses``), each ray of camera ``i``
+  is moved by its correction ``exp(ξ_i)`` inside the loss (so the loss reaches ``ξ``), and evaluation
+  aligns the test cameras to the corrected training cameras by the similarity that takes the
+  corrected camera centres onto the reference ones (BARF's Procrustes pre-alignment, applied in
+  reverse to the test poses), then reports the pose errors before and after refinement.
 * **Loss**: ``mse`` or ``huber``. The Huber loss (δ = 0.1, as instant-ngp) is scaled by 2δ so that it
   equals the squared error for errors below δ: ``ℓ(e) = e²`` for ``|e| < δ``, else ``2δ|e| − δ²``; the
   progress bar's live PSNR (computed from the loss) is then exact once errors are small.
@@ -18,8 +25,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +40,25 @@ from inrkit.fields.nerf_model import NerfModel
 from inrkit.files import write_json
 from inrkit.io.images import write_image
 from inrkit.nerf.cameras import Camera, camera_rays, view_rays
+from inrkit.nerf.poses import Similarity, perturb_poses, pose_errors, procrustes
 from inrkit.nerf.scene import Scene, composite
 from inrkit.signals.base import FINGERPRINT_POINTS, Batch, Signal
 
 LOSSES = ("huber", "mse")
 HUBER_DELTA = 0.1
 BACKGROUNDS = ("random", "white", "black")
+POSES_FILE = "poses.json"
 RAY_GRANULARITY = 64  # the adaptive ray count is a multiple of this (instant-ngp: 256, a GPU's alignment)
 
 
 @dataclass
 class RayBatch(Batch):
-    """``coords`` = ray origins ``(R, 3)``, ``values`` = target straight RGBA ``(R, 4)``; plus directions and backgrounds."""
+    """``coords`` = ray origins ``(R, 3)``, ``values`` = target straight RGBA ``(R, 4)``; plus directions, backgrounds
+    and the training view ``views (R,)`` of each ray."""
 
     directions: torch.Tensor
     background: torch.Tensor
+    views: torch.Tensor
 
 
 def scaled_huber(error: torch.Tensor, delta: float = HUBER_DELTA) -> torch.Tensor:
@@ -114,10 +126,11 @@ class RadianceSignal(Signal):
     n_input_dims = 3
     n_output_dims = 3
     chunkable = False  # rays carry different sample counts; the ray batch is already sized to a sample target
-    has_sample_losses = False  # a loss per ray, not per coordinate sample
 
     def __init__(self, scene: Scene, target_samples: int = 1 << 18, initial_rays: int = 4096,
-                 loss: str = "huber", background: str = "random", eval_seconds: float | None = None) -> None:
+                 loss: str = "huber", background: str = "random", eval_seconds: float | None = None,
+                 pose_noise: tuple[float, float] | None = None, seed: int = 0) -> None:
+        """``pose_noise = (rotation°, translation)``: RMS size of the seeded perturbation of the training poses."""
         if loss not in LOSSES:
             raise InrkitError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         if background not in BACKGROUNDS:
@@ -138,9 +151,14 @@ class RadianceSignal(Signal):
             pixels[index] = np.round(scene.image("train", index) * 255)
         self.pixels = torch.from_numpy(pixels)
         self.height, self.width = height, width
-        c2w = torch.stack([torch.as_tensor(np.asarray(c.c2w), dtype=torch.float32) for c in self.cameras])
-        self.c2w = c2w
-        self.model: NerfModel | None = None
+        self.reference_c2w = torch.stack([torch.as_tensor(np.asarray(c.c2w), dtype=torch.float64) for c in self.cameras])
+        self.pose_noise = pose_noise
+        self.seed = seed
+        self.initial_c2w = self.reference_c2w if pose_noise is None else \
+            perturb_poses(self.reference_c2w, math.radians(pose_noise[0]), pose_noise[1], seed)
+        if pose_noise is not None:
+            self.cameras = [replace(c, c2w=pose.numpy()) for c, pose in zip(self.cameras, self.initial_c2w, strict=True)]
+        self.c2w = self.initial_c2w.float()
 
     # -- Signal interface ------------------------------------------------------------------------
     @property
@@ -169,7 +187,7 @@ class RadianceSignal(Signal):
             background = torch.rand(n_rays, 3, device=device, generator=generator)
         else:
             background = torch.full((n_rays, 3), 1.0 if self.background == "white" else 0.0, device=device)
-        return RayBatch(origins, target, directions, background)
+        return RayBatch(origins, target, directions, background, views)
 
     def _rays(self, views: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """World rays through pixel centres of the given views (one camera model per view)."""
@@ -177,7 +195,10 @@ class RadianceSignal(Signal):
 
     def loss(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
         assert isinstance(batch, RayBatch) and isinstance(field, NerfModel)
-        out = field.render_train(batch.coords, batch.directions, batch.background)
+        origins, directions = batch.coords, batch.directions
+        if field.poses is not None:
+            origins, directions = field.poses.correct(batch.views, origins, directions)
+        out = field.render_train(origins, directions, batch.background)
         alpha = batch.values[:, 3:]
         target = batch.values[:, :3] * alpha + batch.background * (1 - alpha)
         error = out["rgb"] - target
@@ -192,10 +213,42 @@ class RadianceSignal(Signal):
         """Test-view metrics within ``eval_seconds``; the renders are kept for :meth:`write_outputs`."""
         assert isinstance(field, NerfModel)
         targets = [self.scene.image("test", i) for i in range(len(self.scene.test_cameras))]
-        evaluation = evaluate_views(field, self.scene.test_cameras, targets, self.eval_seconds, keep_images=True)
+        cameras = self.aligned_cameras(field, self.scene.test_cameras)
+        evaluation = evaluate_views(field, cameras, targets, self.eval_seconds, keep_images=True)
         self._remember(field, evaluation)
         return {"psnr": evaluation["psnr"], "ssim": evaluation["ssim"], "test_views": evaluation["views"],
-                "rays_per_step": self.n_rays, "samples_per_step": self.last_samples}
+                "rays_per_step": self.n_rays, "samples_per_step": self.last_samples, **self.pose_metrics(field)}
+
+    # -- camera poses ----------------------------------------------------------------------------
+    def train_poses(self, field: NerfModel) -> torch.Tensor:
+        """The training poses ``(N, 4, 4)`` float64 as ``field`` sees them: initial, or corrected when it refines poses."""
+        return self.initial_c2w if field.poses is None else field.poses.refine(self.initial_c2w)
+
+    def alignment(self, field: NerfModel) -> Similarity:
+        """The similarity taking the training camera centres of ``field`` onto the scene's (reference) ones."""
+        return procrustes(self.train_poses(field)[:, :3, 3], self.reference_c2w[:, :3, 3])
+
+    def aligned_cameras(self, field: NerfModel, cameras: list[Camera]) -> list[Camera]:
+        """Reference-frame ``cameras`` moved into the frame of ``field``'s training poses (unchanged when the poses
+        are neither perturbed nor refined)."""
+        if self.pose_noise is None and field.poses is None:
+            return list(cameras)
+        inverse = self.alignment(field).inverse()
+        poses = inverse.apply(torch.stack([torch.as_tensor(np.asarray(c.c2w), dtype=torch.float64) for c in cameras]))
+        return [replace(camera, c2w=pose.numpy()) for camera, pose in zip(cameras, poses, strict=True)]
+
+    def pose_metrics(self, field: NerfModel) -> dict[str, float]:
+        """Mean rotation (degrees) and translation (scene units) errors of the aligned training poses, now and
+        before training (the initial poses); empty when the poses are neither perturbed nor refined."""
+        if self.pose_noise is None and field.poses is None:
+            return {}
+        result = {}
+        for suffix, poses in (("", self.train_poses(field)), ("_before", self.initial_c2w)):
+            aligned = procrustes(poses[:, :3, 3], self.reference_c2w[:, :3, 3]).apply(poses)
+            rotation, translation = pose_errors(aligned, self.reference_c2w)
+            result |= {f"rotation_error_deg{suffix}": float(rotation.mean()),
+                       f"translation_error{suffix}": float(translation.mean())}
+        return result
 
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
         """Test views rendered on white (``renders/test_NNN.png``), depth maps and per-view metrics.
@@ -208,7 +261,27 @@ class RadianceSignal(Signal):
         if evaluation is None:
             self.evaluate(field)
             evaluation = self._recall(field)
-        return write_test_renders(self.scene, Path(out_dir) / "renders", evaluation)
+        written = write_test_renders(self.scene, Path(out_dir) / "renders", evaluation)
+        if self.pose_noise is not None or field.poses is not None:
+            written.append(self.write_poses(field, Path(out_dir) / POSES_FILE))
+        return written
+
+    def write_poses(self, field: NerfModel, path: Path) -> Path:
+        """``poses.json``: per training camera its reference, initial and trained camera-to-world poses (the trained
+        ones in the training frame and aligned to the reference) with their errors, and the alignment."""
+        poses = self.train_poses(field)
+        similarity = self.alignment(field)
+        aligned = similarity.apply(poses)
+        rotation, translation = pose_errors(aligned, self.reference_c2w)
+        cameras = [{"reference": ref.tolist(), "initial": initial.tolist(), "trained": trained.tolist(),
+                    "trained_aligned": moved.tolist(), "rotation_error_deg": float(r), "translation_error": float(t)}
+                   for ref, initial, trained, moved, r, t in zip(self.reference_c2w, self.initial_c2w, poses, aligned,
+                                                                 rotation, translation, strict=True)]
+        write_json(path, {"pose_noise": self.pose_noise, "refined": field.poses is not None,
+                          "alignment": {"scale": similarity.scale, "rotation": similarity.rotation.tolist(),
+                                        "translation": similarity.translation.tolist()},
+                          **self.pose_metrics(field), "cameras": cameras})
+        return path
 
     @torch.no_grad()
     def _fingerprint(self, field: torch.nn.Module) -> torch.Tensor:
@@ -224,8 +297,9 @@ class RadianceSignal(Signal):
         return torch.cat((sigma.float()[:, None], rgb.float()), dim=1).cpu()
 
     def config(self) -> dict[str, Any]:
+        noise = {} if self.pose_noise is None else {"pose_noise": list(self.pose_noise), "pose_noise_seed": self.seed}
         return {**self.scene.config(), "target_samples": self.target_samples, "loss": self.loss_name,
-                "background": self.background}
+                "background": self.background, **noise}
 
 
 def write_test_renders(scene: Scene, folder: Path, evaluation: dict[str, Any]) -> list[Path]:

@@ -147,7 +147,6 @@ class SdfSignal(Signal):
     n_input_dims = 3
     n_output_dims = 1
     loss_is_mse = False
-    has_sample_losses = False  # the loss is an L1/MAPE or SIREN's SDF terms, not per-sample squared errors
 
     def __init__(self, shape: Shape, options: SdfOptions | None = None, source: str | None = None) -> None:
         self.options = options or SdfOptions()
@@ -267,6 +266,24 @@ class SdfSignal(Signal):
         if self.loss_name == "mape":
             error = error / (batch.values[:, 0].abs() + MAPE_EPSILON)
         return error.mean()
+
+    @property
+    def pool_size(self) -> int | None:
+        """The sampled points with their distances under the regression losses (``l1``, ``mape``: a mean of
+        per-point terms); None under ``siren``, whose off-surface points are drawn fresh each step."""
+        return None if self.loss_name == "siren" else self.n_samples
+
+    def pool_batch(self, index: torch.Tensor) -> Batch:
+        return SdfBatch(self.points[index], self.distances[index])
+
+    def residuals(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        """``(B, 1)``: ``f(x_i) − d_i``."""
+        return field_distance(field, batch.coords)[:, None] - batch.values
+
+    def sample_losses(self, field: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        """``(B,)``: ``|r_i|`` (``l1``) or ``|r_i|/(|d_i| + ε)`` (``mape``), the terms :meth:`loss` averages."""
+        error = self.residuals(field, batch)[:, 0].abs()
+        return error / (batch.values[:, 0].abs() + MAPE_EPSILON) if self.loss_name == "mape" else error
 
     # -- meshes and metrics ---------------------------------------------------------------------
     def mesh(self, field: torch.nn.Module, resolution: int) -> Mesh:

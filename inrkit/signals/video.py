@@ -231,6 +231,19 @@ class VideoSignal(Signal):
         coords = torch.stack((pixel_centre(t, self.n_frames), pixel_centre(y, self.height), pixel_centre(x, self.width)), 1)
         return Batch(coords, self._values(t, y, x))
 
+    @property
+    def pool_size(self) -> int:
+        """The training pixels (held-out columns excluded): index ``i`` is frame ``i // (H·W')``, row
+        ``(i // W') % H`` and the ``(i % W')``-th training column, ``W'`` training columns a row."""
+        return self.n_train_samples
+
+    def pool_batch(self, index: torch.Tensor) -> Batch:
+        columns = len(self.train_columns)
+        t, y = index // (self.height * columns), (index // columns) % self.height
+        x = self.train_columns[index % columns]
+        coords = torch.stack((pixel_centre(t, self.n_frames), pixel_centre(y, self.height), pixel_centre(x, self.width)), 1)
+        return Batch(coords, self._values(t, y, x))
+
     def evaluate(self, field: torch.nn.Module) -> dict[str, float]:
         """PSNR over all pixels, the training pixels and the held-out pixels (clamped, float64 sums).
 

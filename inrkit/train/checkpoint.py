@@ -52,13 +52,15 @@ def save_checkpoint(
     state: dict[str, Any],
     average: dict[str, torch.Tensor] | None = None,
     weights: dict[str, torch.Tensor] | None = None,
+    sampling: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write a resumable checkpoint for ``state["step"]`` and make it current.
 
     ``average`` (the trainer's EMA of the parameters, by parameter name) is kept for resuming as
     ``average.<name>``. ``weights`` (a state dict; default ``field.state_dict()``) is what
     ``weights.safetensors`` holds, i.e. what a loaded or rendered run uses: with an EMA, the averaged
-    weights, as tiny-cuda-nn's inference uses them.
+    weights, as tiny-cuda-nn's inference uses them. ``sampling`` (the sampling policy's tensors: selected
+    indices, running errors) is kept as ``sampling.<name>``.
     """
     step = int(state["step"])
     folder = run_dir / f"checkpoint-{step:08d}"
@@ -67,6 +69,7 @@ def save_checkpoint(
     tensors.update({f"field.{k}": v for k, v in field.state_dict().items()})
     tensors.update({f"rng.{k}": v for k, v in rng_states.items()})
     tensors.update({f"average.{k}": v for k, v in (average or {}).items()})
+    tensors.update({f"sampling.{k}": v.contiguous() for k, v in (sampling or {}).items()})
     save_tensors(folder / "training.safetensors", tensors)
     write_json(folder / "state.json", {**state, "param_groups": groups})
     save_tensors(run_dir / WEIGHTS_FILE, dict(field.state_dict() if weights is None else weights))

@@ -13,6 +13,10 @@ runs written before 2026-11-30 carry, is accepted and superseded by it):
 Untouched hash entries thus keep their moments, and one Adam step costs only the touched rows
 (the fast CPU backend runs the sparse update in C; elsewhere it is a masked PyTorch update).
 Without an ``"optimizer"`` entry a field trains with ``torch.optim.Adam(lr)``.
+
+A submodule with an ``optimizer_group()`` method (a NeRF's camera-pose corrections) trains in the group
+that method returns: its own parameters, learning rate, betas, ε and no weight decay, and with
+``lr_initial``/``lr_final`` its own exponential schedule (:func:`inrkit.train.schedules.group_lr`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from inrkit.errors import ConfigError
 
 OPTIMIZER_KEYS = ("otype", "learning_rate", "beta1", "beta2", "epsilon", "l2_reg")  # learning_rate: old runs
+TCNN_GROUP_KEYS = ("l2_reg", "matrix")  # group keys of TcnnAdam that torch's Adam does not take
 _DYNAMO_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
 
 
@@ -116,22 +121,28 @@ class Adam(torch.optim.Adam):
             return self._plain_step(closure)
 
 
-def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] | None = None) -> torch.optim.Optimizer:
+def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] | None = None,
+                    leading_dims: int = 0) -> torch.optim.Optimizer:
     """The optimiser for ``module``: :class:`TcnnAdam` for a tcnn ``Adam`` config, else ``torch.optim.Adam``.
 
-    Matrices (parameters with two or more dimensions) form the ``matrix`` group; the rest (hash
-    tables, biases) the non-matrix group.
+    Matrices (parameters with two or more dimensions after the first ``leading_dims``, which stack
+    independent fields: :class:`~inrkit.train.stacked.StackedFields`) form the ``matrix`` group; the rest
+    (hash tables, biases) the non-matrix group.
     """
     skip_dynamo_import()
+    own = [m.optimizer_group() for m in module.modules() if callable(getattr(m, "optimizer_group", None))]
+    owned = {id(p) for group in own for p in group["params"]}
+    params = [p for p in module.parameters() if p.requires_grad and id(p) not in owned]
     if not config:
-        return Adam(module.parameters(), lr=lr)
+        return Adam([{"params": params}, *({k: v for k, v in g.items() if k not in TCNN_GROUP_KEYS} for g in own)],
+                     lr=lr)
     unknown = sorted(set(config) - set(OPTIMIZER_KEYS))
     if config.get("otype") != "Adam" or unknown:
         raise ConfigError(f"optimizer: only tcnn's 'Adam' with keys {', '.join(OPTIMIZER_KEYS)} is supported, "
                           f"got otype {config.get('otype')!r}{' and keys ' + ', '.join(unknown) if unknown else ''}")
-    params = [p for p in module.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "matrix": True},
-              {"params": [p for p in params if p.ndim < 2], "matrix": False}]
-    return TcnnAdam([g for g in groups if g["params"]], lr=lr,
+    groups = [{"params": [p for p in params if p.ndim - leading_dims >= 2], "matrix": True},
+              {"params": [p for p in params if p.ndim - leading_dims < 2], "matrix": False}]
+    own = [{k: v for k, v in g.items() if k != "weight_decay"} for g in own]
+    return TcnnAdam([g for g in groups if g["params"]] + own, lr=lr,
                     betas=(float(config.get("beta1", 0.9)), float(config.get("beta2", 0.99))),
                     eps=float(config.get("epsilon", 1e-15)), l2_reg=float(config.get("l2_reg", 0.0)))

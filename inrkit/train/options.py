@@ -9,6 +9,7 @@ from inrkit.backends import BACKENDS
 from inrkit.devices import DEVICE_CHOICES
 from inrkit.errors import InrkitError
 from inrkit.train.progressive import DEFAULT_WINDOWS, check_progressive
+from inrkit.train.sampling import SAMPLING_POLICIES
 from inrkit.train.schedules import SCHEDULES
 
 DEFAULT_STEPS = 2000  # the paper protocol's budget when neither --steps nor --seconds is given
@@ -67,6 +68,15 @@ class TrainOptions:
         "help": "keep tiny-cuda-nn's bias-corrected exponential moving average of the weights with this decay d; "
                 "evaluation, weights.safetensors and outputs use it (default: none; the instant-ngp NeRF presets: "
                 "0.95; 0 turns it off)"})
+    sampling: str = field(default="uniform", metadata={
+        "help": "which samples form each batch: uniform (random) | int (top-k by residual, INT) | evos (evolutionary "
+                "selection, EVOS) | error (drawn in proportion to each sample's last loss, with a floor)"})
+    sampling_ratio: float | None = field(default=None, metadata={
+        "help": "--sampling int: the starting share rho0 of the samples kept (default 0.2); evos: the share each "
+                "iteration trains on (default 0.5)"})
+    sampling_floor: float | None = field(default=None, metadata={
+        "help": "--sampling error: the share of the probability spread uniformly, so every sample keeps a chance "
+                "(default 0.1)"})
 
     def validate(self) -> None:
         """Raise :class:`InrkitError` for impossible settings."""
@@ -93,6 +103,16 @@ class TrainOptions:
             raise InrkitError(f"--clip-grad-norm must be positive, got {self.clip_grad_norm}")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise InrkitError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        if self.sampling not in SAMPLING_POLICIES:
+            raise InrkitError(f"--sampling must be one of {', '.join(SAMPLING_POLICIES)}, got {self.sampling!r}")
+        if self.sampling_ratio is not None and not 0.0 < self.sampling_ratio <= 1.0:
+            raise InrkitError(f"--sampling-ratio must be in (0, 1], got {self.sampling_ratio}")
+        if self.sampling_floor is not None and not 0.0 < self.sampling_floor <= 1.0:
+            raise InrkitError(f"--sampling-floor must be in (0, 1], got {self.sampling_floor}")
+        if self.sampling_ratio is not None and self.sampling not in ("int", "evos"):
+            raise InrkitError(f"--sampling-ratio applies to --sampling int or evos, not {self.sampling}")
+        if self.sampling_floor is not None and self.sampling != "error":
+            raise InrkitError(f"--sampling-floor applies to --sampling error, not {self.sampling}")
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise InrkitError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
 

@@ -26,7 +26,8 @@ from inrkit.train import checkpoint
 from inrkit.train.optim import build_optimizer
 from inrkit.train.options import TrainOptions
 from inrkit.train.progress import ProgressBar
-from inrkit.train.schedules import lr_factor
+from inrkit.train.sampling import build_sampling
+from inrkit.train.schedules import group_lr
 
 
 class TrainingDiverged(InrkitError):
@@ -72,6 +73,10 @@ DEVICE_CHECK_EVERY = 16
 class Trainer:
     """Fit ``field`` to ``signal`` into ``run_dir``.
 
+    Each step's batch comes from the sampling policy ``options.sampling`` (:mod:`inrkit.train.sampling`:
+    uniform, INT, EVOS, error-driven); a policy that reads per-sample losses gets them from the step's
+    forward pass (``Signal.sample_losses``), and its state is part of every checkpoint.
+
     ``step_hooks`` are called with the step number (0-based) before each training step: occupancy
     grid updates, coarse-to-fine level schedules and the like live there, not in the loop.
     ``evaluation_hooks`` are called with each evaluation's metrics record, the field in the state
@@ -105,8 +110,11 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.base_lr = lr
         self.device = device
-        self.optimizer = build_optimizer(field, lr, getattr(field, "config", {}).get("optimizer"))
+        self.optimizer = build_optimizer(field, lr, getattr(field, "config", {}).get("optimizer"),
+                                         getattr(field, "leading_dims", 0))
         self.generator = torch.Generator(device=device).manual_seed(options.seed)
+        self.sampling = build_sampling(options.sampling, signal, field, self.generator, options.batch_size,
+                                       options.sampling_ratio, options.sampling_floor)
         self.step = 0
         self.elapsed = 0.0
         self.step_seconds = 0.0
@@ -127,13 +135,15 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Write a resumable checkpoint at the current step (with an EMA, ``weights.safetensors`` holds the average)."""
-        state = {"step": self.step, "elapsed": self.elapsed, "step_seconds": self.step_seconds}
+        sampling_tensors, sampling_state = self.sampling.state()
+        state = {"step": self.step, "elapsed": self.elapsed, "step_seconds": self.step_seconds,
+                 "sampling": {"policy": self.sampling.name, **sampling_state}}
         weights = None
         if self.average is not None:
             with self.averaged_weights():
                 weights = {k: v.detach().clone() for k, v in self.field.state_dict().items()}
         checkpoint.save_checkpoint(self.run_dir, self.field, self.optimizer, self._rng_states(), state,
-                                   self.average, weights)
+                                   self.average, weights, sampling_tensors)
         self.checkpoint_step = self.step
 
     def resume(self) -> None:
@@ -152,6 +162,7 @@ class Trainer:
                               f"(copied from another run?): {detail}") from None
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.step_seconds = float(state.get("step_seconds", 0.0))
+        self._resume_sampling(state.get("sampling") or {"policy": "uniform"}, tensors)
         if self.average is not None:
             missing = [name for name in self.average if f"average.{name}" not in tensors]
             if missing:
@@ -161,6 +172,17 @@ class Trainer:
                 value.copy_(tensors[f"average.{name}"])
         self.checkpoint_step = self.step
         truncate_metrics(self.run_dir, self.step)
+
+    def _resume_sampling(self, saved: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Restore the sampling policy's state (``sampling.*`` tensors, ``state.json``'s ``sampling``)."""
+        if saved.get("policy") != self.sampling.name:
+            raise InrkitError(f"cannot resume {self.run_dir}: its checkpoint was trained with --sampling "
+                              f"{saved.get('policy')}, not {self.sampling.name}")
+        prefix = "sampling."
+        try:
+            self.sampling.load_state({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, saved)
+        except KeyError as err:
+            raise InrkitError(f"cannot resume {self.run_dir}: its checkpoint has no sampling state {err}") from None
 
     # -- the weight average ---------------------------------------------------------------------
     @torch.no_grad()
@@ -241,6 +263,7 @@ class Trainer:
         record = {
             "step": self.step,
             "elapsed": round(self.elapsed, 3),
+            "train_seconds": round(self.step_seconds, 3),  # time in training steps only (no evaluations, checkpoints)
             "lr": self.optimizer.param_groups[0]["lr"],
             "loss": train_loss,
             **quality,
@@ -278,8 +301,10 @@ class Trainer:
         for start in range(0, n_samples, chunk):
             part = batch.chunk(start, min(start + chunk, n_samples))  # the whole batch when it is one chunk
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                if self.sample_loss_hooks:
+                if self.sampling.observes_losses or self.sample_loss_hooks:  # the per-sample terms of the loss
                     losses = self.signal.sample_losses(self.field, part)
+                    if self.sampling.observes_losses:  # the sampling policy reads them
+                        self.sampling.observe(start, losses.detach())
                     for hook in self.sample_loss_hooks:
                         hook(part, losses.detach())
                     loss = losses.mean() * (len(part) / n_samples)
@@ -336,20 +361,28 @@ class Trainer:
         """Seconds per training step, timed over ``n_steps`` steps after one warm-up step (for dry runs:
         the field and optimizer state change, nothing is written). A batch larger than
         :data:`DRY_RUN_SAMPLES` is timed on that many samples and scaled by the number of samples."""
-        use_amp = self.options.amp and self.device.type == "cuda"
         batch_size = self.options.batch_size or self.signal.n_samples
         timed_size = min(batch_size, self.options.chunk_size or batch_size, DRY_RUN_SAMPLES) if self.signal.chunkable \
             else batch_size
         timings = []
         for _ in range(n_steps + 1):
             began = time.perf_counter()
-            self._start = began
-            loss = self._step(self.signal.sample(timed_size, self.generator), use_amp)
-            self.optimizer.step()
-            self._update_average(self.step + 1)
-            float(loss)  # wait for the device
+            self.train_steps(1, timed_size)
             timings.append(time.perf_counter() - began)
         return sum(timings[1:]) / n_steps * batch_size / timed_size
+
+    def train_steps(self, n_steps: int, batch_size: int | None) -> float:
+        """Run ``n_steps`` optimizer steps on batches of ``batch_size`` at the current lr, nothing else (no
+        schedule, evaluation, checkpoint or step count): dry-run timings and the inner loops of a meta-learned
+        initialisation. Returns the last step's loss (waiting for the device)."""
+        use_amp = self.options.amp and self.device.type == "cuda"
+        loss = torch.zeros(())
+        for _ in range(n_steps):
+            self._start = time.perf_counter()
+            loss = self._step(self.signal.sample(batch_size, self.generator), use_amp)
+            self.optimizer.step()
+            self._update_average(self.step + 1)
+        return float(loss)
 
     def fit(self) -> dict[str, Any]:
         """Train until the budget is spent; returns the final metrics record. With an EMA the field
@@ -368,11 +401,11 @@ class Trainer:
         with self._graceful_interrupt():
             while self.progress_fraction() < 1.0 and not self._stop_requested:
                 for group in self.optimizer.param_groups:
-                    group["lr"] = self.base_lr * lr_factor(options.schedule or "exp", self.progress_fraction())
+                    group["lr"] = group_lr(group, self.base_lr, options.schedule or "exp", self.progress_fraction())
                 step_start = time.perf_counter()
                 for hook in self.step_hooks:
                     hook(self.step)
-                batch = self.signal.sample(options.batch_size, self.generator)
+                batch = self.sampling.next_batch(self.step, self.progress_fraction(), options.step_budget)
                 loss = self._step(batch, use_amp)
                 self.optimizer.step()
                 self._update_average(self.step + 1)

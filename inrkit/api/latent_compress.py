@@ -1,0 +1,252 @@
+"""Compress an image with a latent field (Cool-Chic / C3 class): fit on ``D + λ·R``, quantise, code, write.
+
+Pipeline (:func:`compress_image`):
+
+1. build a :class:`~inrkit.fields.latent_field.LatentField` for the image from a complexity preset
+   (:data:`COMPLEXITY`: grid levels, synthesis and ARM sizes);
+2. train it with the one :class:`~inrkit.train.Trainer` on
+   :class:`~inrkit.signals.rate_distortion.RateDistortionImage` (Adam, lr 2·10⁻², cosine decay): soft
+   rounding and Gaussian noise on the latents (annealed, :data:`SOFT_ROUND`, :data:`NOISE_SIGMA`) for the
+   first :data:`NOISE_FRACTION` of the budget, straight-through rounding after (C3 §3.2). With
+   ``target_bpp`` the rate weight λ is searched while training: every :data:`LAMBDA_EVERY` steps of the
+   noise phase the rate of the rounded latents (ARM estimate, plus the networks' and header's bytes) is
+   measured and ``log λ ← log λ + 0.5·log(R/R_target)``; λ is frozen in the straight-through phase.
+   Progress bar, checkpoints, Ctrl-C and resume are the Trainer's (the run directory is ``OUT.run/``;
+   ``resume=True`` continues it, and it is removed once the file is written);
+3. quantise the synthesis and ARM parameters per tensor (:func:`inrkit.export.latent_codec.choose_network_bits`:
+   the bit width, 5–10, minimising ``D + λ·R`` of the coded file) and code everything
+   (:mod:`inrkit.export.latent_codec`);
+4. decode the bytes again and report what a reader gets (PSNR of the 8-bit image, exact bpp).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from inrkit.errors import InrkitError
+from inrkit.export import inrz, latent_codec
+from inrkit.fields.latent_field import LatentField
+from inrkit.files import atomic_write_bytes, check_output, write_json
+from inrkit.signals.image import ImageSignal
+from inrkit.signals.rate_distortion import RateDistortionImage, quantised_psnr
+from inrkit.train import Trainer, TrainOptions
+from inrkit.train.threads import cpu_thread_hooks, restored_threads
+
+__all__ = ["COMPLEXITY", "LatentOptions", "LatentReport", "compress_image", "latent_config"]
+
+# Decoder complexity presets: latent levels, synthesis (neurons, hidden layers), ARM (context, neurons, layers).
+COMPLEXITY: dict[str, dict[str, Any]] = {
+    "low": {"n_levels": 7, "synthesis": (8, 1), "arm": (8, 8, 1)},
+    "medium": {"n_levels": 7, "synthesis": (16, 2), "arm": (12, 12, 2)},
+    "high": {"n_levels": 7, "synthesis": (32, 2), "arm": (21, 24, 2)},
+}
+NOISE_FRACTION = 0.85
+SOFT_ROUND = (0.3, 0.1)   # soft-rounding temperature, start and end of the noise phase (Cool-Chic's C3 preset)
+NOISE_SIGMA = (0.25, 0.1)  # Gaussian noise σ, likewise
+LAMBDA_EVERY = 10
+LAMBDA_GAIN = 0.5
+DEFAULT_LR = 2e-2
+
+
+@dataclass
+class LatentOptions:
+    """How to code an image with a latent field (``inrkit compress IMAGE OUT --codec latent`` flags)."""
+
+    lmbda: float | None = field(default=None, metadata={"flag": "--lambda", "help": "rate weight λ of D + λ·R (MSE "
+                                                        "on [0,1] pixels, R in bits per pixel); default: searched for "
+                                                        "--target-bpp, else 0.004"})
+    target_bpp: float | None = field(default=None, metadata={"shared": True, "help": "search λ while training so that "
+                                                                     "the file has about this many bits per pixel"})
+    complexity: str = field(default="medium", metadata={"help": "decoder size: low | medium | high (292, 937, "
+                                                                "2,953 multiplications per pixel)"})
+    steps: int | None = field(default=None, metadata={"help": "training steps (default: the --seconds budget)"})
+    seconds: float | None = field(default=None, metadata={"help": "training budget in seconds (default 300 without "
+                                                                  "--steps)"})
+    lr: float = field(default=DEFAULT_LR, metadata={"help": "Adam learning rate (cosine decay)"})
+    seed: int = field(default=0, metadata={"help": "random seed of the quantisation noise"})
+    threads: int | None = field(default=None, metadata={"help": "CPU threads (default: the trainer's tuner)"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bar"})
+
+    def validate(self) -> None:
+        """Raise :class:`InrkitError` for impossible settings."""
+        if self.complexity not in COMPLEXITY:
+            raise InrkitError(f"--complexity must be one of {', '.join(COMPLEXITY)}, got {self.complexity!r}")
+        for name in ("lmbda", "target_bpp", "seconds", "lr"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                flag = "--lambda" if name == "lmbda" else "--" + name.replace("_", "-")
+                raise InrkitError(f"{flag} must be positive, got {value}")
+        if self.steps is not None and self.steps <= 0:
+            raise InrkitError(f"--steps must be positive, got {self.steps}")
+        if self.lmbda is not None and self.target_bpp is not None:
+            raise InrkitError("give --lambda or --target-bpp, not both")
+
+    def budget(self) -> tuple[int | None, float | None]:
+        """``(steps, seconds)`` of training."""
+        if self.steps is None and self.seconds is None:
+            return None, 300.0
+        return self.steps, self.seconds
+
+
+def latent_config(height: int, width: int, channels: int, complexity: str = "medium") -> dict[str, Any]:
+    """The field config of a latent field for an ``height × width × channels`` image at a complexity preset."""
+    preset = COMPLEXITY[complexity]
+    levels = min(preset["n_levels"], max(1, math.floor(math.log2(min(height, width))) + 1))
+    neurons, layers = preset["synthesis"]
+    context, arm_neurons, arm_layers = preset["arm"]
+    return {"n_input_dims": 2, "n_output_dims": channels,
+            "encoding": {"otype": "LatentGrids", "height": height, "width": width, "n_levels": levels},
+            "network": {"otype": "Synthesis", "n_neurons": neurons, "n_hidden_layers": layers, "refine": True},
+            "arm": {"otype": "ARM", "n_context": context, "n_neurons": arm_neurons, "n_hidden_layers": arm_layers}}
+
+
+def initial_lambda(target_bpp: float | None) -> float:
+    """λ to start from: ``0.006·(0.3/R)²`` for a target rate ``R`` (from a few Kodak runs), else 0.004."""
+    return 0.004 if target_bpp is None else 0.006 * (0.3 / target_bpp) ** 2
+
+
+class RateSchedule:
+    """The step hook of a latent-field fit: quantisation mode by progress, λ search toward ``target_bpp``.
+
+    ``trainer`` is attached after the Trainer is built (it reads ``trainer.step`` and ``trainer.elapsed``).
+    ``overhead_bits``: the file's bits besides the latents (networks, header), counted in the rate.
+    """
+
+    def __init__(self, field_: LatentField, signal: RateDistortionImage, steps: int | None, seconds: float | None,
+                 target_bpp: float | None, overhead_bits: float) -> None:
+        self.field, self.signal = field_, signal
+        self.steps, self.seconds = steps, seconds
+        self.target_bpp = target_bpp
+        self.overhead_bits = overhead_bits
+        self.trainer: Trainer | None = None
+
+    def progress(self) -> float:
+        assert self.trainer is not None
+        fractions = [self.trainer.step / self.steps] if self.steps else []
+        fractions += [self.trainer.elapsed / self.seconds] if self.seconds else []
+        return max(fractions)
+
+    def __call__(self, step: int) -> None:
+        progress = self.progress()
+        noise = progress < NOISE_FRACTION
+        encoding = self.field.encoding
+        encoding.mode = "noise" if noise else "round"
+        fraction = min(progress / NOISE_FRACTION, 1.0)
+        encoding.temperature = SOFT_ROUND[0] + (SOFT_ROUND[1] - SOFT_ROUND[0]) * fraction
+        encoding.noise = NOISE_SIGMA[0] + (NOISE_SIGMA[1] - NOISE_SIGMA[0]) * fraction
+        if noise and self.target_bpp is not None and step % LAMBDA_EVERY == 0 and step > 0:
+            with torch.no_grad():
+                grids = [torch.round(g.clamp(-127, 127)) for g in self.field.encoding.grids]
+                bpp = (float(self.field.rate_bits(grids)) + self.overhead_bits) / self.signal.n_samples
+            self.signal.lmbda *= math.exp(LAMBDA_GAIN * math.log(max(bpp, 1e-6) / self.target_bpp))
+
+
+@dataclass
+class LatentReport:
+    """What :func:`compress_image` wrote."""
+
+    path: Path
+    n_bytes: int
+    height: int
+    width: int
+    psnr: float
+    lmbda: float
+    macs_per_pixel: float
+    encode_seconds: float
+    steps: int
+
+    @property
+    def bpp(self) -> float:
+        return 8.0 * self.n_bytes / (self.height * self.width)
+
+    def summary(self) -> str:
+        return (f"wrote {self.path}: {self.n_bytes:,} bytes, {self.bpp:.4f} bpp, PSNR {self.psnr:.2f} dB, "
+                f"λ {self.lmbda:.3g}, decoder {self.macs_per_pixel:,.0f} MAC/pixel, {self.steps} steps "
+                f"({self.encode_seconds:.1f} s)")
+
+
+def _run_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".run")
+
+
+def _resume_lambda(run_dir: Path, step: int) -> float | None:
+    """λ of the latest evaluation at or before the checkpoint ``step`` (metrics.jsonl), if any."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    found = None
+    for line in path.read_text().splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if record.get("step", math.inf) <= step and "lambda" in record:
+            found = float(record["lambda"])
+    return found
+
+
+def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path, resume: bool = False
+                       ) -> tuple[LatentField, float, int]:
+    """Fit a latent field to ``image`` on ``D + λ·R`` (module docstring): ``(field, final λ, steps)``."""
+    field_ = LatentField(latent_config(image.height, image.width, image.n_output_dims, options.complexity))
+    lmbda = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
+    signal = RateDistortionImage(image, lmbda)
+    steps, seconds = options.budget()
+    train = TrainOptions(steps=steps, seconds=seconds, schedule="cosine", eval_every=0 if steps is None else
+                         max(steps // 4, 1), seed=options.seed, quiet=options.quiet, threads=options.threads,
+                         device="cpu")
+    overhead = 8.0 * (latent_codec.HEADER_ESTIMATE_BYTES + 0.8 * field_.n_params)
+    schedule = RateSchedule(field_, signal, steps, seconds, options.target_bpp, overhead)
+    field_.encoding.generator = torch.Generator().manual_seed(options.seed)
+    device = torch.device("cpu")
+    with restored_threads():
+        trainer = Trainer(field_, signal, train, run_dir, options.lr, device,
+                          step_hooks=[schedule, *cpu_thread_hooks(device, options.threads)])
+        schedule.trainer = trainer
+        if resume:
+            trainer.resume()
+            signal.lmbda = _resume_lambda(run_dir, trainer.step) or signal.lmbda
+        trainer.fit()
+    field_.encoding.mode = "exact"
+    return field_.eval(), signal.lmbda, trainer.step
+
+
+def compress_image(source: str | Path | ImageSignal, out: str | Path, options: LatentOptions | None = None, *,
+                   resume: bool = False, **overrides: Any) -> LatentReport:
+    """Code the image ``source`` (a file or an :class:`ImageSignal`) into the ``.inrz`` file ``out``."""
+    start = time.perf_counter()
+    unknown = sorted(set(overrides) - {f.name for f in fields(LatentOptions)})
+    if unknown:
+        raise InrkitError(f"unknown latent-codec option {unknown[0]!r}")
+    options = replace(options or LatentOptions(), **overrides)
+    options.validate()
+    out = Path(out)
+    inputs = [Path(source)] if isinstance(source, (str, Path)) else []
+    check_output(out, overwrite=True, inputs=inputs, flag="the output")
+    image = source if isinstance(source, ImageSignal) else ImageSignal.from_file(source)
+    if image.normalisation["dtype"] != "uint8":
+        raise InrkitError(f"the latent codec codes 8-bit images; this one is {image.normalisation['dtype']}")
+    run_dir = _run_dir(out)
+    if resume and not (run_dir / "checkpoint.json").exists() and not any(run_dir.glob("checkpoint*")):
+        raise InrkitError(f"nothing to resume: {run_dir} holds no checkpoint")
+    if not resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "options.json", {"source": str(source) if inputs else None, **vars(options)})
+    field_, lmbda, steps = train_latent_field(image, options, run_dir, resume)
+    target = image.pixels
+    bits = latent_codec.choose_network_bits(field_, target, lmbda)
+    seconds = time.perf_counter() - start
+    metrics = {"encode_seconds": round(seconds, 1), "lambda": float(f"{lmbda:.4g}"), "steps": steps}
+    data = latent_codec.encode(field_, bits, image.config(), metrics, placeholder_psnr=True)
+    decoded = latent_codec.decode(*inrz.unpack(data))
+    psnr = quantised_psnr(decoded.image, target)
+    data = latent_codec.encode(field_, bits, image.config(), {**metrics, "psnr": round(psnr, 2)})
+    atomic_write_bytes(check_output(out, overwrite=True, inputs=inputs, flag="the output"), data)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return LatentReport(out, len(data), image.height, image.width, psnr, lmbda, field_.macs_per_pixel(), seconds, steps)

@@ -1,0 +1,109 @@
+"""A pyramid of 2-D latent grids, bilinearly upsampled (the latent representation of Cool-Chic and C3).
+
+For an image of ``H × W`` pixels the encoding holds ``K`` one-channel grids; grid ``k`` has
+``⌈H/2^k⌉ × ⌈W/2^k⌉`` values (k = 0 … K−1; a 768×512 image with K = 7: 524,097 latents, 1.33 per pixel).
+Every grid is read bilinearly at the pixel centres (``align_corners=False``, edges clamped), so the
+feature of pixel ``p`` is ``z(p) = [bilerp(ŷ_0, p), …, bilerp(ŷ_{K−1}, p)]`` (K values). Coordinates
+``(x, y) ∈ [-1, 1]²`` (inrkit's image convention, pixel centres at ``(2j + 1)/W − 1``) read the same
+values through ``grid_sample``: the dense path (:meth:`LatentGrids.upsample`) and the coordinate path
+(:meth:`LatentGrids.forward`) agree to float rounding at the pixel centres.
+
+What the grids hold while training is chosen by ``mode`` (C3 §3.2; Cool-Chic's ``softround`` quantiser):
+``"noise"``, ``ŷ = s_T(s_T(y) + σ·ε)`` with ``ε ~ N(0, 1)`` and the soft rounding of Agustsson & Theis
+(2020) ``s_T(y) = ⌊y⌋ + ½·tanh(r/T)/tanh(1/(2T)) + ½``, ``r = y − ⌊y⌋ − ½`` (``temperature`` T and
+``noise`` σ are attributes the training schedule anneals; Cool-Chic's C3 preset goes from 0.3 to 0.1
+and from 0.25 to 0.1); ``"round"``, ``ŷ = y + sg(round(y) − y)`` (straight-through); ``"exact"``,
+``ŷ = round(y)`` (what the decoder sees). Values are clamped to ``[−L, L]`` with ``L`` =
+:data:`MAX_LATENT` before rounding, the range the coder supports.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inrkit.errors import ConfigError, Rule, check_section
+
+MAX_LATENT = 127  # |round(y)| ≤ L: the coder's alphabet is −L … L
+MAX_LEVELS = 12
+MAX_SIDE = 1 << 15
+QUANTISATION_MODES = ("noise", "round", "exact")
+LATENT_GRIDS_SCHEMA = {"n_levels": Rule("int", 1, MAX_LEVELS), "height": Rule("int", 1, MAX_SIDE),
+                       "width": Rule("int", 1, MAX_SIDE)}
+
+
+def grid_shapes(height: int, width: int, n_levels: int) -> list[tuple[int, int]]:
+    """``[(⌈H/2^k⌉, ⌈W/2^k⌉) for k in 0 … K−1]``."""
+    return [(math.ceil(height / 2**k), math.ceil(width / 2**k)) for k in range(n_levels)]
+
+
+def soft_round(values: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``s_T(y) = ⌊y⌋ + ½·tanh((y − ⌊y⌋ − ½)/T)/tanh(1/(2T)) + ½`` (module docstring)."""
+    floor = torch.floor(values)
+    return floor + 0.5 * torch.tanh((values - floor - 0.5) / temperature) / math.tanh(0.5 / temperature) + 0.5
+
+
+def quantise_latent(values: torch.Tensor, mode: str, generator: torch.Generator | None = None,
+                    temperature: float = 0.3, noise: float = 0.25) -> torch.Tensor:
+    """The latents as ``mode`` reads them (module docstring): soft rounding with noise, straight-through or
+    exact rounding."""
+    values = values.clamp(-MAX_LATENT, MAX_LATENT)
+    if mode == "noise":
+        epsilon = torch.randn(values.shape, generator=generator, device=values.device, dtype=values.dtype)
+        return soft_round(soft_round(values, temperature) + noise * epsilon, temperature)
+    rounded = torch.round(values)
+    return values + (rounded - values).detach() if mode == "round" else rounded
+
+
+class LatentGrids(nn.Module):
+    """``K`` latent grids ``y_k`` of shape ``(⌈H/2^k⌉, ⌈W/2^k⌉)`` (parameters ``grids.k``), zero-initialised.
+
+    Config: ``{"otype": "LatentGrids", "height": H, "width": W, "n_levels": K}``. Output: K features per pixel.
+    """
+
+    input_domain = "signed"
+
+    def __init__(self, n_input_dims: int, config: dict[str, Any]) -> None:
+        super().__init__()
+        check_section("encoding", config, LATENT_GRIDS_SCHEMA)
+        if n_input_dims != 2:
+            raise ConfigError(f"LatentGrids encodes 2-D image coordinates, the field has {n_input_dims} inputs")
+        for key in ("height", "width"):
+            if key not in config:
+                raise ConfigError(f"encoding 'LatentGrids' needs the key {key!r}")
+        self.height, self.width = int(config["height"]), int(config["width"])
+        self.n_levels = int(config.get("n_levels", 7))
+        self.n_output_dims = self.n_levels
+        self.shapes = grid_shapes(self.height, self.width, self.n_levels)
+        self.grids = nn.ParameterList([nn.Parameter(torch.zeros(h, w)) for h, w in self.shapes])
+        self.mode = "exact"  # how forward/upsample read the grids (see quantise_latent)
+        self.generator: torch.Generator | None = None  # the noise of mode "noise"
+        self.temperature, self.noise = 0.3, 0.25  # mode "noise": soft-rounding temperature and noise σ
+
+    @property
+    def n_latents(self) -> int:
+        """Total number of latent values ``Σ_k ⌈H/2^k⌉·⌈W/2^k⌉``."""
+        return sum(h * w for h, w in self.shapes)
+
+    def quantised(self) -> list[torch.Tensor]:
+        """The grids as the current ``mode`` reads them: K tensors ``(h_k, w_k)``."""
+        return [quantise_latent(grid, self.mode, self.generator, self.temperature, self.noise) for grid in self.grids]
+
+    def upsample(self, grids: list[torch.Tensor], height: int | None = None, width: int | None = None) -> torch.Tensor:
+        """``(1, K, height, width)``: every grid read bilinearly at the centres of a ``height × width`` pixel grid
+        (default: the image's own size)."""
+        size = (height or self.height, width or self.width)
+        planes = [grid[None, None] if grid.shape == size else
+                  F.interpolate(grid[None, None], size=size, mode="bilinear", align_corners=False) for grid in grids]
+        return torch.cat(planes, dim=1)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """``(N, 2)`` coordinates ``(x, y)`` in [-1, 1] → ``(N, K)`` bilinear latent features (edges clamped)."""
+        grid = coords.to(self.grids[0].dtype)[None, :, None, :]  # (1, N, 1, 2), grid_sample's (x, y) order
+        planes = [F.grid_sample(q[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+                  for q in self.quantised()]
+        return torch.cat(planes, dim=1)[0, :, :, 0].T

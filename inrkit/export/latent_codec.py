@@ -1,0 +1,339 @@
+"""The latent codec: a :class:`~inrkit.fields.latent_field.LatentField` to ``.inrz`` bytes (format version 2) and back.
+
+File contents (see :mod:`inrkit.export.inrz` for the container)::
+
+    header: {"codec": "latent", "field": <latent field config>, "signal": <image description>, "metrics": {...},
+             "tensors": <table of the synthesis and ARM parameters, as the weights codec writes it>,
+             "latent": {"max_abs": L, "length": S}}
+    payload: the tables' tensors (quantised per tensor, entropy-coded: inrkit.export.codec) | latent stream (S bytes)
+
+**Latents.** Every latent is ``round(clamp(y, −127, 127))``; ``L`` is the largest magnitude (1 … 127). They are
+coded in *decoding order*: row ``r`` of every grid that has one (grids 0 … K−1, columns left to right), for
+r = 0, 1, …; each with a quantised Laplace over ``−L … L`` (constriction's ``QuantizedLaplace``, a queue range
+coder of 32-bit words) whose location and scale the ARM computes from the latent's context in the rows
+above (:mod:`inrkit.fields.arm`). A row of all grids is decoded in one vectorised step (512 steps for a
+768×512 image), never latent by latent. The stream is padded with zero words to at least one word per
+:data:`LATENTS_PER_WORD` latents, so a decoder's work is bounded by the bytes a file holds.
+
+**Bit-exact ARM.** Encoder and decoder must compute identical distributions although they evaluate the ARM
+on differently sized batches (the whole grid vs one row). :class:`FixedPointArm` uses only operations whose
+result does not depend on the batch, the thread count or the BLAS kernel: matrix products of *integers*
+held in float64 (exact below 2^53: codes of ≤ 10 bits × activations of ≤ 2^25 × ≤ 64 terms), and
+elementwise IEEE operations (each correctly rounded)::
+
+    a_0 = context latents (integers)
+    v_i = (A_i·a_{i−1})·Δ_i·2^{−F_{i−1}} + β_i     # A_i: integer codes, Δ_i its step, β_i = bias (float32, exact)
+    a_i = clamp(round(ReLU(v_i)·2^F), ±2^25)      # F = 10 fractional bits; F_0 = 0
+    μ = round(v_L[0]·64)/64,   s = round(clamp(v_L[1], −6, 8)·16)   # location; log2 scale in 1/16 steps
+    b = 2^{⌊s/16⌋}·T[s mod 16]                    # T: the 16 float literals 2^{j/16}, so no libm call
+
+The bit-exactness of the decoded latents thus rests on constriction's quantisation of the Laplace for given
+``(μ, b)`` (deterministic on a machine; its float64 ``exp`` is the platform's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from inrkit.encodings.latent_grids import MAX_LATENT, MAX_SIDE, grid_shapes
+from inrkit.errors import InrkitError
+from inrkit.export import inrz
+from inrkit.export.codec import QuantisationPlan, check_table, decode_tensors, encode_tensors, plan_steps
+from inrkit.export.inrz import check_numbers, is_int, require
+from inrkit.export.quantize import dequantise, quantise
+from inrkit.fields.arm import MAX_LOG2_SCALE, MIN_LOG2_SCALE
+from inrkit.fields.latent_field import LatentField, is_latent_config
+from inrkit.version import __version__
+
+CODEC = "latent"
+VERSION = 2
+HEADER_ESTIMATE_BYTES = 300  # a latent file's header (deflated JSON), counted in the rate while training
+MAX_PIXELS = 1 << 26         # 64 megapixels: the decoder refuses larger images before allocating
+LATENTS_PER_WORD = 4096      # the latent stream holds at least one 32-bit word per this many latents
+NETWORK_BITS = tuple(range(5, 11))  # bit widths the encoder tries for the synthesis and ARM parameters
+FRACTION_BITS = 10
+ACTIVATION_LIMIT = float(1 << 25)
+MEAN_STEPS = 64     # μ is a multiple of 1/64
+SCALE_STEPS = 16    # log2 b is a multiple of 1/16
+_POW2_SIXTEENTHS = (  # 2^(j/16), j = 0 … 15, as decimal literals (read the same on every platform)
+    1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916, 1.189207115002721, 1.2418578120734840,
+    1.2968395546510096, 1.3542555469368927, 1.4142135623730951, 1.4768261459394993, 1.5422108254079407,
+    1.6104903319492543, 1.6817928305074290, 1.7562521603732995, 1.8340080864093424, 1.9152065613971474)
+
+
+# -- the ARM in exact arithmetic --------------------------------------------------------------------
+class FixedPointArm:
+    """The ARM of a field whose ARM weights sit on their quantisation grids (module docstring).
+
+    ``steps``: the per-tensor step ``Δ`` of every ARM weight and bias (``arm.hidden.0.weight`` …).
+    """
+
+    def __init__(self, arm: torch.nn.Module, steps: dict[str, torch.Tensor]) -> None:
+        self.layers = []
+        for index, layer in enumerate(arm.layers()):
+            prefix = f"hidden.{index}" if index < len(arm.hidden) else "output"
+            step = float(steps[f"arm.{prefix}.weight"].reshape(-1)[0])
+            codes = np.rint(layer.weight.detach().double().numpy() / step)  # exact: the weights are Δ·q
+            self.layers.append((codes.T.copy(), step, layer.bias.detach().double().numpy()))
+
+    def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, n_context)`` integer latents (float64) → ``(μ, b)``, each ``(N,)`` float64."""
+        values, fraction = context, 1.0
+        for index, (codes, step, bias) in enumerate(self.layers):
+            v = (values @ codes) * (step * fraction) + bias  # step·2^-F: exact (power of two)
+            if index == len(self.layers) - 1:
+                break
+            values = np.clip(np.rint(np.maximum(v, 0.0) * float(1 << FRACTION_BITS)), -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+            fraction = 1.0 / (1 << FRACTION_BITS)
+        mean = np.rint(v[:, 0] * MEAN_STEPS) / MEAN_STEPS
+        sixteenths = np.rint(np.clip(v[:, 1], MIN_LOG2_SCALE, MAX_LOG2_SCALE) * SCALE_STEPS).astype(np.int64)
+        scale = np.ldexp(np.asarray(_POW2_SIXTEENTHS)[sixteenths % SCALE_STEPS], sixteenths // SCALE_STEPS)
+        return mean, scale
+
+
+# -- decoding order ---------------------------------------------------------------------------------
+@dataclass
+class LatentOrder:
+    """Where every latent and its context live in one flat zero-padded buffer of all grids, in decoding order.
+
+    ``positions (N,)``: buffer index of the n-th coded latent; ``strides (N,)``: the padded row length of its grid;
+    ``row_starts (H_0 + 1,)``: the n of the first latent of each decoding row; ``deltas (n_context, 2)``: the
+    context offsets ``(dy, dx)``; ``size``: buffer length; ``slices``: per grid ``(start, padded height, padded
+    width, top, side)`` to cut the grids back out.
+    """
+
+    positions: np.ndarray
+    strides: np.ndarray
+    row_starts: np.ndarray
+    deltas: np.ndarray
+    size: int
+    slices: list[tuple[int, int, int, int, int]]
+
+    @classmethod
+    def build(cls, shapes: list[tuple[int, int]], offsets: tuple[tuple[int, int], ...]) -> LatentOrder:
+        top = max(-dy for dy, _ in offsets)
+        side = max(abs(dx) for _, dx in offsets)
+        slices, start = [], 0
+        for height, width in shapes:
+            slices.append((start, height + top, width + 2 * side, top, side))
+            start += (height + top) * (width + 2 * side)
+        pieces, strides, counts = [], [], []
+        for row in range(shapes[0][0]):  # row r of every grid that has one, grids in order, columns left to right
+            count = 0
+            for (base, _, padded_width, _, _), (height, width) in zip(slices, shapes, strict=True):
+                if row < height:
+                    first = base + (row + top) * padded_width + side
+                    pieces.append(np.arange(first, first + width))
+                    strides.append(np.full(width, padded_width))
+                    count += width
+            counts.append(count)
+        row_starts = np.concatenate([[0], np.cumsum(counts)])
+        return cls(np.concatenate(pieces), np.concatenate(strides), row_starts, np.array(offsets), start, slices)
+
+    def context(self, rows: slice) -> np.ndarray:
+        """``(n, n_context)`` buffer indices of the context of the latents ``rows`` (of the decoding order)."""
+        return self.positions[rows, None] + self.deltas[None, :, 0] * self.strides[rows, None] + self.deltas[None, :, 1]
+
+    def grids(self, buffer: np.ndarray, shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The ``(h_k, w_k)`` grids held in ``buffer``."""
+        out = []
+        for (start, padded_height, padded_width, top, side), (height, width) in zip(self.slices, shapes, strict=True):
+            plane = buffer[start : start + padded_height * padded_width].reshape(padded_height, padded_width)
+            out.append(plane[top : top + height, side : side + width])
+        return out
+
+    def fill(self, grids: list[np.ndarray]) -> np.ndarray:
+        """A buffer holding ``grids`` (zeros in the padding)."""
+        buffer = np.zeros(self.size)
+        for (start, padded_height, padded_width, top, side), grid in zip(self.slices, grids, strict=True):
+            plane = buffer[start : start + padded_height * padded_width].reshape(padded_height, padded_width)
+            plane[top : top + grid.shape[0], side : side + grid.shape[1]] = grid
+        return buffer
+
+
+def _family(max_abs: int) -> Any:
+    import constriction
+
+    return constriction.stream.model.QuantizedLaplace(-max_abs, max_abs)
+
+
+def min_stream_words(n_latents: int) -> int:
+    """The fewest 32-bit words a latent stream of ``n_latents`` holds (the padding rule)."""
+    return -(-n_latents // LATENTS_PER_WORD)
+
+
+def encode_latents(grids: list[np.ndarray], arm: FixedPointArm, offsets: tuple[tuple[int, int], ...]
+                   ) -> tuple[bytes, int]:
+    """``(stream, L)``: the integer ``grids`` coded in decoding order (module docstring)."""
+    import constriction
+
+    shapes = [grid.shape for grid in grids]
+    order = LatentOrder.build(shapes, offsets)
+    buffer = order.fill(grids)
+    symbols = buffer[order.positions].astype(np.int32)
+    max_abs = max(1, int(np.abs(symbols).max(initial=0)))
+    mean, scale = arm(buffer[order.context(slice(None))])
+    encoder = constriction.stream.queue.RangeEncoder()
+    encoder.encode(symbols, _family(max_abs), mean, scale)
+    words = encoder.get_compressed()
+    padding = max(0, min_stream_words(len(symbols)) - len(words))
+    return words.astype("<u4").tobytes() + bytes(4 * padding), max_abs
+
+
+def decode_latents(stream: bytes, shapes: list[tuple[int, int]], arm: FixedPointArm,
+                   offsets: tuple[tuple[int, int], ...], max_abs: int) -> list[np.ndarray]:
+    """Inverse of :func:`encode_latents`: the integer grids (float64), one vectorised step per decoding row."""
+    import constriction
+
+    order = LatentOrder.build(shapes, offsets)
+    buffer = np.zeros(order.size)
+    family = _family(max_abs)
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype="<u4").astype(np.uint32))
+    try:
+        for row in range(len(order.row_starts) - 1):
+            rows = slice(order.row_starts[row], order.row_starts[row + 1])
+            mean, scale = arm(buffer[order.context(rows)])
+            buffer[order.positions[rows]] = decoder.decode(family, mean, scale)
+    except (ValueError, RuntimeError, AssertionError) as err:
+        raise InrkitError(f"latent stream is corrupt ({type(err).__name__})") from None
+    return order.grids(buffer, shapes)
+
+
+# -- network parameters -----------------------------------------------------------------------------
+class _Networks(torch.nn.Module):
+    """The coded parameters of a latent field (synthesis ``network.*`` and ``arm.*``): what the tensor table lists."""
+
+    def __init__(self, field: LatentField) -> None:
+        super().__init__()
+        self.network, self.arm = field.network, field.arm
+
+
+def quantise_networks(field: LatentField, bits: int) -> tuple[LatentField, dict[str, torch.Tensor], QuantisationPlan]:
+    """A copy of ``field`` whose synthesis and ARM parameters sit on their per-tensor ``bits``-bit grids
+    (MSE-optimal steps, :func:`inrkit.export.quantize.best_step`); ``(copy, steps, plan)``."""
+    import copy
+
+    quantised = copy.deepcopy(field)
+    networks = _Networks(quantised)
+    plan = QuantisationPlan(bits=bits, scheme="tensor", coder="range")  # range wins on MLP weights; lzma is slow
+    steps = plan_steps(networks, plan)
+    with torch.no_grad():
+        for name, parameter in networks.named_parameters():
+            parameter.copy_(dequantise(quantise(parameter, steps[name], bits), steps[name]).reshape(parameter.shape))
+    plan.steps = steps
+    return quantised, steps, plan
+
+
+def _integer_grids(field: LatentField) -> list[np.ndarray]:
+    return [torch.round(grid.detach().clamp(-MAX_LATENT, MAX_LATENT)).double().numpy() for grid in field.encoding.grids]
+
+
+@torch.no_grad()
+def choose_network_bits(field: LatentField, target: torch.Tensor, lmbda: float) -> int:
+    """The bit width (of :data:`NETWORK_BITS`) of the synthesis and ARM parameters minimising ``D + λ·R``:
+    ``D`` the MSE of the decoded image, ``R`` the ARM's estimate of the latents' bits plus the coded
+    networks' bytes, per pixel."""
+    pixels = field.height * field.width
+    grids = [torch.from_numpy(grid).float() for grid in _integer_grids(field)]
+    best, best_cost = NETWORK_BITS[-1], float("inf")
+    for bits in NETWORK_BITS:
+        quantised, _, plan = quantise_networks(field, bits)
+        _, payload = encode_tensors(_Networks(quantised), plan)
+        image = quantised.image(grids).clamp(0.0, 1.0)
+        rate = (float(quantised.rate_bits(grids)) + 8.0 * len(payload)) / pixels
+        cost = float(torch.mean((image - target) ** 2)) + lmbda * rate
+        if cost < best_cost:
+            best, best_cost = bits, cost
+    return best
+
+
+# -- the file ---------------------------------------------------------------------------------------
+@dataclass
+class DecodedImage:
+    """A decoded latent file: the field (networks and integer latents loaded), its image ``(H, W, C)`` in
+    [0, 1] (float32, unclamped), the header."""
+
+    field: LatentField
+    image: torch.Tensor
+    header: dict[str, Any]
+
+
+def encode(field: LatentField, bits: int, signal: dict[str, Any], metrics: dict[str, Any],
+           placeholder_psnr: bool = False) -> bytes:
+    """The ``.inrz`` bytes of ``field`` with its networks at ``bits`` (``signal``: the image description;
+    ``placeholder_psnr``: reserve the header room of a ``psnr`` metric)."""
+    quantised, steps, plan = quantise_networks(field, bits)
+    table, network_payload = encode_tensors(_Networks(quantised), plan)
+    arm = FixedPointArm(quantised.arm, steps)
+    stream, max_abs = encode_latents(_integer_grids(field), arm, quantised.arm.offsets)
+    header = {
+        "inrkit_version": __version__,
+        "codec": CODEC,
+        "field": field.config,
+        "signal": {k: v for k, v in signal.items() if k not in ("source", "options")},
+        "metrics": {**metrics, **({"psnr": 99.99} if placeholder_psnr else {})},
+        "tensors": table,
+        "latent": {"max_abs": max_abs, "length": len(stream)},
+    }
+    return inrz.pack(header, network_payload + stream, version=VERSION)
+
+
+def _check_config(header: dict[str, Any]) -> tuple[dict[str, Any], LatentField]:
+    """The header's latent field config, checked and built on the meta device (nothing allocated)."""
+    config = header.get("field")
+    require(is_latent_config(config), "header field is not a latent field config")
+    check_numbers(config, "header field config")
+    encoding = config["encoding"]
+    for key in ("height", "width"):
+        require(is_int(encoding.get(key), 1, MAX_SIDE), f"header latent grid {key} must be an integer in 1..{MAX_SIDE}")
+    require(encoding["height"] * encoding["width"] <= MAX_PIXELS,
+            f"header image has {encoding['height'] * encoding['width']:,} pixels, above the limit of {MAX_PIXELS:,}")
+    signal = header.get("signal")
+    inrz.check_signal(signal)
+    require(isinstance(signal, dict) and signal.get("kind") == "image", "a latent file must describe an image")
+    require(signal["height"] == encoding["height"] and signal["width"] == encoding["width"]
+            and signal["channels"] == config.get("n_output_dims", 3), "header signal size differs from the latent grids'")
+    try:
+        with torch.device("meta"):
+            skeleton = LatentField(config)
+    except Exception as err:  # an untrusted config: any failure is a bad file
+        reason = str(err) if isinstance(err, InrkitError) else f"{type(err).__name__}: {err}"
+        raise InrkitError(f"header field config is invalid ({reason.splitlines()[0][:300]})") from None
+    return config, skeleton
+
+
+def decode(header: dict[str, Any], payload: bytes) -> DecodedImage:
+    """Rebuild the field and image of a latent file's header and payload; every size is checked first."""
+    require(header.get("codec") == CODEC, "header codec is not 'latent'")
+    config, skeleton = _check_config(header)
+    section = header.get("latent")
+    require(isinstance(section, dict), "header has no latent section")
+    max_abs, length = section.get("max_abs"), section.get("length")
+    require(is_int(max_abs, 1, MAX_LATENT), f"header latent max_abs must be an integer in 1..{MAX_LATENT}")
+    require(is_int(length, 0, len(payload)) and length % 4 == 0, "header latent length is invalid")
+    shapes = grid_shapes(skeleton.height, skeleton.width, skeleton.encoding.n_levels)
+    n_latents = sum(h * w for h, w in shapes)
+    require(length >= 4 * min_stream_words(n_latents),
+            f"latent stream has {length} bytes, fewer than the {4 * min_stream_words(n_latents)} of {n_latents:,} latents")
+    networks = _Networks(skeleton)
+    table = header.get("tensors")
+    offsets = check_table(table, networks.state_dict(), set(), frozenset(), len(payload) - length)
+    with torch.random.fork_rng(devices=[]):
+        field = LatentField(config)
+    networks = _Networks(field)
+    networks.load_state_dict(decode_tensors(table, offsets, payload[: len(payload) - length], networks.state_dict()))
+    steps = {entry["name"]: torch.tensor([entry["step"]]) for entry in table if "step" in entry}
+    require(all(f"arm.{name}" in steps for name, _ in field.arm.named_parameters() if name.endswith("weight")),
+            "the ARM's weights must be stored with one quantisation step each")
+    arm = FixedPointArm(field.arm, steps)
+    grids = decode_latents(payload[len(payload) - length :], shapes, arm, field.arm.offsets, max_abs)
+    with torch.no_grad():
+        for parameter, grid in zip(field.encoding.grids, grids, strict=True):
+            parameter.copy_(torch.from_numpy(grid))
+        field.encoding.mode = "exact"
+        image = field.image([torch.from_numpy(grid).float() for grid in grids])
+    return DecodedImage(field.eval(), image, header)

@@ -1,0 +1,106 @@
+"""The auto-regressive entropy model (ARM) of latent grids: a small MLP from a causal context to a Laplace.
+
+Each latent ``ŷ[i, j]`` of a grid is predicted from ``n_context`` already-decoded latents of the same grid
+in the rows above it (:data:`CONTEXTS`; zeros outside the grid), so a decoder can decode a whole row of
+every grid at once (:mod:`inrkit.export.latent_codec`). The MLP (ReLU hidden layers of ``n_neurons``)
+gives a location ``μ`` and a base-2 log scale ``s`` (clamped to [:data:`MIN_LOG2_SCALE`,
+:data:`MAX_LOG2_SCALE`]) of a Laplace ``b = 2^s``; the rate of an integer latent ``ŷ`` is
+``−log2 P(ŷ)`` with ``P(ŷ) = F(ŷ + ½) − F(ŷ − ½)``, ``F`` the Laplace CDF. For ``u = |ŷ − μ|``::
+
+    u ≥ ½:  P = ½·e^{−(u − ½)/b}·(1 − e^{−1/b})
+    u < ½:  P = 1 − ½·(e^{−(½ − u)/b} + e^{−(½ + u)/b})
+
+clamped below at 2^−16 (Cool-Chic's floor). Cool-Chic and C3 also use the left neighbours of the same row;
+leaving them out is what lets the decoder work row-parallel (the rate it costs is measured in BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inrkit.errors import ConfigError, Rule, check_section
+
+# (dy, dx) offsets of the causal context, rows above only, nearest first.
+CONTEXTS: dict[int, tuple[tuple[int, int], ...]] = {
+    8: tuple((-1, dx) for dx in range(-2, 3)) + tuple((-2, dx) for dx in range(-1, 2)),
+    12: tuple((-1, dx) for dx in range(-3, 4)) + tuple((-2, dx) for dx in range(-2, 3)),
+    21: tuple((-1, dx) for dx in range(-4, 5)) + tuple((-2, dx) for dx in range(-3, 4))
+    + tuple((-3, dx) for dx in range(-2, 3)),
+}
+MIN_LOG2_SCALE, MAX_LOG2_SCALE = -6.0, 8.0
+PROBABILITY_FLOOR = 2.0**-16
+ARM_SCHEMA = {"n_context": Rule("int", 1, 64),
+              "n_neurons": Rule("int", 1, 64), "n_hidden_layers": Rule("int", 1, 4)}
+
+
+def context_offsets(n_context: int) -> tuple[tuple[int, int], ...]:
+    """The ``(dy, dx)`` offsets of a context of ``n_context`` latents."""
+    if n_context not in CONTEXTS:
+        raise ConfigError(f"arm key 'n_context' must be one of {', '.join(map(str, CONTEXTS))}, got {n_context}")
+    return CONTEXTS[n_context]
+
+
+def gather_context(grid: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """``(h, w)`` grid → ``(h·w, n_context)``: for every latent (row-major) its neighbours at ``offsets``
+    (zero outside the grid)."""
+    height, width = grid.shape
+    top = max(-dy for dy, _ in offsets)
+    side = max(abs(dx) for _, dx in offsets)
+    padded = F.pad(grid, (side, side, top, 0))
+    columns = [padded[top + dy : top + dy + height, side + dx : side + dx + width] for dy, dx in offsets]
+    return torch.stack(columns, dim=-1).reshape(height * width, len(offsets))
+
+
+def laplace_bits(values: torch.Tensor, mean: torch.Tensor, log2_scale: torch.Tensor) -> torch.Tensor:
+    """``−log2 P(values)`` under the quantised Laplace (module docstring), elementwise."""
+    b = torch.exp2(log2_scale)
+    u = (values - mean).abs()
+    tail = -1.0 - (u - 0.5) / (b * math.log(2.0)) + torch.log2(-torch.expm1(-1.0 / b))
+    centre = torch.log2(1.0 - 0.5 * (torch.exp(-(0.5 - u).clamp_min(0) / b) + torch.exp(-(0.5 + u) / b)))
+    log2_p = torch.where(u >= 0.5, tail, centre)
+    return -log2_p.clamp_min(math.log2(PROBABILITY_FLOOR))
+
+
+class ARM(nn.Module):
+    """``n_context → n_neurons (×n_hidden_layers, ReLU) → 2`` (μ, log2 b); config ``{"otype": "ARM", ...}``."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        check_section("arm", config, ARM_SCHEMA)
+        if config.get("otype", "ARM") != "ARM":
+            raise ConfigError(f"arm otype must be 'ARM', got {config.get('otype')!r:.40}")
+        self.offsets = context_offsets(int(config.get("n_context", 12)))
+        width, depth = int(config.get("n_neurons", 16)), int(config.get("n_hidden_layers", 2))
+        sizes = [len(self.offsets)] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.output = nn.Linear(width, 2)
+        with torch.no_grad():
+            self.output.weight.mul_(0.1)
+            self.output.bias.copy_(torch.tensor([0.0, 1.0]))
+
+    def layers(self) -> list[nn.Linear]:
+        """The linear layers in order (the last gives μ and log2 b)."""
+        return [*self.hidden, self.output]
+
+    def forward(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, n_context)`` → ``(μ, log2 b)``, each ``(N,)``."""
+        h = context
+        for layer in self.hidden:
+            h = torch.relu(layer(h))
+        out = self.output(h)
+        return out[:, 0], out[:, 1].clamp(MIN_LOG2_SCALE, MAX_LOG2_SCALE)
+
+    def bits(self, grid: torch.Tensor) -> torch.Tensor:
+        """Total bits of the (quantised) ``(h, w)`` grid under the model (a scalar)."""
+        mean, log2_scale = self(gather_context(grid, self.offsets))
+        return laplace_bits(grid.reshape(-1), mean, log2_scale).sum()
+
+    def macs_per_latent(self) -> int:
+        """Multiplications per coded latent."""
+        return sum(layer.in_features * layer.out_features for layer in self.layers())

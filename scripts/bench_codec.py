@@ -1,0 +1,216 @@
+"""Rate–distortion benchmark of the latent image codec (``--codec latent``) on Kodak 768×512 against JPEG, WebP
+and AVIF (Pillow, measured in the same run), with BD-rates, decode times and the decoder's MAC/pixel.
+
+The full protocol (12 images × 4+ rates × ≤ 10 min per encode) needs 8 CPU-hours; this script runs it in
+parts that each fit a 10-minute slot of the shared lock, appending to ``--work/results.jsonl``:
+
+    flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim03 --rates 0.1 0.2 0.3 0.5 --seconds 100
+    flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim01 --rates 0.3 --seconds 540
+    python scripts/bench_codec.py report        # baselines, BD-rates, the BENCHMARKS.md section and the plot
+
+``encode``: each rate is one ``inrkit.export.compress(image, out, codec="latent", target_bpp=R, seconds=S)``
+(the default complexity, seed 0); then the file is decoded three times in this process (``inrkit.export.load``:
+read, check, decode latents, synthesise the image) and the median time kept. Rate = 8 × file bytes / pixels
+(every byte: container, header, networks, latents); PSNR of the decoded 8-bit image against the 8-bit original.
+``report``: JPEG (``optimize=True``, 4:2:0), WebP (``method=6``) and AVIF (Pillow's default speed) swept over
+quality on the same images; a codec's PSNR at each of our points is read off its per-image curve at our
+per-image bpp (linear interpolation: "matched bpp"); BD-rate (Bjøntegaard: cubic fit of log-rate against PSNR,
+integrated over the overlapping PSNR range) of our points against each codec's curve, per image, then averaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_common import ROOT, write_section
+from bench_compress import at_bpp, codec_curve, psnr8
+
+sys.path.insert(0, str(ROOT))
+
+KODAK = Path("/work/shared/data/image/kodak")
+WORK = Path("/tmp/inrkit-bench-codec")
+BASELINES = ("jpeg", "webp", "avif")
+PUBLISHED = {  # mean PSNR on the 24 Kodak images (issue 17's table): context only
+    "Cool-Chic 5.0.1 (published)": [(0.1, 28.06), (0.2, 30.54), (0.3, 32.33), (0.5, 34.74)],
+    "C3 (published)": [(0.1, 27.35), (0.2, 29.98), (0.3, 31.70), (0.5, 34.22)],
+}
+
+
+def load_uint8(name: str) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB"))
+
+
+def encode(args: argparse.Namespace) -> None:
+    import torch
+
+    from inrkit.export import compress, load
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    target = load_uint8(args.image)
+    for rate in args.rates:
+        out = args.work / f"{args.image}-{rate:g}-{args.seconds:g}s.inrz"
+        report = compress(KODAK / f"{args.image}.png", out, codec="latent", target_bpp=rate, seconds=args.seconds,
+                          complexity=args.complexity, quiet=True)
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            decoded = load(out)
+            times.append(time.perf_counter() - started)
+        pixels = np.round(decoded.image.clamp(0, 1).numpy() * 255).astype(np.uint8)
+        record = {"image": args.image, "target_bpp": rate, "seconds_budget": args.seconds, "complexity": args.complexity,
+                  "bpp": report.bpp, "psnr": psnr8(pixels, target), "encode_s": report.encode_seconds,
+                  "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
+                  "macs_per_pixel": report.macs_per_pixel, "threads": torch.get_num_threads(),
+                  "load": os.getloadavg()[0]}
+        with open(args.work / "results.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        print(json.dumps(record), flush=True)
+
+
+def bd_rate(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -> float:
+    """Bjøntegaard delta rate (%) of ``ours`` against ``theirs`` (``(bpp, PSNR)`` points): negative = fewer bits."""
+    def fit(points: list[tuple[float, float]]) -> np.ndarray:
+        rates, quality = np.log10([r for r, _ in points]), np.array([q for _, q in points])
+        return np.polyfit(quality, rates, 3 if len(points) > 3 else len(points) - 1)
+
+    low = max(min(q for _, q in ours), min(q for _, q in theirs))
+    high = min(max(q for _, q in ours), max(q for _, q in theirs))
+    if high <= low:
+        return float("nan")
+    integral = [np.diff(np.polyval(np.polyint(fit(p)), [low, high]))[0] for p in (ours, theirs)]
+    return float((10 ** ((integral[0] - integral[1]) / (high - low)) - 1) * 100)
+
+
+def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
+    """A PSNR-vs-bpp line plot drawn with Pillow (no matplotlib in the environment)."""
+    from PIL import Image, ImageDraw
+
+    width, height, left, bottom, top, right = 900, 600, 70, 60, 20, 250
+    x_range, y_range = (0.0, 0.7), (20.0, 36.0)
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+
+    def xy(bpp: float, psnr: float) -> tuple[float, float]:
+        x = left + (bpp - x_range[0]) / (x_range[1] - x_range[0]) * (width - left - right)
+        y = height - bottom - (psnr - y_range[0]) / (y_range[1] - y_range[0]) * (height - top - bottom)
+        return x, y
+
+    draw.rectangle([xy(x_range[0], y_range[1]), xy(x_range[1], y_range[0])], outline="black")
+    for tick in np.arange(0.0, 0.71, 0.1):
+        x, y = xy(tick, y_range[0])
+        draw.line([(x, y), (x, y + 5)], fill="black")
+        draw.text((x - 10, y + 8), f"{tick:.1f}", fill="black")
+    for tick in range(20, 37, 2):
+        x, y = xy(x_range[0], tick)
+        draw.line([(x - 5, y), (x, y)], fill="black")
+        draw.text((x - 28, y - 6), f"{tick}", fill="black")
+    draw.text((left + 200, height - 25), "bits per pixel (mean over the images)", fill="black")
+    draw.text((5, top), "PSNR dB", fill="black")
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f", "#bcbd22", "#17becf"]
+    for index, (name, points) in enumerate(series.items()):
+        colour = colours[index % len(colours)]
+        inside = [xy(b, p) for b, p in sorted(points) if x_range[0] <= b <= x_range[1] and y_range[0] <= p <= y_range[1]]
+        if len(inside) > 1:
+            draw.line(inside, fill=colour, width=2)
+        for x, y in inside:
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+        draw.line([(width - right + 10, top + 20 * index + 6), (width - right + 30, top + 20 * index + 6)], fill=colour,
+                  width=3)
+        draw.text((width - right + 35, top + 20 * index), name, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def report(args: argparse.Namespace) -> None:
+    import PIL
+    import torch
+    from PIL import features
+
+    records = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines() if line.strip()]
+    baselines = [c for c in BASELINES if c != "avif" or features.check("avif")]
+    curves = {(image, codec): codec_curve(load_uint8(image), codec, range(1, 101) if codec != "avif" else range(0, 101, 4))
+              for image in sorted({r["image"] for r in records}) for codec in baselines}
+    for record in records:
+        for codec in baselines:
+            record[codec] = at_bpp(curves[(record["image"], codec)], record["bpp"])
+    short = [r for r in records if r["seconds_budget"] < 500]
+    long = [r for r in records if r["seconds_budget"] >= 500]
+    lines = []
+    rows = ["| target bpp | images | bpp (mean) | latent PSNR | " + " | ".join(f"{c.upper()} at matched bpp"
+                                                                             for c in baselines)
+            + " | encode s/image | steps | decode+render ms | MAC/pixel |", "|" + "---|" * (8 + len(baselines))]
+    series: dict[str, list[tuple[float, float]]] = {}
+    for rate in sorted({r["target_bpp"] for r in short}):
+        group = [r for r in short if r["target_bpp"] == rate]
+        mean = {key: float(np.mean([r[key] for r in group])) for key in
+                ("bpp", "psnr", "encode_s", "steps", "decode_ms", "macs_per_pixel", *baselines)}
+        series.setdefault("latent (this run)", []).append((mean["bpp"], mean["psnr"]))
+        for codec in baselines:
+            series.setdefault(f"{codec.upper()} matched", []).append((mean["bpp"], mean[codec]))
+        rows.append(f"| {rate:g} | {len(group)} | {mean['bpp']:.3f} | **{mean['psnr']:.2f}** | "
+                    + " | ".join(f"{mean[c]:.2f}" for c in baselines)
+                    + f" | {mean['encode_s']:.0f} | {mean['steps']:.0f} | {mean['decode_ms']:.0f} | "
+                      f"{mean['macs_per_pixel']:.0f} |")
+    bd = {codec: float(np.nanmean([bd_rate([(r["bpp"], r["psnr"]) for r in short if r["image"] == image],
+                                           [p for p in curves[(image, codec)] if 0.03 <= p[0] <= 1.2])
+                                   for image in sorted({r["image"] for r in short})])) for codec in baselines}
+    for name, points in PUBLISHED.items():
+        series[name] = points
+    plot(series, Path(args.plot))
+    images = sorted({r["image"] for r in short})
+    lines += [
+        "## Latent image codec (Cool-Chic / C3 class) on Kodak 768×512",
+        "",
+        f"`scripts/bench_codec.py` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores shared with other helpers' jobs (load average at encode start "
+        f"{min(r['load'] for r in records):.1f}–{max(r['load'] for r in records):.1f}), torch {torch.__version__}, "
+        f"Pillow {PIL.__version__}). Protocol: see the script's docstring. **Subset**: {len(images)} images "
+        f"({', '.join(images)}) at {len({r['target_bpp'] for r in short})} target rates with a "
+        f"{short[0]['seconds_budget']:g} s training budget each, complexity `{short[0]['complexity']}`"
+        + (f"; plus {', '.join(sorted({r['image'] for r in long}))} at {long[0]['target_bpp']:g} bpp with a "
+           f"{long[0]['seconds_budget']:g} s budget" if long else "")
+        + ". The full protocol (12 images × 4 rates × 10 min) would take 8 CPU-hours.",
+        "",
+        *rows,
+        "",
+        "BD-rate of the latent codec against each (negative: fewer bits for the same PSNR; per image, then averaged): "
+        + ", ".join(f"{c.upper()} {bd[c]:+.1f} %" for c in baselines) + ".",
+        "",
+    ]
+    if long:
+        lines += ["Long budget: " + "; ".join(
+            f"{r['image']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB in {r['encode_s']:.0f} s ({r['steps']} steps; "
+            + ", ".join(f"{c.upper()} {r[c]:.2f}" for c in baselines) + " at matched bpp)" for r in long) + ".", ""]
+    lines += [f"![latent codec rate-distortion]({os.path.relpath(args.plot, ROOT)})", ""]
+    write_section("\n".join(lines), "latent-codec")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("encode", help="encode one Kodak image at some rates (one locked slot)")
+    run.add_argument("image", help="kodimNN")
+    run.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
+    run.add_argument("--seconds", type=float, default=100.0)
+    run.add_argument("--complexity", default="medium")
+    summary = commands.add_parser("report", help="baselines, BD-rates, BENCHMARKS.md section and plot")
+    summary.add_argument("--plot", default=str(ROOT / "benchmarks" / "codec_rd.png"))
+    for command in (run, summary):
+        command.add_argument("--work", type=Path, default=WORK)
+    args = parser.parse_args()
+    encode(args) if args.command == "encode" else report(args)
+
+
+if __name__ == "__main__":
+    main()

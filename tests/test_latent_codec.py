@@ -1,0 +1,194 @@
+"""The latent image codec (issue 17): context gathering, the Laplace rate, the bit-exact fixed-point ARM,
+row-parallel latent coding, and the whole pipeline (train → file → decode, also in a fresh process)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inrkit.encodings.latent_grids import grid_shapes, soft_round
+from inrkit.errors import InrkitError
+from inrkit.export import inrz, latent_codec
+from inrkit.export.quantize import best_step, dequantise, quantise
+from inrkit.fields.arm import ARM, CONTEXTS, gather_context, laplace_bits
+from inrkit.fields.latent_field import LatentField
+from inrkit.signals.image import ImageSignal, pixel_grid
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quantised_arm(n_context: int = 12, seed: int = 0) -> tuple[ARM, dict[str, torch.Tensor]]:
+    """A random ARM whose weights sit on 8-bit per-tensor grids, and those steps (named as in a latent field)."""
+    torch.manual_seed(seed)
+    arm = ARM({"n_context": n_context, "n_neurons": 8, "n_hidden_layers": 2})
+    steps = {}
+    with torch.no_grad():
+        for name, parameter in arm.named_parameters():
+            parameter.normal_(0.0, 0.3)
+            step = best_step(parameter, 8)
+            parameter.copy_(dequantise(quantise(parameter, step, 8), step).reshape(parameter.shape))
+            steps[f"arm.{name}"] = step
+    return arm, steps
+
+
+def image_signal(height: int = 24, width: int = 32) -> ImageSignal:
+    y, x = np.mgrid[0:height, 0:width] / 8.0
+    pixels = np.stack([0.5 + 0.4 * np.sin(3 * x), 0.5 + 0.3 * np.cos(2 * y + x), (x + y) / 8.0], -1)
+    return ImageSignal(np.round(np.clip(pixels, 0, 1) * 255).astype(np.float32) / 255,
+                       {"dtype": "uint8", "low": 0.0, "high": 255.0, "alpha": False})
+
+
+def test_context_holds_the_rows_above_with_zeros_outside():
+    grid = torch.arange(1.0, 13.0).reshape(3, 4)  # rows [1 2 3 4] [5 6 7 8] [9 10 11 12]
+    context = gather_context(grid, CONTEXTS[8])  # (-1, -2..2) then (-2, -1..1)
+    assert context.shape == (12, 8)
+    assert context[6].tolist() == [1, 2, 3, 4, 0, 0, 0, 0]  # latent (1, 2): row 0 cols 0..4, no row -1
+    assert context[9].tolist() == [0, 5, 6, 7, 8, 1, 2, 3]  # latent (2, 1)
+    assert not context[:4].any()  # the first row has no context
+
+
+def test_laplace_bits_match_the_cdf_difference():
+    values = torch.tensor([-3.0, -1.0, 0.0, 0.0, 1.0, 2.0, 7.0, 0.3])
+    mean = torch.tensor([0.2, -0.7, 0.0, 0.45, 0.9, -1.0, 0.0, 0.1])
+    log2_scale = torch.tensor([0.0, -1.0, -3.0, 1.0, 2.0, 0.5, -2.0, 0.0])
+    b = 2.0 ** log2_scale.double()
+
+    def cdf(t: torch.Tensor) -> torch.Tensor:
+        u = t - mean.double()
+        return 0.5 + 0.5 * torch.sign(u) * (1 - torch.exp(-u.abs() / b))
+
+    expected = -torch.log2((cdf(values.double() + 0.5) - cdf(values.double() - 0.5)).clamp_min(2.0**-16))
+    assert torch.allclose(laplace_bits(values, mean, log2_scale).double(), expected, atol=1e-4)
+
+
+def test_soft_round_goes_from_rounding_to_identity():
+    y = torch.tensor([-1.4, -0.6, 0.2, 0.49, 0.51, 1.9])
+    assert torch.allclose(soft_round(y, 1e-3), torch.round(y), atol=1e-6)
+    assert torch.allclose(soft_round(y, 10.0), y, atol=2e-3)
+
+
+def test_fixed_point_arm_is_batch_independent_and_close_to_the_float_arm():
+    arm, steps = quantised_arm()
+    exact = latent_codec.FixedPointArm(arm, steps)
+    context = torch.randint(-6, 7, (3000, 12)).double()
+    mean, scale = exact(context.numpy())
+    for start in range(0, 3000, 37):  # rows of another size: the same numbers, bit for bit
+        part_mean, part_scale = exact(context[start : start + 37].numpy())
+        assert np.array_equal(part_mean, mean[start : start + 37]) and np.array_equal(part_scale, scale[start : start + 37])
+    with torch.no_grad():
+        float_mean, float_log2 = arm(context.float())
+    assert np.abs(mean - float_mean.double().numpy()).max() <= 1 / 128 + 1e-2
+    assert np.abs(np.log2(scale) - float_log2.double().numpy()).max() <= 1 / 32 + 1e-2
+    assert np.allclose(np.log2(scale) * 16, np.round(np.log2(scale) * 16), atol=1e-9)  # scales are 2^(k/16)
+
+
+def test_latents_round_trip_row_parallel():
+    arm, steps = quantised_arm(n_context=21)
+    exact = latent_codec.FixedPointArm(arm, steps)
+    rng = np.random.default_rng(0)
+    shapes = grid_shapes(37, 53, 5)
+    grids = [np.clip(np.round(rng.laplace(0, 1.5 / (k + 1), size=shape)), -20, 20) for k, shape in enumerate(shapes)]
+    stream, max_abs = latent_codec.encode_latents(grids, exact, arm.offsets)
+    assert max_abs == max(int(np.abs(g).max()) for g in grids)
+    assert len(stream) % 4 == 0 and len(stream) >= 4 * latent_codec.min_stream_words(sum(g.size for g in grids))
+    decoded = latent_codec.decode_latents(stream, shapes, exact, arm.offsets, max_abs)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, grids, strict=True))
+
+
+def test_coordinate_path_equals_the_dense_decoder_at_pixel_centres():
+    field = LatentField({"n_input_dims": 2, "n_output_dims": 3,
+                         "encoding": {"otype": "LatentGrids", "height": 13, "width": 22, "n_levels": 4},
+                         "network": {"otype": "Synthesis", "n_neurons": 8, "n_hidden_layers": 1},
+                         "arm": {"otype": "ARM", "n_context": 8, "n_neurons": 4, "n_hidden_layers": 1}})
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for parameter in field.parameters():
+            parameter.normal_(0.0, 1.0)
+        dense = field.image()
+        points = field(pixel_grid(13, 22)).reshape(13, 22, 3)
+    assert torch.allclose(dense, points, atol=1e-4)
+    # ARM 8·4 + 4·2 per latent × 393 latents / 286 pixels, 4 per coarse grid, synthesis 4·8 + 8·3 + 9·3·3
+    assert field.macs_per_pixel() == pytest.approx(40 * 393 / 286 + 4 * 3 + (4 * 8 + 8 * 3 + 81))
+
+
+@pytest.fixture(scope="module")
+def coded(tmp_path_factory):
+    """A latent field fitted for a few steps to a generated image, and its file."""
+    from inrkit.api.latent_compress import LatentOptions, train_latent_field
+
+    folder = tmp_path_factory.mktemp("latent")
+    field, lmbda, _ = train_latent_field(image_signal(), LatentOptions(steps=30, quiet=True, lmbda=1e-3,
+                                                                       complexity="low"), folder / "run")
+    bits = latent_codec.choose_network_bits(field, image_signal().pixels, lmbda)
+    data = latent_codec.encode(field, bits, image_signal().config(), {"psnr": 1.0})
+    (folder / "x.inrz").write_bytes(data)
+    return field, bits, data, folder
+
+
+def test_file_decodes_to_the_encoders_latents_and_image(coded):
+    field, bits, data, _ = coded
+    header, payload = inrz.unpack(data)
+    assert data[8:10] == b"\x02\x00" and header["codec"] == "latent"
+    decoded = latent_codec.decode(header, payload)
+    decoded.field.encoding.mode = "exact"
+    for mine, theirs in zip(field.encoding.grids, decoded.field.encoding.quantised(), strict=True):
+        assert torch.equal(torch.round(mine.detach()), theirs.detach())
+    quantised, _, _ = latent_codec.quantise_networks(field, bits)
+    with torch.no_grad():
+        own = quantised.image([torch.round(g.detach()) for g in field.encoding.grids])
+    assert torch.equal(own, decoded.image)
+
+
+def test_a_fresh_process_decodes_identical_bytes(coded, tmp_path):
+    from inrkit.export import decompress
+
+    _, _, _, folder = coded
+    decompress(folder / "x.inrz", tmp_path / "here.png")
+    subprocess.run([sys.executable, "-m", "inrkit", "decompress", str(folder / "x.inrz"), "--out",
+                    str(tmp_path / "there.png")], check=True, cwd=ROOT, capture_output=True)
+    assert hashlib.sha256((tmp_path / "here.png").read_bytes()).digest() == \
+        hashlib.sha256((tmp_path / "there.png").read_bytes()).digest()
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda h, p: ({**h, "latent": {**h["latent"], "length": h["latent"]["length"] + 4}}, p), "accounts for"),
+    (lambda h, p: ({**h, "latent": {**h["latent"], "max_abs": 0}}, p), "max_abs"),
+    (lambda h, p: ({**h, "field": {**h["field"], "encoding": {**h["field"]["encoding"], "height": 1 << 15,
+                                                              "width": 1 << 15}}}, p), "pixels, above the limit"),
+    (lambda h, p: (h, p[:-4]), "latent stream has|accounts for"),
+    (lambda h, p: ({**h, "codec": "weights"}, p), "codec"),
+])
+def test_forged_latent_files_are_refused_with_one_line(coded, tmp_path, edit, match):
+    from inrkit.export import load
+
+    header, payload = inrz.unpack(coded[2])
+    header, payload = edit(header, payload)
+    path = tmp_path / "forged.inrz"
+    path.write_bytes(inrz.pack(header, payload, version=2))
+    with pytest.raises(InrkitError, match=match) as caught:
+        load(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_compress_an_image_file_end_to_end(tmp_path):
+    from PIL import Image
+
+    from inrkit.cli import main
+    from inrkit.export import compress, load
+
+    Image.fromarray(np.round(image_signal(16, 20).pixels.numpy() * 255).astype(np.uint8)).save(tmp_path / "p.png")
+    report = compress(tmp_path / "p.png", tmp_path / "p.inrz", codec="latent", target_bpp=2.0, steps=12,
+                      complexity="low", quiet=True)
+    assert report.n_bytes == (tmp_path / "p.inrz").stat().st_size and not (tmp_path / "p.inrz.run").exists()
+    assert math.isfinite(report.psnr) and report.bpp == pytest.approx(8 * report.n_bytes / 320)
+    decoded = load(tmp_path / "p.inrz")
+    assert decoded.metrics["psnr"] == round(report.psnr, 2) and decoded.image.shape == (16, 20, 3)
+    assert main(["info", str(tmp_path / "p.inrz")]) == 0
+    assert main(["compress", str(tmp_path / "p.png"), str(tmp_path / "q.inrz"), "--lambda", "1", "--bits", "4"]) == 2
