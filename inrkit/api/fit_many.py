@@ -63,7 +63,8 @@ DEFAULT_STEPS = 500  # the throughput protocol's budget (BENCHMARKS.md); a time 
 MAX_FIELDS_PER_BATCH = 512
 CPU_BATCH_BUDGET = 2 << 30  # bytes of training memory a batch of fields may take on a CPU
 UNSUPPORTED = {"seconds": "--seconds (a wall-clock schedule would tie each field to its batch); give --steps",
-               "coarse_to_fine": "--coarse-to-fine", "clip_grad_norm": "--clip-grad-norm (its norm spans all fields)"}
+               "coarse_to_fine": "--coarse-to-fine", "progressive": "--progressive",
+               "clip_grad_norm": "--clip-grad-norm (its norm spans all fields)"}
 
 
 @dataclass
