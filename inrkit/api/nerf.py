@@ -111,7 +111,7 @@ class NerfOptions:
             rotation, translation = (float(part) for part in str(self.perturb_poses).split(","))
         except ValueError:
             raise InrkitError(f"--perturb-poses must be ROT_DEG,TRANS (e.g. 15,0.26), got {self.perturb_poses!r}") from None
-        if not (0 <= rotation <= 180 and 0 <= translation and math.isfinite(translation)):
+        if not (0 <= rotation <= 180 and translation >= 0 and math.isfinite(translation)):
             raise InrkitError(f"--perturb-poses needs a rotation in [0, 180] degrees and a finite translation >= 0, "
                               f"got {self.perturb_poses!r}")
         return rotation, translation
