@@ -13,7 +13,9 @@ corner cells ``⌊g⌋`` and ``⌊g⌋ + 1`` and weights ``1 − (g − ⌊g⌋)
 Feedback (:meth:`SpatialBandMask.splat`, every training step): each sample's loss is added to its
 corner cells with the interpolation weights (a loss sum and a weight sum per cell). At a block
 boundary (:meth:`SpatialBandMask.advance`) the cell loss is sum/weight; cells no sample reached take the
-mean of their ``K^d − 1`` neighbours; the result is box-blurred; every cell still progressing whose
+mean of their visited ``K^d − 1`` neighbours (SAPE averages all neighbours, visited or not, which under random
+minibatches, where most cells see no sample in a block, reads as a low loss and stops them; a cell with no visited
+neighbour keeps progressing); the result is box-blurred; every cell still progressing whose
 loss exceeds ε opens one more band, the others stop for good; the sums restart. A cell is
 progressing while ``n_c`` equals the number of boundaries passed, so ``n_c`` never decreases and a
 stopped cell never opens again.
@@ -135,10 +137,12 @@ class SpatialBandMask(nn.Module):
     @torch.no_grad()
     def advance(self, epsilon: float) -> None:
         """A block boundary: progressing cells with blurred loss above ``epsilon`` open one band, the others stop."""
-        empty = self.loss_weight == 0
-        loss = self.loss_sum / torch.where(empty, torch.ones_like(self.loss_weight), self.loss_weight)
-        if bool(empty.any()):
-            loss = torch.where(empty, self.neighbour_mean(loss[None])[0], loss)
+        visited = (self.loss_weight > 0).float()
+        loss = self.loss_sum / torch.where(visited > 0, self.loss_weight, torch.ones_like(self.loss_weight))
+        if not bool(visited.all()):  # fill from the visited neighbours; none visited: no evidence, keep progressing
+            around = self.neighbour_mean(torch.stack((loss * visited, visited)))
+            filled = torch.where(around[1] > 0, around[0] / around[1].clamp_min(1e-12), torch.full_like(loss, torch.inf))
+            loss = torch.where(visited > 0, loss, filled)
         loss = self.blur(loss[None])[0]
         progressing = (self.level == self.boundaries) & (loss > epsilon)
         self.boundaries += 1
