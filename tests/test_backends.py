@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from inrkit.backends import cpu_grid, grid_forward, tcnn_available
-from inrkit.backends.grid_reference import active_levels, grid_forward_reference
+from inrkit.backends.grid_reference import grid_forward_reference
 from inrkit.encodings import GridEncoding
 from inrkit.errors import InrkitError
 from inrkit.fields import Field, build_field
@@ -280,10 +280,10 @@ def test_prepare_field_picks_backends_and_refuses_impossible_ones():
 def test_coarse_to_fine_unlocks_levels_and_fits(tmp_path, make_image):
     import inrkit
     from inrkit.signals import ImageSignal
-    from inrkit.train.level_schedule import CoarseToFine
+    from inrkit.train.progressive import BandSchedule
 
     field = build_field("hashgrid", 2, 3, n_levels=8, log2_hashmap_size=10)
-    schedule = CoarseToFine(field, every=10)
+    schedule = BandSchedule(field, "levels", every=10, progress=lambda: 0.0)  # what --coarse-to-fine 10 runs
     seen = []
     for step in (0, 9, 10, 35, 60, 1000):
         schedule(step)
@@ -293,7 +293,8 @@ def test_coarse_to_fine_unlocks_levels_and_fits(tmp_path, make_image):
                      steps=80, coarse_to_fine=10, backend="torch", log2_hashmap_size=10, eval_every=0, quiet=True,
                      device="cpu")
     assert run.metrics["psnr"] > 28
-    assert active_levels(8, run.field.encoding.max_level) == 8  # outputs are written with every level on
+    assert run.field.encoding.bands.all_on  # outputs are written with every level on
+    assert (run.config["train"]["progressive"], run.config["train"]["coarse_to_fine"]) == ("levels", 10)
 
 
 @pytest.mark.parametrize("resume", [False, True])

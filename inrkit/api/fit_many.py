@@ -67,7 +67,8 @@ CPU_BATCH_ACTIVATIONS = 128 << 20
 # parameters): compiling costs about 10 s once per process and saved ~40 % of a step in the benchmark
 COMPILE_WORK = 1e11
 UNSUPPORTED = {"seconds": "--seconds (a wall-clock schedule would tie each field to its batch); give --steps",
-               "coarse_to_fine": "--coarse-to-fine", "clip_grad_norm": "--clip-grad-norm (its norm spans all fields)"}
+               "coarse_to_fine": "--coarse-to-fine", "progressive": "--progressive",
+               "clip_grad_norm": "--clip-grad-norm (its norm spans all fields)"}
 
 
 @dataclass

@@ -46,8 +46,8 @@ from inrkit.signals import Signal, open_signal, signal_from_config, signal_optio
 from inrkit.train import Trainer, TrainingDiverged, TrainingInterrupted, TrainOptions
 from inrkit.train.checkpoint import CHECKPOINT_POINTER
 from inrkit.train.chunking import activation_bytes_per_sample, current_memory_bytes, resolve_chunk_size
-from inrkit.train.level_schedule import CoarseToFine
 from inrkit.train.options import DEVICE_SECONDS
+from inrkit.train.progressive import SapeSchedule, progressive_schedule
 from inrkit.train.threads import cpu_thread_hooks, restored_threads
 from inrkit.version import __version__
 
@@ -134,6 +134,7 @@ def _apply_defaults(signal: Signal, model_options: ModelOptions, train_options: 
     if protocol == "device" and train_options.steps is None and train_options.seconds is None:
         train_options.seconds = DEVICE_SECONDS
     train_options.protocol = protocol
+    train_options.resolve_progressive()
     train_options.validate()
 
 
@@ -174,11 +175,33 @@ def _check_amp(model_options: ModelOptions, train_options: TrainOptions) -> None
                           "phase with 8 bits of mantissa; train without --amp")
 
 
-def check_fit_backend(field: Field, options: TrainOptions, device: torch.device) -> None:
-    """Refuse, before a run starts, a backend request that cannot be met or a combination that would do nothing."""
-    if resolve_backend(field, options.backend, device) == "tcnn" and options.coarse_to_fine:
-        raise ConfigError("--coarse-to-fine does not work with the tcnn backend (its level mask is not exposed); "
+def check_fit_backend(field: Field | NerfModel, options: TrainOptions, device: torch.device) -> None:
+    """Refuse, before a run starts, a backend request that cannot be met or a combination that would do nothing
+    (a progressive schedule on a field without bands, or on tcnn's encodings, which hide their bands)."""
+    if resolve_backend(field, options.backend, device) == "tcnn" and (options.coarse_to_fine or options.progressive):
+        flag = "--coarse-to-fine" if options.coarse_to_fine else f"--progressive {options.progressive}"
+        raise ConfigError(f"{flag} does not work with the tcnn backend (its encodings' bands are not exposed); "
                           "give --backend torch or --backend fast")
+    progressive_schedule(field, options.progressive, options.progressive_start, options.progressive_end,
+                         options.coarse_to_fine)
+
+
+SAPE_RESOLUTIONS = {1: 128, 2: 128, 3: 32}  # cells per axis of SAPE's mask: 128^d for images (SAPE's), 32³ for volumes
+
+
+def sape_mask_config(field_config: dict[str, Any], signal: Signal, model: str) -> None:
+    """``--progressive sape``: give the field's encoding SAPE's spatial band mask (saved with the weights), or refuse
+    a signal without per-sample losses or a model without bands, in one line."""
+    if signal.pool_size is None:
+        raise ConfigError(f"--progressive sape needs a loss that is a mean of per-sample terms (images, audio, video, "
+                          f"SDF with --sdf-loss l1/mape); this {signal.kind} signal's loss is not")
+    dims = int(field_config["n_input_dims"])
+    if dims not in SAPE_RESOLUTIONS:
+        raise ConfigError(f"--progressive sape covers 1- to 3-D coordinates, not {dims}-D")
+    if field_config["encoding"].get("otype", "Identity") in ("Identity", "Composite", "SphericalHarmonics"):
+        raise ConfigError(f"--progressive sape needs an encoding with frequency bands (ffn, relu-pe, hash grids); "
+                          f"model {model!r} has none")
+    field_config["encoding"]["band_mask"] = {"resolution": SAPE_RESOLUTIONS[dims]}
 
 
 def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_options: TrainOptions,
@@ -190,6 +213,8 @@ def _prepare(signal: str | Path | Signal, model_options: ModelOptions, train_opt
     _check_amp(model_options, train_options)
     field_config = preset_config(model_options, opened.n_input_dims, opened.n_output_dims, opened.samples_per_axis,
                                  n_frames=opened.n_frames)
+    if train_options.progressive == "sape":
+        sape_mask_config(field_config, opened, model_options.model)
     preset = get_preset(model_options.model)
     lr = train_options.lr if train_options.lr is not None else preset.lr
     seed_everything(train_options.seed)
@@ -321,26 +346,32 @@ def train_run(config: dict[str, Any], field: torch.nn.Module, signal: Signal, op
     return the :class:`Run`: the one run lifecycle of every signal kind, radiance fields included.
 
     The Trainer runs the field's own step hooks (:meth:`Field.training_hooks`: a NeRF's occupancy grid),
-    the coarse-to-fine level schedule and the CPU thread tuner. ``Run.output_seconds`` is the time from
-    the end of training to the outputs written (final evaluation, checkpoint, renders). With ``report``
+    the progressive-encoding schedule (:mod:`inrkit.train.progressive`; SAPE also sees the per-sample
+    losses) and the CPU thread tuner. ``Run.output_seconds`` is the time from the end of training to the
+    outputs written (final evaluation, checkpoint, renders). With ``report``
     (None: in a Jupyter kernel) ``run_dir/report.html`` is rewritten at every evaluation and once the outputs exist.
     """
     live = LiveReport(run_dir) if (in_notebook() if report is None else report) else None
     if device.type == "cpu":
         torch.set_flush_denormal(True)  # Gauss/WIRE produce denormals that slow CPU matmuls 6-9x
     module = prepare_field(field, options.backend, device)
-    levels = [CoarseToFine(module, options.coarse_to_fine)] if options.coarse_to_fine else []
-    hooks = [*field.training_hooks(options.seed), *levels, *cpu_thread_hooks(device, options.threads)]
+    schedule = progressive_schedule(module, options.progressive, options.progressive_start, options.progressive_end,
+                                    options.coarse_to_fine)
+    schedules = [schedule] if schedule is not None else []
+    hooks = [*field.training_hooks(options.seed), *schedules, *cpu_thread_hooks(device, options.threads)]
+    loss_hooks = [s.observe for s in schedules if isinstance(s, SapeSchedule)]
     with restored_threads():
         trainer = Trainer(module, signal.to(device), options, run_dir, float(config["train"]["lr"]), device, hooks,
-                          [live] if live else None)
+                          [live] if live else None, sample_loss_hooks=loss_hooks)
+        for each in schedules:
+            each.follow(trainer.progress_fraction)
         if resume:
             trainer.resume()
             write_json(run_dir / CONFIG_FILE, config)  # the resumed options, once nothing can refuse the run
         began, trained_before = time.perf_counter(), trainer.elapsed
         metrics = trainer.fit()
-    for schedule in levels:
-        schedule.unlock_all()  # every level on for the outputs, as in the saved field
+    for each in schedules:
+        each.unlock_all()  # every band on for the outputs, as in the saved field (SAPE: its final mask)
     signal.write_outputs(module, run_dir)
     module.eval()
     output_seconds = time.perf_counter() - began - (trainer.elapsed - trained_before)

@@ -38,6 +38,8 @@ class BandWeights(nn.Module):
         self.n_bands = int(n_bands)
         self.register_buffer("weights", torch.ones(self.n_bands), persistent=False)
         self.all_on = True  # every weight is 1: forward returns the features as they are
+        self.n_open = self.n_bands  # bands up to the last one with a weight above 0
+        self.hard = True  # the weights are 1 for every band below n_open (and 0 above): a prefix of bands is on
         self.spatial: nn.Module | None = None  # a SpatialBandMask: weights per sample from its coordinates
 
     def set(self, weights: torch.Tensor) -> None:
@@ -47,6 +49,9 @@ class BandWeights(nn.Module):
             raise ConfigError(f"band weights must be {self.n_bands} numbers in [0, 1], got shape {tuple(weights.shape)}")
         self.weights.copy_(weights)
         self.all_on = bool((weights == 1).all())
+        on = torch.nonzero(weights > 0)
+        self.n_open = int(on[-1]) + 1 if len(on) else 0
+        self.hard = bool((weights[: self.n_open] == 1).all())
 
     @property
     def active(self) -> bool:

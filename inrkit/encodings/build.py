@@ -9,6 +9,7 @@ from torch import nn
 from inrkit.encodings.composite import Composite
 from inrkit.encodings.frequency import Frequency, GaussianFourier, Identity, PositionalEncoding
 from inrkit.encodings.grid import GRID_OTYPES, GridEncoding
+from inrkit.encodings.spatial_mask import SpatialBandMask
 from inrkit.encodings.spherical_harmonics import SphericalHarmonics
 from inrkit.errors import ConfigError, Rule, check_section
 
@@ -25,9 +26,29 @@ ENCODING_SCHEMAS = {
 }
 
 
+BAND_MASK_SCHEMA = {"resolution": Rule("int", 3, 1 << 21)}
+
+
 def build_encoding(n_input_dims: int, config: dict[str, Any]) -> nn.Module:
     """Build an encoding from its config dict (``{"otype": ..., ...}``); every module has ``n_output_dims``
-    and ``input_domain`` ("signed": inrkit's [-1,1] coordinates, "unit": tcnn's [0,1])."""
+    and ``input_domain`` ("signed": inrkit's [-1,1] coordinates, "unit": tcnn's [0,1]).
+
+    An encoding with bands may carry ``"band_mask": {"resolution": R}``: SAPE's spatial mask over its
+    bands (:class:`~inrkit.encodings.spatial_mask.SpatialBandMask`), whose state is saved with the weights."""
+    module = _build(n_input_dims, config)
+    mask = config.get("band_mask")
+    if mask is not None:
+        check_section("encoding band_mask", mask, BAND_MASK_SCHEMA)
+        if not getattr(getattr(module, "bands", None), "n_bands", 0):
+            raise ConfigError(f"encoding {config.get('otype')!r} has no frequency bands for a 'band_mask' (SAPE)")
+        if "resolution" not in mask:
+            raise ConfigError("encoding key 'band_mask' needs the key 'resolution'")
+        module.bands.spatial = SpatialBandMask(n_input_dims, module.bands.n_bands, int(mask["resolution"]),
+                                               module.input_domain)
+    return module
+
+
+def _build(n_input_dims: int, config: dict[str, Any]) -> nn.Module:
     check_section("encoding", config, {})
     otype = config.get("otype", "Identity")
     if not isinstance(otype, str):

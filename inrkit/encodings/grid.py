@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from torch import nn
 
 from inrkit.backends import grid_forward
 from inrkit.backends.grid_reference import INTERPOLATIONS, GridEncodingSpec, GridGeometry, grid_geometry
+from inrkit.encodings.bands import BandWeights
 from inrkit.errors import ConfigError
 
 GRID_OTYPES = ("HashGrid", "Grid", "DenseGrid", "TiledGrid")
@@ -90,6 +92,11 @@ class GridEncoding(nn.Module):
     output zeros and their entries get no gradient. ``backend`` picks the implementation of the
     lookup (``inrkit.backends``): ``"torch"`` is the reference, ``"fast"`` a compiled CPU kernel or a
     compiled GPU path, ``"auto"`` the fastest one available.
+
+    Bands (:mod:`inrkit.encodings.bands`): level 0 is always on, level ``l ≥ 1`` is band ``l − 1``.
+    Weights that switch on a prefix of the levels (0 or 1, coarse to fine) become a ``max_level``
+    for the lookup, so the levels that are off cost nothing, as tcnn's mask; other weights multiply
+    the features of their level.
     """
 
     input_domain = "unit"
@@ -105,6 +112,9 @@ class GridEncoding(nn.Module):
         self.n_output_dims = c["n_levels"] * c["n_features_per_level"]
         self.params = nn.Parameter(torch.empty(geometry.n_params).uniform_(-1e-4, 1e-4))
         self.backend = "auto"
+        level = torch.arange(self.n_output_dims) // c["n_features_per_level"]
+        self.register_buffer("channel_band", level - 1, persistent=False)
+        self.bands = BandWeights(c["n_levels"] - 1)
 
     @property
     def geometry(self) -> GridGeometry:
@@ -123,4 +133,9 @@ class GridEncoding(nn.Module):
         return self.params.numel()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return grid_forward(x.float(), self.params, self.spec, self.backend)
+        bands, spec = self.bands, self.spec
+        if bands.active and bands.spatial is None:  # levels past the last one with a weight above 0 are skipped
+            spec = replace(spec, max_level=min(spec.max_level, bands.n_open / self.geometry.n_levels))
+            if bands.hard:
+                return grid_forward(x.float(), self.params, spec, self.backend)
+        return bands(grid_forward(x.float(), self.params, spec, self.backend), self.channel_band, x)

@@ -16,6 +16,11 @@ otype        extra keys
 ``Wire``     ``first_omega_0`` (20), ``hidden_omega_0`` (20), ``scale`` (10); width ⌊n/√2⌋
 ``ReLU``     none (PyTorch default initialisation)
 ===========  =========================================================================
+
+The sine networks (Siren, ResFieldSiren, Spder, Finer) also take ``weight_scale`` α (default 1): Yeom et
+al.'s weight scaling (ICLR 2025, "Fast Training of Sinusoidal Neural Fields via Scaling Initialization"),
+every weight matrix but the output layer's multiplied by α after the initialisation, ``W ← α·W``
+(biases unchanged). The paper studies SIREN; Spder and Finer take it as an extension.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ NETWORK_SCHEMA = {
     "time_mode": Rule("choice", choices=TIME_MODES),
     "fusion": Rule("choice", choices=FUSIONS),
     "time_dim": Rule("int", 0, 1023),
+    "weight_scale": Rule("number", 0.0, 1e3, above=True),
 }
 
 
@@ -70,6 +76,9 @@ class CoordinateMLP(nn.Module):
         for key in ("otype", "n_neurons", "n_hidden_layers", *(("n_frames",) if config.get("otype") == "ResFieldSiren" else ())):
             if key not in config:
                 raise ConfigError(f"network config of {config.get('otype')!r} needs the key {key!r}")
+        if "weight_scale" in config and config["otype"] not in PERIODIC_OTYPES:
+            raise ConfigError(f"network key 'weight_scale' applies to the sine networks ({', '.join(PERIODIC_OTYPES)}), "
+                              f"not {config['otype']!r}")
         if config["otype"] == "Wire" and config["n_neurons"] < 2:
             raise ConfigError("network key 'n_neurons' of Wire must be at least 2 (it keeps floor(n/sqrt 2) complex units)")
         otype = config["otype"]
@@ -105,6 +114,11 @@ class CoordinateMLP(nn.Module):
                 )
             self.output = nn.Linear(width, n_output_dims)
             siren_uniform_(self.output.weight, width, hidden_omega, is_first=False)
+            scale = float(config.get("weight_scale", 1.0))
+            if scale != 1.0:
+                with torch.no_grad():
+                    for layer in layers:
+                        layer.linear.weight.mul_(scale)  # W ← α·W in every sine layer, not the output layer
         elif otype == "Gauss":
             scale = float(config.get("scale", 30.0))
             layers = [GaussLayer(n_input_dims if i == 0 else width, width, scale) for i in range(depth)]

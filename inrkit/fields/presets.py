@@ -17,7 +17,7 @@ from typing import Any
 from inrkit.encodings import nyquist_frequencies
 from inrkit.errors import InrkitError
 from inrkit.fields.activations import SPDER_DAMPINGS
-from inrkit.fields.mlp import MAX_DEPTH, MAX_WIDTH
+from inrkit.fields.mlp import MAX_DEPTH, MAX_WIDTH, PERIODIC_OTYPES
 from inrkit.fields.resfields import FUSIONS, TIME_MODES
 
 
@@ -51,6 +51,10 @@ class ModelOptions:
     resfield_layers: str | None = field(default=None, metadata={"help": "ResFields: comma-separated layer indices (1,2,3)"})
     time_mode: str | None = field(default=None, metadata={"help": "ResFields time: interpolation | lookup"})
     fusion: str | None = field(default=None, metadata={"help": "ResFields fusion: add | mul"})
+    weight_scale: float | None = field(default=None, metadata={
+        "help": "sine networks (siren, spder, finer, resfields, hashgrid-siren): multiply every weight matrix but the "
+                "output layer's by this factor at initialisation (Yeom et al. 2025's weight scaling, e.g. 2.5; "
+                "default: 1, off)"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Preset:
         return "n_frames" in self.network
 
 
+SINE_OTYPES = frozenset(PERIODIC_OTYPES)  # the networks --weight-scale applies to
 _SIGNED = {"range": [-1.0, 1.0], "activation": "None"}
 _UNIT = {"range": [0.0, 1.0], "activation": "None"}
 _IDENTITY = {"otype": "Identity"}
@@ -276,6 +281,13 @@ def preset_config(
         if key not in preset.options:
             raise InrkitError(f"--{key.replace('_', '-')} does not apply to model {options.model!r}")
         config[section][config_key] = value
+    if options.weight_scale is not None:
+        if config["network"]["otype"] not in SINE_OTYPES:
+            raise InrkitError(f"--weight-scale applies to the sine networks (siren, spder, finer, resfields, "
+                              f"hashgrid-siren), not {options.model!r}")
+        if not (math.isfinite(options.weight_scale) and 0 < options.weight_scale <= 1e3):
+            raise InrkitError(f"--weight-scale must be in (0, 1000], got {options.weight_scale}")
+        config["network"]["weight_scale"] = options.weight_scale
     if options.coordinate_scale is not None:
         if config["encoding"].get("otype") != "Identity":
             raise InrkitError(f"--coordinate-scale applies to models on raw coordinates, not {options.model!r} "

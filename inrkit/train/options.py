@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from inrkit.backends import BACKENDS
 from inrkit.devices import DEVICE_CHOICES
 from inrkit.errors import InrkitError
+from inrkit.train.progressive import DEFAULT_WINDOWS, check_progressive
 from inrkit.train.sampling import SAMPLING_POLICIES
 from inrkit.train.schedules import SCHEDULES
 
@@ -47,8 +48,18 @@ class TrainOptions:
     protocol: str = field(default="auto", metadata={
         "help": "paper (the papers' full-batch settings) | device (minibatches and schedules measured for this "
                 "machine) | auto (paper on a GPU, device elsewhere)"})
+    progressive: str | None = field(default=None, metadata={
+        "help": "progressive encoding: the encoding's frequency bands (octaves, Fourier features, grid levels) open "
+                "coarse to fine: barf (cosine window) | nerfies (cosine, linear alpha) | step (hard) | levels "
+                "(hash-level annealing) | sape (per location, by the local loss) (default: none, all bands at once)"})
+    progressive_start: float | None = field(default=None, metadata={
+        "help": "fraction of the run where the bands start opening (default: the schedule's: barf/step 0.1, nerfies 0, "
+                "levels 0.05, sape 0)"})
+    progressive_end: float | None = field(default=None, metadata={
+        "help": "fraction of the run where every band is open (default: barf/step 0.5, nerfies 0.8, levels 0.17, sape 0.5)"})
     coarse_to_fine: int = field(default=0, metadata={
-        "help": "hash grids: start with a quarter of the levels and unlock one every N steps (0: all levels at once)"})
+        "help": "--progressive levels with a level every N steps: start with a quarter of the levels and open one every "
+                "N steps (0: off)"})
     clip_grad_norm: float | None = field(default=None, metadata={
         "help": "clip the total L2 norm of the gradient over all parameters to C before each step, "
                 "g <- g*min(1, C/(|g|+1e-6)) (default: none; SIREN's SDF protocol, --sdf-loss siren under --protocol "
@@ -85,8 +96,7 @@ class TrainOptions:
             raise InrkitError(f"--eval-every must be >= 0, got {self.eval_every}")
         if self.backend not in BACKENDS:
             raise InrkitError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.coarse_to_fine < 0:
-            raise InrkitError(f"--coarse-to-fine must be >= 0, got {self.coarse_to_fine}")
+        check_progressive(self.progressive, self.progressive_start, self.progressive_end, self.coarse_to_fine)
         if self.protocol not in PROTOCOLS:
             raise InrkitError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and math.isfinite(self.clip_grad_norm)):
@@ -105,6 +115,17 @@ class TrainOptions:
             raise InrkitError(f"--sampling-floor applies to --sampling error, not {self.sampling}")
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise InrkitError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+
+    def resolve_progressive(self) -> None:
+        """Fill the progressive schedule's defaults, to be recorded in config.json: ``--coarse-to-fine N`` alone is
+        ``--progressive levels`` by steps; a schedule without ``--progressive-start/--progressive-end`` takes its
+        default window (:data:`~inrkit.train.progressive.DEFAULT_WINDOWS`)."""
+        if self.coarse_to_fine and self.progressive is None:
+            self.progressive = "levels"
+        if self.progressive is not None and not self.coarse_to_fine:
+            default_start, default_end = DEFAULT_WINDOWS[self.progressive]
+            self.progressive_start = default_start if self.progressive_start is None else self.progressive_start
+            self.progressive_end = default_end if self.progressive_end is None else self.progressive_end
 
     def resolved_protocol(self, device_type: str) -> str:
         """``paper`` or ``device``: ``auto`` is the paper protocol on a CUDA GPU, the device protocol elsewhere."""

@@ -57,6 +57,7 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 StepHook = Callable[[int], None]
+SampleLossHook = Callable[[Batch, torch.Tensor], None]  # (a training chunk, its per-sample losses (N,), detached)
 EvaluationHook = Callable[[dict[str, Any]], None]
 LONG_RUN_SECONDS = 3600.0  # a step budget longer than this gets a one-line note (and how to shorten it)
 ESTIMATE_AFTER_STEPS = 5
@@ -79,7 +80,9 @@ class Trainer:
     ``step_hooks`` are called with the step number (0-based) before each training step: occupancy
     grid updates, coarse-to-fine level schedules and the like live there, not in the loop.
     ``evaluation_hooks`` are called with each evaluation's metrics record, the field in the state
-    it was evaluated in (e.g. to keep the best state seen).
+    it was evaluated in (e.g. to keep the best state seen). With ``sample_loss_hooks`` the loss is
+    the mean of the signal's per-sample losses (:meth:`~inrkit.signals.Signal.sample_losses`), and each
+    hook sees every training chunk with them (SAPE's feedback).
 
     With ``options.ema_decay`` = d the trainer keeps tiny-cuda-nn's EMA of the parameters
     (``optimizers/ema.h``, instant-ngp's ``EMA ∘ ExponentialDecay ∘ Adam``; REFERENCE §2.6, §3.1): after
@@ -96,9 +99,11 @@ class Trainer:
 
     def __init__(self, field: torch.nn.Module, signal: Signal, options: TrainOptions, run_dir: Path, lr: float,
                  device: torch.device, step_hooks: list[StepHook] | None = None,
-                 evaluation_hooks: list[EvaluationHook] | None = None) -> None:
+                 evaluation_hooks: list[EvaluationHook] | None = None,
+                 sample_loss_hooks: list[SampleLossHook] | None = None) -> None:
         self.field = field
         self.step_hooks = list(step_hooks or [])
+        self.sample_loss_hooks = list(sample_loss_hooks or [])
         self.evaluation_hooks = list(evaluation_hooks or [])
         self.signal = signal
         self.options = options
@@ -296,9 +301,12 @@ class Trainer:
         for start in range(0, n_samples, chunk):
             part = batch.chunk(start, min(start + chunk, n_samples))  # the whole batch when it is one chunk
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                if self.sampling.observes_losses:  # the policy reads the per-sample terms of the loss
+                if self.sampling.observes_losses or self.sample_loss_hooks:  # the per-sample terms of the loss
                     losses = self.signal.sample_losses(self.field, part)
-                    self.sampling.observe(start, losses.detach())
+                    if self.sampling.observes_losses:  # the sampling policy reads them
+                        self.sampling.observe(start, losses.detach())
+                    for hook in self.sample_loss_hooks:
+                        hook(part, losses.detach())
                     loss = losses.mean() * (len(part) / n_samples)
                 else:
                     loss = self.signal.loss(self.field, part) * (len(part) / n_samples)
