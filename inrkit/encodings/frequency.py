@@ -68,8 +68,8 @@ class Frequency(nn.Module):
         self.register_buffer("frequencies", math.pi * 2.0 ** torch.arange(n_frequencies, dtype=torch.float32),
                              persistent=False)
         self.n_output_dims = 2 * n_frequencies * n_input_dims
-        octave = (torch.arange(self.n_output_dims) // 2) % max(n_frequencies, 1)
-        self.register_buffer("channel_band", octave - 1, persistent=False)
+        band = [(channel // 2) % max(n_frequencies, 1) - 1 for channel in range(self.n_output_dims)]
+        self.register_buffer("channel_band", torch.tensor(band), persistent=False)  # Python ints: see GridEncoding
         self.bands = BandWeights(max(n_frequencies - 1, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,9 +97,9 @@ class PositionalEncoding(nn.Module):
         self.register_buffer("frequencies", factor * 2.0 ** torch.arange(n_frequencies, dtype=torch.float32), persistent=False)
         self.n_output_dims = n_input_dims * (int(include_input) + 2 * n_frequencies)
         first = 0 if include_input else 1  # the first scheduled octave
-        octave = torch.arange(2 * n_frequencies * n_input_dims) // (2 * n_input_dims)
-        identity = torch.full((n_input_dims * int(include_input),), -1)
-        self.register_buffer("channel_band", torch.cat((identity, octave - first)), persistent=False)
+        band = [-1] * (n_input_dims * int(include_input))  # the identity: always on
+        band += [channel // (2 * n_input_dims) - first for channel in range(2 * n_frequencies * n_input_dims)]
+        self.register_buffer("channel_band", torch.tensor(band), persistent=False)  # Python ints: see GridEncoding
         self.bands = BandWeights(max(n_frequencies - first, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -112,8 +112,9 @@ class GridEncoding(nn.Module):
         self.n_output_dims = c["n_levels"] * c["n_features_per_level"]
         self.params = nn.Parameter(torch.empty(geometry.n_params).uniform_(-1e-4, 1e-4))
         self.backend = "auto"
-        level = torch.arange(self.n_output_dims) // c["n_features_per_level"]
-        self.register_buffer("channel_band", level - 1, persistent=False)
+        # built from Python ints: tensor arithmetic under a torch.device context imports the compiler stack
+        band = [level - 1 for level in range(c["n_levels"]) for _ in range(c["n_features_per_level"])]
+        self.register_buffer("channel_band", torch.tensor(band), persistent=False)
         self.bands = BandWeights(c["n_levels"] - 1)
 
     @property
