@@ -13,6 +13,7 @@ A bench directory holds::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,25 +98,35 @@ class BenchResult:
                 lines.append(f"{cell.key}: {record['status']}" + (f" ({record['error']})" if record.get("error") else ""))
         return lines
 
-    def table(self) -> str:
-        """The Markdown table: the protocol's metrics per model, the published number and the difference."""
+    def columns(self) -> list[str]:
+        """The bench table's column names: model, parameters, cells, metrics, compressed points, published, gap."""
         protocol, metric = self.protocol, self.protocol.metric
-        unit = " dB" if metric in DECIBEL_METRICS else ""
         head = ["model", "params", "cells", *protocol.metrics]
         for options in protocol.compress:
             head += [f"bpp @{options.get('bits', 8)} bits", f"PSNR @{options.get('bits', 8)} bits"]
-        head += [f"published {metric}", f"difference{unit}"]
+        return [*head, f"published {metric}", "difference" + (" (dB)" if metric in DECIBEL_METRICS else "")]
+
+    def row_text(self, row: dict[str, Any], number: Callable[[float], str]) -> list[str]:
+        """One row of :meth:`rows` as the table's cells (:meth:`columns`), numbers written by ``number``."""
+        def text(value: float | None) -> str:
+            return "" if value is None else number(value)
+
+        cells = [row["model"], f"{row['params']:,}" if row["params"] else "", f"{row['cells']}/{row['total']}"]
+        cells += [text(row[m]) for m in self.protocol.metrics]
+        for index in range(len(self.protocol.compress)):
+            cells += [text(row[f"bpp{index}"]), text(row[f"psnr{index}"])]
+        published = "" if row["published"] is None else number(row["published"]) + ("" if row["same_signals"] else "*")
+        decibels = self.protocol.metric in DECIBEL_METRICS
+        gap = "" if row["gap"] is None else f"{row['gap']:+.2f}" if decibels else f"{row['gap']:+.4f}"
+        return [*cells, published, gap]
+
+    def table(self) -> str:
+        """The Markdown table: the protocol's metrics per model, the published number and the difference."""
+        protocol, head = self.protocol, self.columns()
         lines = [f"{protocol.name} v{protocol.version} ({protocol.scale} scale): {protocol.title}",
                  *([f"scale {protocol.scale}: {protocol.factors}"] if protocol.factors else []), "",
                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for row in self.rows():
-            cells = [row["model"], f"{row['params']:,}" if row["params"] else "", f"{row['cells']}/{row['total']}"]
-            cells += [_number(row[m]) for m in protocol.metrics]
-            for index in range(len(protocol.compress)):
-                cells += [_number(row[f"bpp{index}"]), _number(row[f"psnr{index}"])]
-            published = _number(row["published"]) + ("" if row["same_signals"] or row["published"] is None else "*")
-            gap = "" if row["gap"] is None else f"{row['gap']:+.2f}" if unit else f"{row['gap']:+.4f}"
-            lines.append("| " + " | ".join([*cells, published, gap]) + " |")
+        lines += ["| " + " | ".join(self.row_text(row, _number)) + " |" for row in self.rows()]
         sources = protocol.published.get("sources", {})
         lines += ["", *(f"[{key}] {text}" for key, text in sources.items())]
         if any(r["published"] is not None and not r["same_signals"] for r in self.rows()):
@@ -131,9 +142,7 @@ def _mean(values: list[Any]) -> float | None:
     return float(np.mean(numbers)) if numbers else None
 
 
-def _number(value: float | None) -> str:
-    if value is None:
-        return ""
+def _number(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1.5 else f"{value:.2f}"
 
 

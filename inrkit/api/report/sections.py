@@ -210,21 +210,11 @@ def gap_class(gap: float | None, metric: str) -> str:
 def bench_table_html(result: BenchResult) -> str:
     """The bench table with the published numbers and colour-coded differences."""
     protocol, metric = result.protocol, result.protocol.metric
-    unit = " (dB)" if metric in DECIBEL_METRICS else ""
-    head = ["model", "params", "cells", *protocol.metrics]
-    for options in protocol.compress:
-        head += [f"bpp @{options.get('bits', 8)} bits", f"PSNR @{options.get('bits', 8)} bits"]
-    head += [f"published {metric}", f"difference{unit}"]
+    head = result.columns()
     rows = []
     for row in result.rows():
-        cells = [escape(row["model"]), f"{row['params']:,}" if row["params"] else "", f"{row['cells']}/{row['total']}"]
-        cells += [_format(row[m]) if row[m] is not None else "" for m in protocol.metrics]
-        for index in range(len(protocol.compress)):
-            cells += [_format(row[f"bpp{index}"]) if row[f"bpp{index}"] is not None else "",
-                      _format(row[f"psnr{index}"]) if row[f"psnr{index}"] is not None else ""]
-        published = "" if row["published"] is None else _format(row["published"]) + ("" if row["same_signals"] else "*")
-        gap = "" if row["gap"] is None else f"{row['gap']:+.2f}" if unit else f"{row['gap']:+.4f}"
-        cells += [published, f'<span class="gap gap-{gap_class(row["gap"], metric)}">{gap}</span>']
+        *cells, gap = [escape(text) for text in result.row_text(row, _format)]
+        cells.append(f'<span class="gap gap-{gap_class(row["gap"], metric)}">{gap}</span>')
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     sources = "".join(f"<li>[{escape(k)}] {escape(v)}</li>" for k, v in protocol.published.get("sources", {}).items())
     problems = "".join(f"<li>{escape(p)}</li>" for p in result.problems())
