@@ -12,7 +12,8 @@ and the peak RSS of decoding the whole video.
 ``--cli-seconds S`` instead times whole ``python -m inrkit fit FILE --model M --seconds S`` commands
 (:data:`CLI_JOBS`: the Bach clip with siren and hashgrid, bikes with resfields at ``--video-downscale 4``
 and at full size) as a user types them, with every other option at its default (the ``device`` protocol
-on a CPU): wall time, peak RSS, seconds after training and seconds spent writing the outputs.
+on a CPU): wall time, peak RSS, seconds after training and seconds spent writing the outputs (no protocol:
+these are whole commands at their defaults, as a user types them).
 ``--inrkit-root`` runs another checkout (e.g. a ``git worktree`` of an older commit, ``--tag before``):
 
     python scripts/bench_temporal.py --cli-seconds 120 --tag after
