@@ -241,7 +241,7 @@ def main() -> None:
     images = list(dict.fromkeys(signal for _, signal, _ in cells))
     options = list({label: cell_options for label, _, cell_options in cells}.values())
     widths = sorted(o["width"] for o in options)
-    signals = Path(args.work) / "protocol"
+    signals = Path(args.work) / f"protocol-{protocol.name}-{protocol.scale}"  # its preprocessed images
     jobs = [{"image": str(prepare_signal(image, protocol, signals)), "name": image.stem, "work": args.work,
              "cells": options, "bits": args.bits, "qat_bits": args.qat_bits, "qat_steps": args.qat_steps,
              "qat_lr": args.qat_lr, "fp16": fp16} for image in images]
