@@ -228,7 +228,7 @@ def main() -> None:
     parser.add_argument("--qat-lr", type=float, default=1e-4)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", default="/tmp/inrkit-bench-compress")
-    parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "compress_rd.png"))
+    parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "compress_rd.png"), help="'' for no plot")
     parser.add_argument("--no-write", action="store_true", help="print the table without updating BENCHMARKS.md")
     parser.add_argument("--from-results", action="store_true", help="re-tabulate --work/results.json without fitting")
     args = parser.parse_args()
@@ -258,7 +258,8 @@ def main() -> None:
     table, rows = summarise(results, args)
     described = (f"{len(results)} images of protocol {protocol.name} at scale {protocol.scale}"
                  + (f" ({protocol.factors})" if protocol.factors else ""))
-    plot(results, rows, Path(args.plot), described)
+    if args.plot:
+        plot(results, rows, Path(args.plot), described)
     coder_lines = ["| SIREN width | " + " | ".join(f"{c} payload (B)" for c in CODERS) + " | range models chosen |",
                    "|---:|" + "---:|" * len(CODERS) + "---|"]
     for width in widths:
@@ -336,8 +337,7 @@ def main() -> None:
         f"Speed (this machine, loaded, 2 torch threads): encoding the width-{max(widths)} field at 8 bits (step "
         f"search, coding, self-check decode) {times['encode']:.2f} s; decoding its `.inrz` {times['decode']:.3f} s, "
         f"rendering 768×512 from it {times['render']:.2f} s.",
-        "",
-        f"![rate-distortion]({os.path.relpath(args.plot, ROOT)})",
+        *(["", f"![rate-distortion]({os.path.relpath(args.plot, ROOT)})"] if args.plot else []),
     ]
     text = "\n".join(lines)
     print(text)

@@ -190,6 +190,7 @@ def main() -> None:
         sections += [kodak_section(source, options, args.eval_every, args.log2_hashmap_size)
                      for _, source, options in cells]
         write_section("\n\n".join(sections), "bench_hashgrid_kodak")
+        print("\n\n".join(sections))
     if args.only == "gpu":
         write_section(gpu_section(), "bench_hashgrid_gpu")
 

@@ -47,7 +47,11 @@ def run_one(job: dict, queue: mp.Queue) -> None:
     import inrkit
 
     start = time.perf_counter()
-    run = inrkit.fit(job["path"], out=job["out"], overwrite=True, device="cpu", quiet=True, **job["options"])
+    try:
+        run = inrkit.fit(job["path"], out=job["out"], overwrite=True, device="cpu", quiet=True, **job["options"])
+    except Exception as err:  # reported to the parent, which would otherwise wait for a result forever
+        queue.put({"error": f"{job['label']}: {type(err).__name__}: {err}"})
+        return
     network = run.config["field"].get("network", {})
     queue.put({**job, **run.metrics, "params": run.field.n_params, "hidden_layers": network.get("n_hidden_layers"),
                "wall_s": time.perf_counter() - start})
@@ -76,6 +80,8 @@ def run_isolated(job: dict, target=run_one) -> dict:
     process.start()
     result = queue.get()
     process.join()
+    if "error" in result:
+        raise SystemExit(result["error"])
     return result
 
 
