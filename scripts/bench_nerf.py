@@ -102,7 +102,8 @@ def main() -> None:
     parser.add_argument("--protocol", default="ingp-nerf-synthetic", help="protocol: name or .json file")
     parser.add_argument("--scale", default="cpu", help="protocol scale (full | cpu)")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder the protocol's globs are under")
-    parser.add_argument("--minutes", type=float, nargs="+", help="training budgets, one run each (default: the protocol's)")
+    parser.add_argument("--minutes", type=float, nargs="+",
+                        help="training budgets, one run each (default: the protocol's; --procedural: 5)")
     parser.add_argument("--procedural", action="store_true", help="fit the procedural blocks scene instead (no protocol)")
     parser.add_argument("--preset", default="auto", help="preset of --procedural runs")
     parser.add_argument("--device", default="auto")
@@ -131,7 +132,8 @@ def main() -> None:
                     f"(options {loaded.options}; scale: {loaded.factors or 'none'}; {loaded.notes}). Published: "
                     + "; ".join(f"{k} {v['value']} dB ({loaded.published['sources'][v['source']]})"
                                 for k, v in published.items()) + ".")
-    budgets = [{"seconds": 60.0 * minutes} for minutes in args.minutes] if args.minutes else [{}]
+    minutes = args.minutes or ([5.0] if args.procedural else [])  # the protocol's own seconds without --minutes
+    budgets = [{"seconds": 60.0 * m} for m in minutes] or [{}]
     if args.from_json:
         records = json.loads(Path(args.from_json).read_text())
         if args.rerender:
@@ -151,7 +153,7 @@ def main() -> None:
     if device.type == "cpu":
         machine += (" Shared 2-core machine: other agents' work may have run on the cores at the same time (the benchmark"
                     " itself ran under the benchmark lock).")
-    name = "nerf-gpu" if device.type == "cuda" else "nerf-cpu"
+    name = ("nerf-gpu" if device.type == "cuda" else "nerf-cpu") if args.procedural else f"nerf-{loaded.name}-{args.scale}"
     title = "Radiance fields: " + ("GPU" if device.type == "cuda" else "CPU")
     markdown = table(records, title, protocol, machine)
     print(markdown)
