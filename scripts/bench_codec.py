@@ -1,6 +1,9 @@
 """Rate–distortion benchmark of the latent image codec (``--codec latent``) on Kodak 768×512 against JPEG, WebP
 and AVIF (Pillow, measured in the same run), with BD-rates, decode times and the decoder's MAC/pixel.
 
+No protocol: the latent codec's target-bpp encodes and BD-rates are not a fit protocol (SIREN weight
+compression on Kodak is the ``coin-kodak`` protocol, ``scripts/bench_compress.py``).
+
 The full protocol (12 images × 4+ rates × ≤ 10 min per encode) needs 8 CPU-hours; this script runs it in
 parts that each fit a 10-minute slot of the shared lock, appending to ``--work/results.jsonl``:
 

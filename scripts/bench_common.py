@@ -1,9 +1,10 @@
-"""Helpers shared by the benchmark scripts: loading evaluation images and writing BENCHMARKS.md."""
+"""Helpers shared by the benchmark scripts: loading evaluation images, a protocol's cells, writing BENCHMARKS.md."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,3 +32,17 @@ def write_section(markdown: str, name: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def protocol_cells(name: str, scale: str, data: str | Path,
+                   models: list[str] | None = None) -> tuple[Any, list[tuple[str, Path, dict[str, Any]]]]:
+    """A protocol (``inrkit/api/protocols/NAME.json`` at ``scale``) and its cells as ``(label, signal, options)``:
+    the signals found under ``data`` (``select``/``limit`` applied) and each model's fit options (``model`` or
+    ``preset`` included), so a script measures the protocol's fits without declaring their settings again."""
+    from inrkit.api.bench import find_signals
+    from inrkit.api.protocols import load_protocol
+
+    protocol = load_protocol(name, scale)
+    labels = list(models or protocol.models)
+    signals = find_signals(protocol, data)
+    return protocol, [(label, signal, protocol.cell_options(label)) for label in labels for signal in signals]

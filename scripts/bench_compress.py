@@ -1,21 +1,19 @@
-"""Rate–distortion benchmark of ``.inrz`` compression against JPEG and WebP on Kodak.
+"""Rate–distortion benchmark of ``.inrz`` compression against JPEG and WebP, on the ``coin-kodak`` protocol.
 
-Protocol (CPU-sized; stated in the BENCHMARKS section it writes): each Kodak image is centre-cropped
-to ``--crop`` × ``--crop`` pixels at its native resolution (no resampling: the per-pixel statistics
-of the published full-resolution protocol are kept; only the canvas is smaller) and saved as an
-8-bit PNG. A SIREN (``--depth`` hidden layers, each ``--widths``) is fitted to it with inrkit's
-trainer (``--steps`` Adam steps at ``--lr``, ×0.1 exponential decay, ``--batch-size`` random pixels
-per step, seed 0) and compressed with ``inrkit.export.compress`` at each of ``--bits``
-(post-training quantisation, per-tensor step, default coder), plus quantisation-aware fine-tuning for
-``--qat-bits``. Rate = 8 × (whole ``.inrz`` file, header included) / pixels; distortion = PSNR of the
-decoded field rendered, clamped and rounded to 8 bits against the 8-bit crop, averaged over images
-(mean of per-image PSNRs). JPEG (Pillow, libjpeg, 4:2:0, ``optimize=True``) and WebP (Pillow,
-libwebp, ``method=6``) are swept over quality 1–100 on the same crops; their PSNR at each inrkit
+The images, their preprocessing (``cpu`` scale: the first 4, each a 256×256 centre crop at native resolution; ``full``:
+the 24 whole images), the SIREN widths and depth and the training (steps, lr, schedule, batch, seed) come from the
+protocol (``inrkit/api/protocols/coin-kodak.json`` at ``--scale``; :mod:`inrkit.api.protocols`), and ``fp16`` from its
+``compress`` entries. This script's own measurements: each fitted field compressed with ``inrkit.export.compress``
+at each of ``--bits`` (post-training quantisation, per-tensor step, default coder; the RD curve), plus
+quantisation-aware fine-tuning for ``--qat-bits``. Rate = 8 × (whole ``.inrz`` file, header included) / pixels;
+distortion = PSNR of the decoded field rendered, clamped and rounded to 8 bits against the 8-bit image, averaged
+over images (mean of per-image PSNRs). JPEG (Pillow, libjpeg, 4:2:0, ``optimize=True``) and WebP (Pillow,
+libwebp, ``method=6``) are swept over quality 1–100 on the same images; their PSNR at each inrkit
 point's per-image bpp is read off the per-image curve by linear interpolation in bpp ("matched
 bpp"), then averaged. The same fitted weights also give the entropy-coder comparison (range vs
 zlib vs lzma vs fixed-length codes) and per-tensor vs per-channel steps.
 
-    flock /tmp/inrkit-bench.lock python scripts/bench_compress.py   # defaults: 12 images, 256 crop, widths 24 40
+    flock /tmp/inrkit-bench.lock python scripts/bench_compress.py --scale cpu
 """
 
 from __future__ import annotations
@@ -32,28 +30,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import ROOT, write_section
+from bench_common import ROOT, protocol_cells, write_section
 
 sys.path.insert(0, str(ROOT))  # this checkout's inrkit, also in the worker processes
 
-KODAK = Path("/work/shared/data/image/kodak")
 CODERS = ("range", "zlib", "lzma", "raw")
-# Published Kodak points (24 images, full 768x512 resolution; REFERENCE.md §6/§7.5), bpp -> dB.
+# Context curves for the plot (24 images, full 768x512; REFERENCE.md §6/§7.5), bpp -> dB; wider than the protocol's `rd`.
 PUBLISHED = {
     "COIN": [(0.0736, 23.21), (0.1604, 24.64), (0.3074, 26.41), (0.6109, 28.41)],
     "Strümpler et al. (meta-learned)": [(0.083, 25.56), (0.155, 27.02), (0.249, 28.28), (0.784, 32.14)],
     "COOL-CHIC v1": [(0.081, 25.77), (0.265, 29.41), (0.924, 35.83)],
     "C3": [(0.093, 27.06), (0.153, 28.96), (0.203, 30.03), (0.276, 31.34), (0.351, 32.39), (0.514, 34.37)],
 }
-
-
-def centre_crop(path: Path, size: int) -> np.ndarray:
-    """``(size, size, 3)`` uint8 centre crop at native resolution."""
-    from PIL import Image
-
-    image = np.asarray(Image.open(path).convert("RGB"))
-    top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
-    return np.ascontiguousarray(image[top : top + size, left : left + size])
 
 
 def psnr8(a: np.ndarray, b: np.ndarray) -> float:
@@ -107,19 +95,18 @@ def run_image(job: dict) -> dict:
     torch.set_flush_denormal(True)
     import inrkit
     from inrkit.export import compress, load
-    from inrkit.io.images import write_image
+    from inrkit.io.images import read_image
 
     work = Path(job["work"]) / job["name"]
     work.mkdir(parents=True, exist_ok=True)
-    target = centre_crop(Path(job["image"]), job["crop"])
-    png = write_image(work / "crop.png", target)
+    png = Path(job["image"])
+    target = np.ascontiguousarray(read_image(png)[..., :3])
     result = {"name": job["name"], "jpeg": codec_curve(target, "jpeg"), "webp": codec_curve(target, "webp"), "points": [],
               "coders": [], "schemes": []}
-    for width in job["widths"]:
+    for options in job["cells"]:
+        width = options["width"]
         start = time.perf_counter()
-        run = inrkit.fit(png, "siren", out=work / f"w{width}", overwrite=True, width=width, depth=job["depth"],
-                         steps=job["steps"], lr=job["lr"], batch_size=job["batch_size"], eval_every=0, seed=0,
-                         device="cpu", quiet=True)
+        run = inrkit.fit(png, out=work / f"w{width}", overwrite=True, device="cpu", quiet=True, **options)
         fit_seconds = time.perf_counter() - start
         for bits in job["bits"]:
             for qat in ([0, job["qat_steps"]] if bits in job["qat_bits"] else [0]):
@@ -149,7 +136,7 @@ def run_image(job: dict) -> dict:
     return result
 
 
-def speed(work: Path, width: int, depth: int) -> dict:
+def speed(work: Path, width: int) -> dict:
     """Encode time (8-bit, no fine-tuning) and decode + 768x512 render time of one fitted field, in this process."""
     import inrkit
     from inrkit.export import compress
@@ -201,7 +188,7 @@ def codec_at(results: list[dict], codec: str, bpp: float) -> float:
     return float(np.mean([at_bpp(r[codec], bpp) for r in results]))
 
 
-def plot(results: list[dict], rows: list[dict], path: Path, crop: int) -> None:
+def plot(results: list[dict], rows: list[dict], path: Path, images: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,7 +210,7 @@ def plot(results: list[dict], rows: list[dict], path: Path, crop: int) -> None:
     axis.set_xlabel("bits per pixel")
     axis.set_ylabel("PSNR (dB), mean over images")
     axis.set_xlim(0.05, 1.0)
-    axis.set_title(f"Kodak (12 images), {crop}×{crop} centre crops at native resolution", fontsize=10)
+    axis.set_title(images, fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,30 +219,32 @@ def plot(results: list[dict], rows: list[dict], path: Path, crop: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", nargs="+", default=[str(p) for p in sorted(KODAK.glob("kodim*.png"))])
-    parser.add_argument("--crop", type=int, default=256)
-    parser.add_argument("--widths", type=int, nargs="+", default=[24, 40])
-    parser.add_argument("--depth", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--batch-size", type=int, default=8192, help="random pixels per step (0: full batch)")
+    parser.add_argument("--protocol", default="coin-kodak", help="protocol: name or .json file")
+    parser.add_argument("--scale", default="cpu", help="protocol scale (full | cpu)")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder the protocol's globs are under")
     parser.add_argument("--bits", type=int, nargs="+", default=[4, 5, 6, 8])
     parser.add_argument("--qat-bits", type=int, nargs="*", default=[4, 5, 6])
-    parser.add_argument("--fp16", default="auto", help="compress's fp16 option (default: auto)")
     parser.add_argument("--qat-steps", type=int, default=300)
     parser.add_argument("--qat-lr", type=float, default=1e-4)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", default="/tmp/inrkit-bench-compress")
-    parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "compress_rd.png"))
+    parser.add_argument("--plot", default=str(ROOT / "benchmarks" / "compress_rd.png"), help="'' for no plot")
     parser.add_argument("--no-write", action="store_true", help="print the table without updating BENCHMARKS.md")
     parser.add_argument("--from-results", action="store_true", help="re-tabulate --work/results.json without fitting")
     args = parser.parse_args()
 
+    from inrkit.api.bench import prepare_signal
+
     start = time.perf_counter()
-    jobs = [{"image": image, "name": Path(image).stem, "work": args.work, "crop": args.crop, "widths": args.widths,
-             "depth": args.depth, "steps": args.steps, "lr": args.lr, "batch_size": args.batch_size or None, "bits": args.bits,
-             "qat_bits": args.qat_bits, "qat_steps": args.qat_steps, "qat_lr": args.qat_lr, "fp16": args.fp16}
-            for image in args.images]
+    protocol, cells = protocol_cells(args.protocol, args.scale, args.data)
+    fp16 = protocol.compress[0].get("fp16", "auto") if protocol.compress else "auto"
+    images = list(dict.fromkeys(signal for _, signal, _ in cells))
+    options = list({label: cell_options for label, _, cell_options in cells}.values())
+    widths = sorted(o["width"] for o in options)
+    signals = Path(args.work) / f"protocol-{protocol.name}-{protocol.scale}"  # its preprocessed images
+    jobs = [{"image": str(prepare_signal(image, protocol, signals)), "name": image.stem, "work": args.work,
+             "cells": options, "bits": args.bits, "qat_bits": args.qat_bits, "qat_steps": args.qat_steps,
+             "qat_lr": args.qat_lr, "fp16": fp16} for image in images]
     if args.from_results:
         results = json.loads((Path(args.work) / "results.json").read_text())
     else:
@@ -264,13 +253,16 @@ def main() -> None:
         Path(args.work).mkdir(parents=True, exist_ok=True)
         (Path(args.work) / "results.json").write_text(json.dumps(results, indent=1))
     total = time.perf_counter() - start
-    times = speed(Path(args.work), max(args.widths), args.depth)
+    times = speed(Path(args.work), max(widths))
 
     table, rows = summarise(results, args)
-    plot(results, rows, Path(args.plot), args.crop)
+    described = (f"{len(results)} images of protocol {protocol.name} at scale {protocol.scale}"
+                 + (f" ({protocol.factors})" if protocol.factors else ""))
+    if args.plot:
+        plot(results, rows, Path(args.plot), described)
     coder_lines = ["| SIREN width | " + " | ".join(f"{c} payload (B)" for c in CODERS) + " | range models chosen |",
                    "|---:|" + "---:|" * len(CODERS) + "---|"]
-    for width in args.widths:
+    for width in widths:
         entries = [c for r in results for c in r["coders"] if c["width"] == width]
         sizes = {c: np.mean([e["payload"] for e in entries if e["coder"] == c]) for c in CODERS}
         chosen = [m for e in entries if e["coder"] == "range" for m in e["models"]]
@@ -278,13 +270,12 @@ def main() -> None:
         coder_lines.append(f"| {width} | " + " | ".join(f"{sizes[c]:.0f}" for c in CODERS) + f" | {counts} |")
     scheme_lines = ["| SIREN width | per-tensor bytes | per-tensor PSNR | per-channel bytes | per-channel PSNR |",
                     "|---:|---:|---:|---:|---:|"]
-    for width in args.widths:
+    for width in widths:
         entries = [s for r in results for s in r["schemes"] if s["width"] == width]
         t = [s for s in entries if s["scheme"] == "tensor"]
         c = [s for s in entries if s["scheme"] == "channel"]
         scheme_lines.append(f"| {width} | {np.mean([s['bytes'] for s in t]):.0f} | {np.mean([s['psnr'] for s in t]):.2f} | "
                             f"{np.mean([s['bytes'] for s in c]):.0f} | {np.mean([s['psnr'] for s in c]):.2f} |")
-    batch = f"{args.batch_size} random pixels per step" if args.batch_size else "full batch"
     chosen = [c for r in results for p in r["points"] for c in p.get("coders_chosen", [])]
     chosen_range, chosen_all = chosen.count("range"), len(chosen)
     at03 = {codec: codec_at(results, codec, 0.3) for codec in ("jpeg", "webp")}
@@ -306,12 +297,12 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d')}; total wall time {total / 60:.1f} min.",
         f"Command: `flock /tmp/inrkit-bench.lock {command}`",
         "",
-        f"Protocol: {len(results)} Kodak images (kodim01–12), each a {args.crop}×{args.crop} centre crop at native "
-        f"resolution, 8-bit. SIREN (ω0 = 30, official init), {args.depth} hidden layers; {args.steps} Adam steps at lr "
-        f"{args.lr:g} (×0.1 exponential decay), {batch}, seed 0. Compression: MSE-optimal per-tensor step, default coder "
+        f"Protocol `{protocol.name}` v{protocol.version} at scale `{protocol.scale}`: {protocol.title}; "
+        f"{described}; models {protocol.models}; options {protocol.options}. "
+        "Compression: MSE-optimal per-tensor step, default coder "
         f"(`auto`: per tensor the smaller of the range coder and LZMA; range chosen for {chosen_range} of {chosen_all} "
         "quantised tensors), "
-        f"`fp16={args.fp16!r}`; QAT = straight-through fine-tuning ({args.qat_steps} steps, lr {args.qat_lr:g}) through "
+        f"`fp16={fp16!r}`; QAT = straight-through fine-tuning ({args.qat_steps} steps, lr {args.qat_lr:g}) through "
         "the fixed quantisation grid. bpp = 8 × whole file "
         "(magic, header, steps, codes) / pixels. PSNR: decoded field rendered, clamped, rounded to 8 bits, against the "
         "8-bit crop; mean of per-image PSNRs. JPEG/WebP: Pillow at qualities 1–100 on the same crops, PSNR "
@@ -326,7 +317,8 @@ def main() -> None:
         "0.249 bpp, COOL-CHIC v1 29.41 dB at 0.265 bpp, C3 31.34 dB at 0.276 bpp; JPEG there ≈ 26.0 dB at 0.3 bpp. These are "
         "not the same images (bpp is resolution-independent, quality is not), so the plot shows them only as context; "
         "the like-for-like comparison is JPEG/WebP on the same crops. inrkit here is a plain per-image SIREN fit "
-        "(COIN's recipe) with 1,500 CPU steps instead of COIN's 50,000, plus better quantisation and entropy coding.",
+        f"(COIN's recipe) with {protocol.options.get('steps')} CPU steps instead of COIN's 50,000, plus better "
+        "quantisation and entropy coding.",
         "",
         f"At 0.3 bpp on these crops JPEG reaches {at03['jpeg']:.2f} dB (interpolated, mean of {len(results)}); WebP's "
         f"lowest rate (quality 1) is {np.mean([r['webp'][0][0] for r in results]):.3f} bpp on average "
@@ -342,11 +334,10 @@ def main() -> None:
         "",
         *scheme_lines,
         "",
-        f"Speed (this machine, loaded, 2 torch threads): encoding the width-{max(args.widths)} field at 8 bits (step "
+        f"Speed (this machine, loaded, 2 torch threads): encoding the width-{max(widths)} field at 8 bits (step "
         f"search, coding, self-check decode) {times['encode']:.2f} s; decoding its `.inrz` {times['decode']:.3f} s, "
         f"rendering 768×512 from it {times['render']:.2f} s.",
-        "",
-        f"![rate-distortion]({os.path.relpath(args.plot, ROOT)})",
+        *(["", f"![rate-distortion]({os.path.relpath(args.plot, ROOT)})"] if args.plot else []),
     ]
     text = "\n".join(lines)
     print(text)

@@ -1,5 +1,8 @@
 """Convergence speed: (backbone × variant × signal), time to a target PSNR and PSNR at a fixed budget.
 
+No protocol: it measures time to quality of flag variants against a baseline on signals given on the command line,
+which no paper table describes (the protocols' fits run through ``scripts/bench_protocol.py``).
+
 A *variant* is a name and a set of extra ``inrkit fit`` flags (``base=`` for none, ``int="--sampling int"``,
 ``ws="--weight-scale 2"``); the first variant given is the baseline the others are compared with. Each cell is
 one whole process, ``python -m inrkit fit SIGNAL --model B --seconds S --eval-every E --quiet [flags] [variant]``

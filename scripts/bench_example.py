@@ -1,5 +1,7 @@
 """The README's example run and a large render, as a new user would run them.
 
+No protocol: the README's own example commands, timed as typed.
+
 1. ``inrkit fit assets/astronaut.png --model siren --seconds 90 --batch-size 8192`` (the README's
    first command, minus the install): final PSNR/SSIM, steps and wall time.
 2. ``inrkit render RUN --size 4096x4096``: wall time and the peak resident memory of that process

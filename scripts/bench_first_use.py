@@ -1,5 +1,7 @@
 """First use on real data: whole `inrkit fit` commands as a user runs them, timed end to end.
 
+No protocol: it times whole commands at their defaults as a user types them; a protocol would fix those options.
+
 Each cell is one process, ``python -m inrkit fit IMAGE --model M --seconds S [flags]``: the table gives
 PSNR, SSIM, steps, the batch and schedule the run resolved, peak resident memory of the process and the
 whole command's wall time (start-up, training, evaluation, outputs) against the budget. ``--background``

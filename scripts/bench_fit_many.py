@@ -1,5 +1,7 @@
 """Fitting many fields: throughput of ``inrkit fit-many`` against a loop of single fits and fit-a-nef, meta init, Ray.
 
+No protocol: many-small-fields throughput on issue 16's own tile set, which no protocol describes.
+
 Protocol (issue 16): 512 non-overlapping 32×32 RGB tiles cut in row-major order from the Kodak images (all 384 of
 kodim01, then the first 128 of kodim02); SIREN of 3 sine layers of width 32 and a linear output (2,307
 parameters), ω0 30, Adam 1e-3 constant, 500 full-batch steps per field, one shared initialisation.

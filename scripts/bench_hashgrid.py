@@ -1,17 +1,22 @@
-"""Hash-grid speed: encoding throughput (reference vs fast CPU kernel), time to 30 dB on a Kodak image,
-and, on a CUDA machine, training steps/s at 2^18 points per step for every backend.
+"""Hash-grid speed: encoding throughput (reference vs fast CPU kernel), time to 30 dB on the ``ingp-image``
+protocol's Kodak images, and, on a CUDA machine, training steps/s at 2^18 points per step for every backend.
 
-    python scripts/bench_hashgrid.py                    # throughput + Kodak (CPU)
+    python scripts/bench_hashgrid.py --scale cpu        # throughput + Kodak (CPU)
     python scripts/bench_hashgrid.py --only gpu         # GPU section (needs CUDA)
+
+Parts 1 and 3 are micro-benchmarks of the encoding and backends, which no protocol describes; part 2's images,
+model, steps, batch (the protocol's ``paper``/``device`` sampling) and lr schedule come from the protocol
+(``inrkit/api/protocols/ingp-image.json`` at ``--scale``); the curve's resolution (``--eval-every``) and the
+optional ``--log2-hashmap-size`` variant are this script's own.
 
 1. Throughput: one forward + backward (table gradient) of the grid encoding, points/s, median of
    3 repetitions after a warm-up, the PyTorch reference and the fast CPU kernel side by side in one
    process. Grids: 2-D tcnn image config (L16 F2 T2^15 b 1.5) and 3-D instant-ngp NeRF config (L16
    F2 T2^19, N_max 2048).
-2. Kodak: ``inrkit.fit(kodim, model="hashgrid", batch_size=B)`` with an evaluation every K steps
-   (full-image PSNR) to get the curve; time on the curve is training time (steps × measured
-   ms/step, evaluations excluded). A confirmation run then executes ``inrkit fit --steps N`` for the
-   first N that reached 30 dB, and its wall time for the whole command is reported.
+2. Kodak: each protocol cell's ``inrkit.fit`` with an evaluation every K steps (full-image PSNR) to get the
+   curve; time on the curve is training time (steps × measured ms/step, evaluations excluded). A
+   confirmation run then executes the same fit with ``steps=N`` in a fresh process for the first N that
+   reached 30 dB, and its wall time for the whole call (start-up and outputs included) is reported.
 3. GPU: steps/s of the image task with 2^18 random pixels per step (reference, fast = torch.compile,
    tcnn when importable).
 """
@@ -31,7 +36,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_common import ROOT, write_section
+from bench_common import ROOT, protocol_cells, write_section
 
 import inrkit
 from inrkit.backends import cpu_grid, grid_forward
@@ -82,13 +87,19 @@ def throughput_section() -> str:
     ])
 
 
-def kodak_section(image: str, batch_size: int, eval_every: int, max_steps: int, log2_size: int | None) -> str:
-    source = KODAK / image
-    overrides = {"log2_hashmap_size": log2_size} if log2_size else {}
-    flags = ["--log2-hashmap-size", str(log2_size)] if log2_size else []
+CONFIRM_CODE = """
+import inrkit
+inrkit.fit({source!r}, out={out!r}, overwrite=True, quiet=True, device="cpu", **{options!r})
+"""
+
+
+def kodak_section(source: Path, options: dict, eval_every: int, log2_size: int | None) -> str:
+    """Time to 30 dB of one protocol cell (``options``: its fit options) on ``source``, as a markdown section."""
+    image = source.name
+    options = {**options, "eval_every": eval_every, **({"log2_hashmap_size": log2_size} if log2_size else {})}
+    max_steps = options.get("steps")
     with tempfile.TemporaryDirectory() as tmp:
-        run = inrkit.fit(source, model="hashgrid", out=Path(tmp) / "curve", steps=max_steps, batch_size=batch_size,
-                         eval_every=eval_every, schedule="constant", quiet=True, device="cpu", **overrides)
+        run = inrkit.fit(source, out=Path(tmp) / "curve", quiet=True, device="cpu", **options)
         history = run.history
         ms_per_step = run.metrics["ms_per_step"]
         curve = [(r["step"], r["step"] * ms_per_step / 1000, r["psnr"]) for r in history]
@@ -97,24 +108,23 @@ def kodak_section(image: str, batch_size: int, eval_every: int, max_steps: int, 
         lines += [f"| {step} | {seconds:.1f} | {psnr:.2f} |" for step, seconds, psnr in curve]
         confirm = ""
         if reached:
-            command = [sys.executable, "-m", "inrkit.cli", "fit", str(source), "--model", "hashgrid", "--steps",
-                       str(reached[0]), "--batch-size", str(batch_size), "--schedule", "constant", "--eval-every", "0",
-                       "--quiet", "--out", str(Path(tmp) / "confirm"), *flags]
+            confirmed = {**options, "steps": reached[0], "eval_every": 0}
+            code = CONFIRM_CODE.format(source=str(source), out=str(Path(tmp) / "confirm"), options=confirmed)
             start = time.perf_counter()
-            subprocess.run(command, check=True, cwd=ROOT)
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
             wall = time.perf_counter() - start
             final = json.loads((Path(tmp) / "confirm" / "metrics.jsonl").read_text().splitlines()[-1])
-            confirm = (f"Confirmation: `inrkit fit {image} --model hashgrid --steps {reached[0]} --batch-size {batch_size} "
-                       f"--schedule constant --eval-every 0{''.join(' ' + f for f in flags)}` reached "
+            confirm = (f"Confirmation: `inrkit.fit({image!r}, **{confirmed})` in a fresh process reached "
                        f"**{final['psnr']:.2f} dB in {wall:.1f} s wall** for "
-                       f"the whole command (start-up, {final['elapsed']:.1f} s of training, final evaluation and outputs).")
+                       f"the whole call (start-up, {final['elapsed']:.1f} s of training, final evaluation and outputs).")
     summary = (f"30 dB after {reached[0]} steps, {reached[1]:.1f} s of training" if reached
                else f"30 dB not reached in {max_steps} steps")
     return "\n".join([
-        f"### Time to 30 dB: `hashgrid`{' with T = 2^' + str(log2_size) if log2_size else ''} on {image} (768×512, CPU)",
+        f"### Time to 30 dB: `{options['model']}`{' with T = 2^' + str(log2_size) if log2_size else ''} on {image} (CPU)",
         "",
-        f"Machine: {machine()}. Batch {batch_size} random pixels per step, constant lr 1e-2 (tcnn Adam), "
-        f"full-image PSNR every {eval_every} steps, {ms_per_step:.0f} ms/step. {summary}.", "", confirm, "", *lines,
+        f"Machine: {machine()}. Fit options {options} (the protocol's, full-image PSNR every {eval_every} steps), "
+        f"{run.config['train'].get('batch_size')} pixels per step, {ms_per_step:.0f} ms/step. {summary}.", "", confirm,
+        "", *lines,
     ])
 
 
@@ -164,21 +174,23 @@ def gpu_section(steps: int = 200) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=("throughput", "kodak", "gpu"))
-    parser.add_argument("--images", nargs="+", default=["kodim03.png", "kodim01.png:19"],
-                        help="Kodak images, each optionally with :LOG2_HASHMAP_SIZE (default: the preset's 15)")
-    parser.add_argument("--batch-size", type=int, default=1 << 14)
-    parser.add_argument("--eval-every", type=int, default=25)
-    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--protocol", default="ingp-image", help="protocol of the Kodak part: name or .json file")
+    parser.add_argument("--scale", default="cpu", help="protocol scale (full | cpu)")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder the protocol's globs are under")
+    parser.add_argument("--models", nargs="+", default=["hashgrid"], help="the protocol's models to time")
+    parser.add_argument("--eval-every", type=int, default=25, help="steps between the curve's evaluations")
+    parser.add_argument("--log2-hashmap-size", type=int, help="this script's variant: another table size T = 2^N")
     args = parser.parse_args()
     if args.only in (None, "throughput"):
         write_section(throughput_section(), "bench_hashgrid_throughput")
     if args.only in (None, "kodak"):
-        sections = []
-        for item in args.images:
-            image, _, log2_size = item.partition(":")
-            sections.append(kodak_section(image, args.batch_size, args.eval_every, args.max_steps,
-                                          int(log2_size) if log2_size else None))
+        protocol, cells = protocol_cells(args.protocol, args.scale, args.data, args.models)
+        sections = [f"Protocol `{protocol.name}` v{protocol.version} at scale `{protocol.scale}`: {protocol.title} "
+                    f"(scale: {protocol.factors or 'none'})."]
+        sections += [kodak_section(source, options, args.eval_every, args.log2_hashmap_size)
+                     for _, source, options in cells]
         write_section("\n\n".join(sections), "bench_hashgrid_kodak")
+        print("\n\n".join(sections))
     if args.only == "gpu":
         write_section(gpu_section(), "bench_hashgrid_gpu")
 

@@ -1,14 +1,16 @@
-"""Radiance-field benchmark: test PSNR/SSIM after fixed training times, and rendering speed.
+"""Radiance-field benchmark on the ``ingp-nerf-synthetic`` protocol: test PSNR/SSIM and rendering speed.
 
-CPU (default): the procedural ``blocks`` scene (scenes/blocks.json) rendered at 128x128 (60 training
-views on the upper hemisphere, 8 test views on a 30° ring), ``instant-ngp-cpu`` preset::
+Protocol mode (default): the scenes, preset, training time and image scale come from the protocol
+(``inrkit/api/protocols/ingp-nerf-synthetic.json`` at ``--scale``: ``full`` is 800x800 and 5 minutes per scene
+on a GPU, ``cpu`` the first scene at 1/8 size for 90 s with ``instant-ngp-cpu``)::
 
-    flock /tmp/inrkit-bench.lock python scripts/bench_nerf.py --minutes 5 --threads 2
+    python scripts/bench_nerf.py --scale full --device cuda
+    flock /tmp/inrkit-bench.lock python scripts/bench_nerf.py --scale cpu
 
-GPU: NeRF-synthetic lego (only its train split is available here: every 8th view is held out for
-testing, 800x800, white background), ``instant-ngp`` preset, one run per budget::
-
-    python scripts/bench_nerf.py --scene /work/shared/data/nerf/lego --minutes 1 2 5 --device cuda
+``--minutes M...`` adds this script's own measurement, quality against training time: one run per budget
+instead of the protocol's ``seconds``. ``--procedural`` instead fits the procedural ``blocks`` scene
+(scenes/blocks.json, 60 training / 8 test views at ``--resolution``), which no protocol describes: exact
+ground truth for a CPU check of the renderer and trainer, preset ``--preset``.
 
 Each run trains from scratch for its budget (the lr schedule follows each budget), then renders the
 test views (mean of per-view PSNR on white, SSIM) and times a second render of them for rays/s.
@@ -28,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_common import ROOT, write_section
+from bench_common import ROOT, protocol_cells, write_section
 
 sys.path.insert(0, str(ROOT))  # this checkout's inrkit, installed or not
 import inrkit
@@ -52,12 +54,13 @@ def rendering_speed(nerf: inrkit.nerf.NeRF) -> float:
     return sum(c.width * c.height for c in cameras) / (time.perf_counter() - start)
 
 
-def run(scene_dir: Path, preset: str, seconds: float, device: str, out: Path, seed: int) -> dict:
-    nerf = inrkit.nerf.fit(scene_dir, preset=preset, seconds=seconds, out=out, device=device, seed=seed, quiet=True,
-                           overwrite=True)
+def run(scene_dir: Path, options: dict, device: str, out: Path) -> dict:
+    """One fit of ``scene_dir`` with the fit ``options`` (``preset`` included), then rendering timed."""
+    nerf = inrkit.nerf.fit(scene_dir, out=out, device=device, quiet=True, overwrite=True, **options)
     record = {k: nerf.metrics[k] for k in ("psnr", "ssim", "step", "elapsed", "ms_per_step", "samples_per_step",
                                            "rays_per_step", "peak_memory_mb")}
-    record["budget_s"] = seconds
+    record["budget_s"] = options.get("seconds") or nerf.metrics["elapsed"]
+    record["scene"] = scene_dir.name
     record["run_dir"] = str(out)
     record["command"] = "python scripts/bench_nerf.py " + " ".join(sys.argv[1:])
     record["preset"] = nerf.config["options"]["preset"]
@@ -83,10 +86,12 @@ def rerender(records: list[dict], device: str) -> None:
 
 def table(records: list[dict], title: str, protocol: str, machine: str) -> str:
     lines = [f"## {title}", "", protocol, "", machine, "",
-             "| budget | steps | ms/step | samples/step | test PSNR (dB) | SSIM | render rays/s | grid occupied | peak MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| scene | budget | steps | ms/step | samples/step | test PSNR (dB) | SSIM | render rays/s | grid occupied "
+             "| peak MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in records:
-        lines.append(f"| {r['budget_s'] / 60:g} min | {r['step']} | {r['ms_per_step']:.0f} | {r['samples_per_step']:,} | "
+        lines.append(f"| {r.get('scene', '')} "
+                     f"| {r['budget_s'] / 60:g} min | {r['step']} | {r['ms_per_step']:.0f} | {r['samples_per_step']:,} | "
                      f"{r['psnr']:.2f} | {r['ssim']:.4f} | {r['render_rays_per_s']:,.0f} | {100 * r['occupied']:.1f}% | "
                      f"{r['peak_memory_mb']:.0f} |")
     return "\n".join(lines)
@@ -94,9 +99,13 @@ def table(records: list[dict], title: str, protocol: str, machine: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scene", help="scene folder (default: the procedural blocks scene at --resolution)")
-    parser.add_argument("--minutes", type=float, nargs="+", default=[5.0], help="training budgets, one run each")
-    parser.add_argument("--preset", default="auto")
+    parser.add_argument("--protocol", default="ingp-nerf-synthetic", help="protocol: name or .json file")
+    parser.add_argument("--scale", default="cpu", help="protocol scale (full | cpu)")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder the protocol's globs are under")
+    parser.add_argument("--minutes", type=float, nargs="+",
+                        help="training budgets, one run each (default: the protocol's; --procedural: 5)")
+    parser.add_argument("--procedural", action="store_true", help="fit the procedural blocks scene instead (no protocol)")
+    parser.add_argument("--preset", default="auto", help="preset of --procedural runs")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--resolution", type=int, default=128, help="procedural scene image size")
@@ -109,24 +118,29 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     work = Path(tempfile.mkdtemp(prefix="bench-nerf-"))
-    if args.scene:
-        scene_dir = Path(args.scene)
-        protocol = (f"Scene `{scene_dir.name}`: train split only, every 8th view held out for testing (views 0, 8, 16, ...), "
-                    "full resolution, prediction and reference on white, mean of per-view PSNR. instant-ngp's published "
-                    "numbers use the official 200-view test split (lego 36.39 dB at 5 min on an RTX 3090; mean 33.18).")
-    else:
+    if args.procedural:
         scene_dir = make_scene("blocks", work / "blocks", resolution=args.resolution, n_train=60, n_test=8)
+        cells = [(args.preset, scene_dir, {"preset": args.preset, "seed": args.seed})]
         protocol = (f"Procedural scene `scenes/blocks.json` at {args.resolution}x{args.resolution} (60 training views on the "
                     "upper hemisphere, 8 test views on a 30° ring, exact ground truth with 2x2 supersampling), test views on "
                     "white, mean of per-view PSNR. Training on a random background, tcnn Adam 1e-2 (β 0.9/0.99, ε 1e-15, "
                     "L2 1e-6 on MLP weights), instant-ngp's step lr decay mapped onto the budget.")
+    else:
+        loaded, cells = protocol_cells(args.protocol, args.scale, args.data)
+        published = loaded.published.get("values", {})
+        protocol = (f"Protocol `{loaded.name}` v{loaded.version} at scale `{loaded.scale}`: {loaded.title} "
+                    f"(options {loaded.options}; scale: {loaded.factors or 'none'}; {loaded.notes}). Published: "
+                    + "; ".join(f"{k} {v['value']} dB ({loaded.published['sources'][v['source']]})"
+                                for k, v in published.items()) + ".")
+    minutes = args.minutes or ([5.0] if args.procedural else [])  # the protocol's own seconds without --minutes
+    budgets = [{"seconds": 60.0 * m} for m in minutes] or [{}]
     if args.from_json:
         records = json.loads(Path(args.from_json).read_text())
         if args.rerender:
             rerender(records, args.device)
     else:
-        records = [run(scene_dir, args.preset, 60.0 * minutes, args.device, work / f"run-{minutes:g}", args.seed)
-                   for minutes in args.minutes]
+        records = [run(scene, {**options, **budget}, args.device, work / f"{scene.name}-{label}-{index}")
+                   for label, scene, options in cells for index, budget in enumerate(budgets)]
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else None
     machine = (f"Machine: {gpu or f'{args.threads}-thread CPU ({platform.processor() or platform.machine()})'}, "
                f"torch {torch.__version__}, preset `{records[0]['preset']}` ({records[0]['n_params']:,} parameters, "
@@ -139,7 +153,7 @@ def main() -> None:
     if device.type == "cpu":
         machine += (" Shared 2-core machine: other agents' work may have run on the cores at the same time (the benchmark"
                     " itself ran under the benchmark lock).")
-    name = "nerf-gpu" if device.type == "cuda" else "nerf-cpu"
+    name = ("nerf-gpu" if device.type == "cuda" else "nerf-cpu") if args.procedural else f"nerf-{loaded.name}-{args.scale}"
     title = "Radiance fields: " + ("GPU" if device.type == "cuda" else "CPU")
     markdown = table(records, title, protocol, machine)
     print(markdown)

@@ -1,5 +1,7 @@
 """Camera pose refinement benchmark: pose errors and test PSNR with and without ``--refine-poses`` and coarse-to-fine.
 
+No protocol: pose refinement on the procedural scene with synthetic pose noise, which no protocol describes.
+
 The procedural ``blocks`` scene (exact ground-truth poses) with its training poses perturbed by seeded se(3)
 noise of a known RMS size (``--noise ROT_DEG,TRANS``; BARF's Blender setting is 15,0.26, the default here a
 third of it for a CPU budget), each variant trained from scratch for the same number of steps::

@@ -1,21 +1,18 @@
-"""SDF benchmark: ground-truth sampling speed, backbones fitted to meshes, mesh export at 256³ and 512³.
+"""SDF benchmark on the ``sl2a-shapes`` protocol: ground-truth sampling speed, the protocol's fits, mesh export.
 
-Protocol (CPU-scaled; the published SL²A/WIRE IoUs come from long GPU runs, see REFERENCE.md §7.3):
+The meshes, backbones and fit options (steps, loss, metric resolutions, seed) come from the protocol
+(``inrkit/api/protocols/sl2a-shapes.json`` at ``--scale``; the published SL²A IoUs: REFERENCE.md §7.3); this
+script adds its own measurements around them:
 
 * ground truth: ``--gt-points`` training samples (the default mix of
   :mod:`inrkit.signals.sdf_sampling`) with exact distances and winding-number signs, timed on the
-  largest mesh; the sign method is checked against libigl's pseudonormal sign on uniform points;
-* fits: each (mesh, backbone) pair runs ``inrkit fit MESH --steps N`` in its own process
-  (peak memory = that process's max RSS): L1 regression on a 250k-sample pool, batch
-  ``--batch-size``, width ``--width``, depth ``--depth``, each preset's lr with ×0.1 decay, seed 0;
-* metrics at the end of the fit: marching cubes at 128³ over [-1, 1]³; Chamfer-L1/L2 (×10³),
-  normal consistency and F-score@1 % on 50k surface samples each, in the frame where the shape's
-  longest side is 1; volumetric IoU of ``sdf < 0`` on a 128-voxel grid over the bounding box
-  against winding-number occupancy (the WIRE/SL²A occupancy protocol, at a lower resolution);
+  first mesh; the sign method is checked against libigl's pseudonormal sign on uniform points;
+* fits: each (mesh, backbone) cell of the protocol runs ``inrkit.fit`` in its own process
+  (peak memory = that process's max RSS); metrics are the fit's final record (IoU, Chamfer, NC, F-score);
 * export: ``inrkit.export_mesh`` at 256³ (and 512³ for ``--export-512`` meshes) in a fresh
   process; time is the call itself, memory that process's max RSS (Python + torch included).
 
-    flock /tmp/inrkit-bench.lock python scripts/bench_sdf.py --steps 500
+    flock /tmp/inrkit-bench.lock python scripts/bench_sdf.py --scale cpu
 """
 
 from __future__ import annotations
@@ -32,13 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import ROOT, write_section
+from bench_common import ROOT, protocol_cells, write_section
 
 sys.path.insert(0, str(ROOT))  # this checkout's inrkit, also when it is not installed
-
-MESHES = ["armadillo_ingp.obj", "spot.obj", "stanford-bunny.obj"]
-MODELS = ["siren", "finer", "relu-pe", "sl2a", "hashgrid"]
-SL2A_IOU_ARMADILLO = {"sl2a": 0.9983, "finer": 0.9899, "siren": 0.9895, "relu-pe": 0.9870}
+from inrkit.api.protocols import Protocol
 
 
 def run_measured(command: list[str]) -> tuple[str, float, float]:
@@ -93,6 +87,11 @@ def sign_check(mesh_path: Path, n_points: int = 200_000) -> dict:
             "inside_pseudonormal": float(pseudo.mean()), "disagree": float((winding != pseudo).mean())}
 
 
+FIT_CODE = """
+import inrkit
+inrkit.fit({signal!r}, out={out!r}, overwrite=True, quiet=True, device="cpu", **{options!r})
+"""
+
 EXPORT_CODE = """
 import json, time, inrkit
 start = time.perf_counter()
@@ -105,28 +104,27 @@ print(json.dumps({{"seconds": time.perf_counter() - start, "faces": len(mesh.fac
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mesh"))
-    parser.add_argument("--meshes", nargs="+", default=MESHES)
-    parser.add_argument("--models", nargs="+", default=MODELS)
-    parser.add_argument("--steps", type=int, default=500, help="training steps per fit")
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--depth", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="folder the protocol's globs are under")
+    parser.add_argument("--protocol", default="sl2a-shapes", help="protocol: name or .json file")
+    parser.add_argument("--scale", default="cpu", help="protocol scale (full | cpu)")
+    parser.add_argument("--models", nargs="+", help="a subset of the protocol's models")
     parser.add_argument("--gt-points", type=int, default=250_000)
-    parser.add_argument("--export-512", nargs="*", default=["armadillo_ingp.obj"], help="meshes also exported at 512³")
+    parser.add_argument("--export-512", nargs="*", default=["armadillo_ingp"], help="mesh stems also exported at 512³")
     parser.add_argument("--work", default="/tmp/inrkit-bench-sdf")
     parser.add_argument("--no-write", action="store_true", help="print the table instead of updating BENCHMARKS.md")
     parser.add_argument("--skip", nargs="*", default=[], metavar="MESH:MODEL", help="pairs not to run (named in the notes)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the (mesh, model) rows already in WORK/rows.jsonl (same protocol) and run only the others")
     args = parser.parse_args()
-    data, work = Path(args.data), Path(args.work)
+    protocol, cells = protocol_cells(args.protocol, args.scale, args.data, args.models)
+    meshes = list(dict.fromkeys(signal for _, signal, _ in cells))
+    work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     bench_start = time.perf_counter()
 
-    gt = ground_truth_timing(data / args.meshes[0], args.gt_points)
+    gt = ground_truth_timing(meshes[0], args.gt_points)
     print(f"ground truth: {gt}", flush=True)
-    signs = [sign_check(data / name) for name in args.meshes]
+    signs = [sign_check(mesh) for mesh in meshes]
     for row in signs:
         print(f"signs: {row}", flush=True)
 
@@ -136,37 +134,34 @@ def main() -> None:
         rows_file.write_text("")
     done = {(r["mesh"], r["model"]): r for r in previous}
     rows = []
-    for mesh_name in args.meshes:
-        for model in args.models:
-            if f"{mesh_name}:{model}" in args.skip:
-                continue
-            if (mesh_name, model) in done:
-                rows.append({**done[(mesh_name, model)], "reused": True})
-                continue
-            run_dir = work / f"{Path(mesh_name).stem}-{model}"
-            command = [sys.executable, "-m", "inrkit.cli", "fit", str(data / mesh_name), "--model", model,
-                       "--width", str(args.width), "--depth", str(args.depth), "--batch-size", str(args.batch_size),
-                       "--steps", str(args.steps), "--eval-every", "0", "--seed", "0", "--device", "cpu",
-                       "--resolution", "128", "--eval-resolution", "128", "--out", str(run_dir), "--overwrite", "--quiet"]
-            _, wall, peak = run_measured(command)
-            records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-            final = records[-1]
-            config = json.loads((run_dir / "config.json").read_text())
-            row = {"mesh": mesh_name, "model": model, "faces": config["signal"]["n_faces"],
-                   "open": config["signal"]["boundary_edges"] > 0, "steps": final["step"], "train_s": final["elapsed"],
-                   "fit_wall_s": wall, "fit_peak_mb": peak, **{k: final[k] for k in
-                   ("iou", "chamfer_l1", "chamfer_l2", "normal_consistency", "fscore")}}
-            for resolution in (256, 512) if mesh_name in args.export_512 else (256,):
-                out = work / f"{run_dir.name}-{resolution}.ply"
-                result, export_peak = run_child(EXPORT_CODE.format(run=str(run_dir), out=str(out), resolution=resolution))
-                row[f"export{resolution}_s"], row[f"export{resolution}_mb"] = result["seconds"], export_peak
-                row[f"export{resolution}_faces"] = result["faces"]
-            print(json.dumps(row), flush=True)
-            with rows_file.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            rows.append(row)
+    for model, mesh, options in cells:
+        mesh_name = mesh.name
+        if f"{mesh.stem}:{model}" in args.skip:
+            continue
+        if (mesh_name, model) in done:
+            rows.append({**done[(mesh_name, model)], "reused": True})
+            continue
+        run_dir = work / f"{mesh.stem}-{model}"
+        _, wall, peak = run_measured([sys.executable, "-c", FIT_CODE.format(signal=str(mesh), out=str(run_dir),
+                                                                           options=options)])
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        final = records[-1]
+        config = json.loads((run_dir / "config.json").read_text())
+        row = {"mesh": mesh_name, "model": model, "faces": config["signal"]["n_faces"],
+               "open": config["signal"]["boundary_edges"] > 0, "steps": final["step"], "train_s": final["elapsed"],
+               "fit_wall_s": wall, "fit_peak_mb": peak, **{k: final[k] for k in
+               ("iou", "chamfer_l1", "chamfer_l2", "normal_consistency", "fscore")}}
+        for resolution in (256, 512) if mesh.stem in args.export_512 else (256,):
+            out = work / f"{run_dir.name}-{resolution}.ply"
+            result, export_peak = run_child(EXPORT_CODE.format(run=str(run_dir), out=str(out), resolution=resolution))
+            row[f"export{resolution}_s"], row[f"export{resolution}_mb"] = result["seconds"], export_peak
+            row[f"export{resolution}_faces"] = result["faces"]
+        print(json.dumps(row), flush=True)
+        with rows_file.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        rows.append(row)
     total = time.perf_counter() - bench_start
-    markdown = render(args, gt, signs, rows, total)
+    markdown = render(args, protocol, gt, signs, rows, total)
     if args.no_write:
         print(markdown)
     else:
@@ -174,7 +169,7 @@ def main() -> None:
         print(f"wrote the bench_sdf section of {ROOT / 'BENCHMARKS.md'} ({total:.0f} s)")
 
 
-def render(args: argparse.Namespace, gt: dict, signs: list[dict], rows: list[dict], total: float) -> str:
+def render(args: argparse.Namespace, protocol: Protocol, gt: dict, signs: list[dict], rows: list[dict], total: float) -> str:
     command = "python scripts/bench_sdf.py " + " ".join(sys.argv[1:])
     lines = [
         "## Signed distance fields (`scripts/bench_sdf.py`)",
@@ -198,9 +193,9 @@ def render(args: argparse.Namespace, gt: dict, signs: list[dict], rows: list[dic
         *[f"| {s['mesh']} | {s['boundary_edges']} | {s['inside_winding']:.4f} | {s['inside_pseudonormal']:.4f} | "
           f"{s['disagree']:.4%} |" for s in signs],
         "",
-        f"**Fits**: {args.steps} steps per fit (L1 regression, batch {args.batch_size}, width {args.width}, "
-        f"depth {args.depth}, preset lr with ×0.1 decay, seed 0). Chamfer ×10³ in the frame where the longest side is 1; "
-        "F-score at 1 %; IoU on a 128-voxel grid over the bounding box; 'train s' is the training loop, 'fit s' the "
+        f"**Fits**: protocol `{protocol.name}` v{protocol.version} at scale `{protocol.scale}` ({protocol.title}; "
+        f"options {protocol.options}; scale: {protocol.factors or 'none'}). Chamfer ×10³ in the frame where the longest "
+        "side is 1; F-score at 1 %; IoU over the bounding box; 'train s' is the training loop, 'fit s' the "
         "whole `inrkit fit` process (ground truth, training, evaluation, mesh); export times are the `inrkit.export_mesh` call "
         "(narrow-band evaluation + marching cubes + PLY), memory the export process's peak RSS including Python and torch.",
         "",
@@ -216,16 +211,18 @@ def render(args: argparse.Namespace, gt: dict, signs: list[dict], rows: list[dic
             f"{r['fit_peak_mb']:.0f} | {r['export256_s']:.1f} | {r['export256_mb']:.0f} | {e512} |")
     if args.skip:
         lines += ["", "Not run (CPU time): " + ", ".join(f"`{pair}`" for pair in args.skip) + "."]
-    armadillo = [r for r in rows if r["mesh"].startswith("armadillo") and r["model"] in SL2A_IOU_ARMADILLO]
-    if armadillo:
+    published = [(r, protocol.published_value(r["model"], [Path(r["mesh"]).stem])) for r in rows
+                 if r["model"] in protocol.models]
+    published = [(r, value) for r, (value, same) in published if value is not None and same]
+    if published:
         lines += [
             "",
-            "Published Armadillo IoU (SL²A page, REFERENCE.md §7.3; occupancy fitting on a voxel grid, GPU, "
-            "hundreds of epochs) against this CPU run:",
+            "Published IoU per shape (the protocol's `published`: SL²A page, REFERENCE.md §7.3; occupancy fitting on a "
+            "voxel grid, GPU, hundreds of epochs) against this run:",
             "",
-            "| model | published IoU | inrkit (this table) |",
-            "|---|---:|---:|",
-            *[f"| {r['model']} | {SL2A_IOU_ARMADILLO[r['model']]:.4f} | {r['iou']:.4f} |" for r in armadillo],
+            "| mesh | model | published IoU | inrkit (this table) |",
+            "|---|---|---:|---:|",
+            *[f"| {r['mesh']} | {r['model']} | {value:.4f} | {r['iou']:.4f} |" for r, value in published],
         ]
     return "\n".join(lines)
 

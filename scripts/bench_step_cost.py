@@ -1,5 +1,7 @@
 """Per-step cost of inrkit's trainer against the official implementations, same network, same machine.
 
+No protocol: a per-step micro-benchmark against the official code's loops, not a fit to a paper's table.
+
 Protocol (REFERENCE.md, "CPU measurements of the official code"): kodim01 resized to 192×128,
 full batch, 50 Adam steps, each preset's default network (SIREN/FINER/Gauss/ReLU-PE/SL²A 3×256 in
 the papers' terms, SPDER with its 6 sine-damped layers, WIRE at width 181), flush-to-zero on.

@@ -1,5 +1,7 @@
 """Fuzz the ``.inrz`` decoder: decode **and use** every input, classify it, print a summary.
 
+No protocol: a fuzzer of the ``.inrz`` decoder, not a benchmark of fits.
+
 The harness (:func:`run_one`) writes the input to a file and runs what a user would: ``inrkit.export.load``
 (reading, header checks, bounded decoding), a forward pass on a few coordinates (a radiance field renders
 a few rays), the ``inrkit info`` printing path (``inrkit.cli.main(["info", FILE])`` with ``INRKIT_DEBUG``

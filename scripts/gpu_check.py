@@ -1,5 +1,8 @@
 """The prepared GPU check (issue 12 §6): everything in inrkit that needs CUDA, in one run of at most 8 minutes.
 
+No protocol: a check of the CUDA code paths; its NeRF part is a 2-minute smoke run, not ``ingp-nerf-synthetic``'s
+5 minutes per scene (``scripts/bench_nerf.py --scale full``).
+
     python scripts/gpu_check.py --out gpu-check          # full check, about 6 minutes on one GPU
     python scripts/gpu_check.py --quick --out gpu-check  # every part, shortened (about 2 minutes)
     python scripts/gpu_check.py --only compare --out gpu-check   # rerun one part (repeat --only for more)
