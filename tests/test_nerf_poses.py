@@ -228,6 +228,7 @@ def test_cli_perturb_and_refine_poses_records_and_reports(tmp_path: Path, capsys
     (["--perturb-poses", "15"], "ROT_DEG,TRANS"),
     (["--perturb-poses", "200,0.1"], "rotation in"),
     (["--pose-lr", "0.01"], "needs --refine-poses"),
+    (["--refine-poses", "--progressive", "sape"], "sape is not wired for radiance fields"),
 ])
 def test_bad_pose_options_are_one_line_errors(tmp_path: Path, capsys, flags: list[str], message: str):
     assert main(["nerf", "spheres", "--out", str(tmp_path / "run"), *flags]) == 2
