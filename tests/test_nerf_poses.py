@@ -228,6 +228,7 @@ def test_cli_perturb_and_refine_poses_records_and_reports(tmp_path: Path, capsys
     (["--perturb-poses", "15"], "ROT_DEG,TRANS"),
     (["--perturb-poses", "200,0.1"], "rotation in"),
     (["--pose-lr", "0.01"], "needs --refine-poses"),
+    (["--refine-poses", "--progressive", "sape"], "sape is not wired for radiance fields"),
 ])
 def test_bad_pose_options_are_one_line_errors(tmp_path: Path, capsys, flags: list[str], message: str):
     assert main(["nerf", "spheres", "--out", str(tmp_path / "run"), *flags]) == 2
@@ -249,3 +250,27 @@ def test_refinement_recovers_a_known_perturbation(tmp_path: Path):
     assert metrics["rotation_error_deg"] < RECOVERY_ROTATION * metrics["rotation_error_deg_before"]
     assert metrics["translation_error"] < RECOVERY_TRANSLATION * metrics["translation_error_before"]
     assert np.isfinite(metrics["psnr"])
+
+
+def test_barf_window_reaches_the_positional_encoding_of_a_pose_refining_nerf(tmp_path: Path, monkeypatch):
+    """BARF's setting: ``--backbone relu-pe --refine-poses --progressive barf``; the cosine window is set on the
+    density network's positional encoding (10 octaves after the identity: L = 10 bands) before every step."""
+    from inrkit.encodings.bands import BandWeights
+
+    seen: list[tuple[BandWeights, torch.Tensor]] = []
+    original = BandWeights.set
+    monkeypatch.setattr(BandWeights, "set", lambda self, weights: (seen.append((self, torch.as_tensor(weights))),
+                                                                  original(self, weights))[1])
+    scene = make_scene("spheres", tmp_path / "scene", resolution=8, n_train=4, n_test=1)
+    fitted = inrkit.nerf.fit(scene, preset="instant-ngp-cpu", steps=4, out=tmp_path / "run", quiet=True, device="cpu",
+                             backbone="relu-pe", refine_poses=True, perturb_poses="5,0.1", progressive="barf",
+                             batch_size=64, grid_resolution=16, steps_per_unit=32)
+    encoding = fitted.field.field.position_encoding
+    assert {id(bands) for bands, _ in seen} == {id(encoding.bands)} and encoding.bands.n_bands == 10
+    # p = t/4 at step t, α = 10·(p − 0.1)/(0.5 − 0.1): −2.5, 3.75, 10, 16.25; w_k = ½(1 − cos(π·clamp(α − k, 0, 1)))
+    partial = 0.5 * (1 - math.cos(0.75 * math.pi))
+    expected = [[0.0] * 10, [1.0, 1.0, 1.0, partial] + [0.0] * 6, [1.0] * 10, [1.0] * 10]
+    torch.testing.assert_close(torch.stack([w for _, w in seen[:4]]), torch.tensor(expected), rtol=0, atol=1e-6)
+    assert torch.equal(seen[-1][1], torch.ones(10))  # unlocked for the outputs
+    assert (fitted.config["train"]["progressive_start"], fitted.config["train"]["progressive_end"]) == (0.1, 0.5)
+    assert float(fitted.field.poses.se3.detach().abs().max()) > 0  # the poses were refined meanwhile
