@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -161,6 +162,7 @@ def _fit_many(paths: list[Path], out: Path, **options: Any) -> tuple[Any, float]
 def part_batched(fields_per_batch: int | None) -> dict[str, Any]:
     """The whole job through fit-many (default --fields-per-batch, or the one given)."""
     paths = make_tiles()
+    load_before = os.getloadavg()[0]
     data, seconds = _fit_many(paths, WORK / "batched", init="shared", fields_per_batch=fields_per_batch)
     psnr = [data[i][1]["psnr"] for i in range(len(data))]
     key = "batched" if fields_per_batch is None else f"batched_{fields_per_batch}"
@@ -169,7 +171,7 @@ def part_batched(fields_per_batch: int | None) -> dict[str, Any]:
                         "mean_psnr": float(np.mean(psnr)), "min_psnr": float(np.min(psnr)),
                         "psnr_kodim01": float(np.mean(psnr[:384])), "psnr_kodim02": float(np.mean(psnr[384:])),
                         "n_params": data.field(0).n_params, "peak_rss_mb": peak_mb(),
-                        "first_psnr": psnr[:LOOP_SAMPLE]}}
+                        "first_psnr": psnr[:LOOP_SAMPLE], "load_average": [load_before, os.getloadavg()[0]]}}
 
 
 def part_loop() -> dict[str, Any]:
