@@ -39,6 +39,21 @@ PROTOCOL = {"width": 32, "depth": 3, "omega0": 30.0, "lr": 1e-3, "schedule": "co
 FIT_A_NEF_FIELDS_PER_S = 0.51
 FIT_A_NEF_PSNR = 45.75
 LOOP_SAMPLE = 16  # single fits timed; the loop's time for 512 is extrapolated
+# one cProfile of ``--part batched`` (machine load makes it vary by ±20 %; rerun by hand, it is not a --part)
+PROFILE = {
+    "command": "`python -m cProfile -o P scripts/bench_fit_many.py --part batched`, cumulative times",
+    "seconds": "175 (cProfile adds a few of them)", "load": "1.6-2.5",
+    "split": "training steps 157 s, i.e. the arithmetic: forward 53 s, backward 93 s (88 s of it in `torch.bmm`), "
+             "Adam 7 s, the rest of the step loop 4 s. Everything else is ~13 s (7 %): the final evaluation 4.3 s "
+             "for 512 fields (SSIM 2.5 s, building each field 0.9 s, rendering 0.7 s); torch.compile 4.1 s (the "
+             "thread tuner's 1-thread trial compiles a second graph) inside 3.5 s of first steps and 2.9 s of "
+             "compile set-up; building the initial fields 1.3 s (one per item; now one per shard for a shared or "
+             "meta init); opening and sha256-hashing the 512 PNGs 0.6 s, and opening them again in the shards "
+             "0.6 s; writing shards and the manifest ~1 s. So the arithmetic ran at 157 s / (500 × 512) = 0.61 ms "
+             "per field and step, twice the idle sweep's 0.30 ms: the other jobs on the 2 cores (the second, slower "
+             "graph, by its timing the thread tuner's 1-thread one, ran 1,510 of the 4,008 steps), not "
+             "fit-many's overhead, is what the 10× goal lacks here.",
+}
 
 
 def make_tiles() -> list[Path]:
@@ -308,13 +323,15 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Peak memory of the batched run {b['peak_rss_mb']:,.0f} MB (RSS). The loop's time is {loop['fields']} single "
         f"fits ({loop['seconds']:.1f} s) × 512/{loop['fields']}; the batched first {loop['fields']} tiles reached "
         f"{np.mean(b['first_psnr']):.2f} dB against the loop's {np.mean(loop['psnr']):.2f} dB on the same tiles. "
-        "Why the goals are out of reach here: a single fit of this tiny SIREN is already efficient on a CPU "
-        f"({1000 * loop['seconds'] / loop['fields'] / 500:.1f} ms a step, everything in cache), while the batched "
-        "arithmetic itself (matmuls of width 32 and 98,304 sines and cosines per field and step) costs 0.30 ms per "
-        "field and step at best on these 2 cores (sweep below): 500 steps × 512 fields × 0.30 ms = 77 s of the 142 s; "
-        "the rest is opening and hashing 512 files, compiling (~8 s), the per-field final evaluation (PSNR and SSIM) "
-        "and contention with the other jobs on the machine (not broken down further). fit-a-nef's 0.51 fields/s is "
-        "one JAX thread.",
+        f"The batched run started at load average {b['load_average'][0]:.1f} and ended at {b['load_average'][1]:.1f} "
+        "(1-minute; this job alone makes ~2). Why the goals are out of reach here: a single fit of this tiny SIREN "
+        f"is already efficient on a CPU ({1000 * loop['seconds'] / loop['fields'] / 500:.1f} ms a step, everything in "
+        "cache), while the batched arithmetic itself (matmuls of width 32 and 98,304 sines and cosines per field and "
+        "step) costs 0.30 ms per field and step at best on an otherwise idle machine (sweep below): 500 × 512 × 0.30 ms "
+        "= 77 s. fit-a-nef's 0.51 fields/s is one JAX thread.",
+        "",
+        f"Where the batched run's time goes ({PROFILE['command']}; {PROFILE['seconds']} s under the profiler at load "
+        f"average {PROFILE['load']}): {PROFILE['split']}",
         "",
         "Forward pass, per step of 512 fields × 1,024 pixels (forward, backward, Adam), 5 steps timed after one warm-up:",
         "",
