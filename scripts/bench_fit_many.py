@@ -42,17 +42,18 @@ LOOP_SAMPLE = 16  # single fits timed; the loop's time for 512 is extrapolated
 # one cProfile of ``--part batched`` (machine load makes it vary by ±20 %; rerun by hand, it is not a --part)
 PROFILE = {
     "command": "`python -m cProfile -o P scripts/bench_fit_many.py --part batched`, cumulative times",
-    "seconds": "175 (cProfile adds a few of them)", "load": "1.6-2.5",
-    "split": "training steps 157 s, i.e. the arithmetic: forward 53 s, backward 93 s (88 s of it in `torch.bmm`), "
-             "Adam 7 s, the rest of the step loop 4 s. Everything else is ~13 s (7 %): the final evaluation 4.3 s "
-             "for 512 fields (SSIM 2.5 s, building each field 0.9 s, rendering 0.7 s); torch.compile 4.1 s (the "
-             "thread tuner's 1-thread trial compiles a second graph) inside 3.5 s of first steps and 2.9 s of "
-             "compile set-up; building the initial fields 1.3 s (one per item; now one per shard for a shared or "
-             "meta init); opening and sha256-hashing the 512 PNGs 0.6 s, and opening them again in the shards "
-             "0.6 s; writing shards and the manifest ~1 s. So the arithmetic ran at 157 s / (500 × 512) = 0.61 ms "
-             "per field and step, twice the idle sweep's 0.30 ms: the other jobs on the 2 cores (the second, slower "
-             "graph, by its timing the thread tuner's 1-thread one, ran 1,510 of the 4,008 steps), not "
-             "fit-many's overhead, is what the 10× goal lacks here.",
+    "seconds": "175 s (cProfile's own cost included)", "load": "1.6-2.5",
+    "split": "the arithmetic ~155 s: forward 53 s, backward 93 s (88 s of it in `torch.bmm`), Adam 7 s, the rest "
+             "of the step loop 4 s (less ~2 s of compiling inside it). Everything else ~18 s (10 %): compiling "
+             "~6 s (the shards' probe steps 3.5 s, torch.compile's set-up 2.9 s; dynamo compiled twice, 4.1 s in "
+             "all, as the thread tuner's 1-thread trial needs a second graph); the final evaluation 4.3 s for 512 "
+             "fields (SSIM 2.5 s, building each field 0.9 s, rendering 0.7 s); imports 2.2 s; building the "
+             "initial fields 1.3 s (one per item; now one per shard for a shared or meta init); opening and "
+             "sha256-hashing the 512 PNGs 0.6 s and opening them again in the shards 0.6 s; checkpoints, shards "
+             "and the manifest ~2 s. So the arithmetic ran at ~155 s / (500 × 512) = 0.60 ms per field and step, "
+             "twice the idle sweep's 0.30 ms: the other jobs on the 2 cores (the second, slower graph, by its "
+             "timing the 1-thread one, ran 1,510 of the 4,008 steps), not fit-many's overhead, are what the 10× "
+             "goal lacks here.",
 }
 
 
@@ -330,7 +331,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         "step) costs 0.30 ms per field and step at best on an otherwise idle machine (sweep below): 500 × 512 × 0.30 ms "
         "= 77 s. fit-a-nef's 0.51 fields/s is one JAX thread.",
         "",
-        f"Where the batched run's time goes ({PROFILE['command']}; {PROFILE['seconds']} s under the profiler at load "
+        f"Where the batched run's time goes ({PROFILE['command']}; {PROFILE['seconds']} under the profiler at load "
         f"average {PROFILE['load']}): {PROFILE['split']}",
         "",
         "Forward pass, per step of 512 fields × 1,024 pixels (forward, backward, Adam), 5 steps timed after one warm-up:",
