@@ -50,10 +50,13 @@ PROFILE = {
              "fields (SSIM 2.5 s, building each field 0.9 s, rendering 0.7 s); imports 2.2 s; building the "
              "initial fields 1.3 s (one per item; now one per shard for a shared or meta init); opening and "
              "sha256-hashing the 512 PNGs 0.6 s and opening them again in the shards 0.6 s; checkpoints, shards "
-             "and the manifest ~2 s. So the arithmetic ran at ~155 s / (500 × 512) = 0.60 ms per field and step, "
-             "twice the idle sweep's 0.30 ms: the other jobs on the 2 cores (the second, slower graph, by its "
-             "timing the 1-thread one, ran 1,510 of the 4,008 steps), not fit-many's overhead, are what the 10× "
-             "goal lacks here.",
+             "and the manifest ~2 s. So fit-many's overhead outside the steps is small; the steps themselves ran at "
+             "~155 s / (500 × 512) = 0.60 ms per field and step, twice the sweep's 0.30 ms for a bare step of 64 "
+             "compiled fields. The second, slower graph (by its timing the 1-thread one) ran 1,510 of the 4,008 "
+             "steps, but the rerun in the table, at a lower load, stepped no faster (~26 steps/s of 64 fields), so "
+             "the gap is not only the other jobs: what the Trainer's step adds to the sweep's bare one (the "
+             "vectorised loss, the thread tuner's trials) is not broken down yet, and it is where the 10× goal "
+             "would have to be found.",
 }
 
 
