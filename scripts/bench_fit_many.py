@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -40,6 +41,25 @@ PROTOCOL = {"width": 32, "depth": 3, "omega0": 30.0, "lr": 1e-3, "schedule": "co
 FIT_A_NEF_FIELDS_PER_S = 0.51
 FIT_A_NEF_PSNR = 45.75
 LOOP_SAMPLE = 16  # single fits timed; the loop's time for 512 is extrapolated
+# one cProfile of ``--part batched`` (machine load makes it vary by ±20 %; rerun by hand, it is not a --part)
+PROFILE = {
+    "command": "`python -m cProfile -o P scripts/bench_fit_many.py --part batched`, cumulative times",
+    "seconds": "175 s (cProfile's own cost included)", "load": "1.6-2.5",
+    "split": "the arithmetic ~155 s: forward 53 s, backward 93 s (88 s of it in `torch.bmm`), Adam 7 s, the rest "
+             "of the step loop 4 s (less ~2 s of compiling inside it). Everything else ~18 s (10 %): compiling "
+             "~6 s (the shards' probe steps 3.5 s, torch.compile's set-up 2.9 s; dynamo compiled twice, 4.1 s in "
+             "all, as the thread tuner's 1-thread trial needs a second graph); the final evaluation 4.3 s for 512 "
+             "fields (SSIM 2.5 s, building each field 0.9 s, rendering 0.7 s); imports 2.2 s; building the "
+             "initial fields 1.3 s (one per item; now one per shard for a shared or meta init); opening and "
+             "sha256-hashing the 512 PNGs 0.6 s and opening them again in the shards 0.6 s; checkpoints, shards "
+             "and the manifest ~2 s. So fit-many's overhead outside the steps is small; the steps themselves ran at "
+             "~155 s / (500 × 512) = 0.60 ms per field and step, twice the sweep's 0.30 ms for a bare step of 64 "
+             "compiled fields. The second, slower graph (by its timing the 1-thread one) ran 1,510 of the 4,008 "
+             "steps, but the rerun in the table, at a lower load, stepped no faster (~26 steps/s of 64 fields), so "
+             "the gap is not only the other jobs: what the Trainer's step adds to the sweep's bare one (the "
+             "vectorised loss, the thread tuner's trials) is not broken down yet, and it is where the 10× goal "
+             "would have to be found.",
+}
 
 
 def make_tiles() -> list[Path]:
@@ -163,6 +183,7 @@ def _fit_many(paths: list[Path], out: Path, **options: Any) -> tuple[Any, float]
 def part_batched(fields_per_batch: int | None) -> dict[str, Any]:
     """The whole job through fit-many (default --fields-per-batch, or the one given)."""
     paths = make_tiles()
+    load_before = os.getloadavg()[0]
     data, seconds = _fit_many(paths, WORK / "batched", init="shared", fields_per_batch=fields_per_batch)
     psnr = [data[i][1]["psnr"] for i in range(len(data))]
     key = "batched" if fields_per_batch is None else f"batched_{fields_per_batch}"
@@ -171,7 +192,7 @@ def part_batched(fields_per_batch: int | None) -> dict[str, Any]:
                         "mean_psnr": float(np.mean(psnr)), "min_psnr": float(np.min(psnr)),
                         "psnr_kodim01": float(np.mean(psnr[:384])), "psnr_kodim02": float(np.mean(psnr[384:])),
                         "n_params": data.field(0).n_params, "peak_rss_mb": peak_mb(),
-                        "first_psnr": psnr[:LOOP_SAMPLE]}}
+                        "first_psnr": psnr[:LOOP_SAMPLE], "load_average": [load_before, os.getloadavg()[0]]}}
 
 
 def part_loop() -> dict[str, Any]:
@@ -308,13 +329,15 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"Peak memory of the batched run {b['peak_rss_mb']:,.0f} MB (RSS). The loop's time is {loop['fields']} single "
         f"fits ({loop['seconds']:.1f} s) × 512/{loop['fields']}; the batched first {loop['fields']} tiles reached "
         f"{np.mean(b['first_psnr']):.2f} dB against the loop's {np.mean(loop['psnr']):.2f} dB on the same tiles. "
-        "Why the goals are out of reach here: a single fit of this tiny SIREN is already efficient on a CPU "
-        f"({1000 * loop['seconds'] / loop['fields'] / 500:.1f} ms a step, everything in cache), while the batched "
-        "arithmetic itself (matmuls of width 32 and 98,304 sines and cosines per field and step) costs 0.30 ms per "
-        "field and step at best on these 2 cores (sweep below): 500 steps × 512 fields × 0.30 ms = 77 s of the 142 s; "
-        "the rest is opening and hashing 512 files, compiling (~8 s), the per-field final evaluation (PSNR and SSIM) "
-        "and contention with the other jobs on the machine (not broken down further). fit-a-nef's 0.51 fields/s is "
-        "one JAX thread.",
+        f"The batched run started at load average {b['load_average'][0]:.1f} and ended at {b['load_average'][1]:.1f} "
+        "(1-minute; this job alone makes ~2). Why the goals are out of reach here: a single fit of this tiny SIREN "
+        f"is already efficient on a CPU ({1000 * loop['seconds'] / loop['fields'] / 500:.1f} ms a step, everything in "
+        "cache), while the batched arithmetic itself (matmuls of width 32 and 98,304 sines and cosines per field and "
+        "step) costs 0.30 ms per field and step at best on an otherwise idle machine (sweep below): 500 × 512 × 0.30 ms "
+        "= 77 s. fit-a-nef's 0.51 fields/s is one JAX thread.",
+        "",
+        f"Where the batched run's time goes ({PROFILE['command']}; {PROFILE['seconds']} under the profiler at load "
+        f"average {PROFILE['load']}): {PROFILE['split']}",
         "",
         "Forward pass, per step of 512 fields × 1,024 pixels (forward, backward, Adam), 5 steps timed after one warm-up:",
         "",

@@ -34,17 +34,20 @@ WORK_DIR = ".work"  # per-shard Trainer folders (checkpoints of the shard being 
 
 
 def build_fields(config: dict[str, Any], items: list[dict[str, Any]], init: dict[str, torch.Tensor] | None) -> list[Field]:
-    """Each item's initial field: from its seed (``init`` None) or a copy of the state ``init``."""
+    """Each item's initial field: from its seed (``init`` None) or the state ``init``, one field built once and
+    listed per item (:class:`StackedFields` copies the tensors)."""
+    def prepared(field: Field) -> Field:
+        return prepare_field(field, "torch", torch.device("cpu"))  # grids: the reference lookup, which vmaps
+
+    if init is not None:
+        field = Field(config)
+        field.load_state_dict(init, strict=True)
+        return [prepared(field)] * len(items)
     fields = []
     for item in items:
         seed_everything(int(item["seed"]))
-        field = Field(config)
-        if init is not None:
-            field.load_state_dict(init, strict=True)
-        fields.append(prepare_field(field, "torch", torch.device("cpu")))  # grids: the reference lookup, which vmaps
+        fields.append(prepared(Field(config)))
     return fields
-
-
 
 
 def _probe_compiled(stacked: StackedFields, shape: tuple[int, ...], device: torch.device) -> None:
