@@ -135,18 +135,29 @@ def test_trainer_stop_flag_checkpoints_and_resumes(tmp_path, make_image):
     assert _checkpoint_step(tmp_path) == 25
 
 
-class _CtrlCAfter(ImageSignal):
-    """Delivers a real SIGINT to this process during the ``after``-th loss, as a Ctrl-C would."""
+class _SignalAfter(ImageSignal):
+    """Delivers a real ``signum`` to this process during the ``after``-th loss (SIGINT as a Ctrl-C would,
+    SIGTERM as SLURM or Kubernetes would), once the trainer has replaced ``untouched``, the default handler."""
 
+    signum: signal.Signals
+    untouched: object
     after = 12
     calls = 0
 
     def loss(self, field, batch):
         self.calls += 1
         if self.calls == self.after:
-            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler, "trainer installed no SIGINT handler"
-            signal.raise_signal(signal.SIGINT)
+            assert signal.getsignal(self.signum) is not self.untouched, f"trainer installed no {self.signum.name} handler"
+            signal.raise_signal(self.signum)
         return super().loss(field, batch)
+
+
+class _CtrlCAfter(_SignalAfter):
+    signum, untouched = signal.SIGINT, signal.default_int_handler
+
+
+class _TermAfter(_SignalAfter):
+    signum, untouched = signal.SIGTERM, signal.SIG_DFL
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="SIGINT handlers need the main thread")
@@ -241,20 +252,6 @@ def test_fit_overwrite_replaces_a_run(tmp_path, make_image):
     run = inrkit.fit(ImageSignal.from_array(np.flipud(image)), out=run_dir, steps=7, overwrite=True, **SMALL)
     assert run.metrics["step"] == 7
     assert _steps(run_dir) == [7]
-
-
-class _TermAfter(ImageSignal):
-    """Delivers a real SIGTERM to this process during the ``after``-th loss, as SLURM or Kubernetes would."""
-
-    after = 12
-    calls = 0
-
-    def loss(self, field, batch):
-        self.calls += 1
-        if self.calls == self.after:
-            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "trainer installed no SIGTERM handler"
-            signal.raise_signal(signal.SIGTERM)
-        return super().loss(field, batch)
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signal handlers need the main thread")
