@@ -595,19 +595,13 @@ class BenchCellsFailed(InrkitError):
 
 def cmd_report(args: argparse.Namespace) -> int:
     from inrkit.api.report import build_report
+    from inrkit.files import check_output
 
-    out = _output_file(args.out, args.overwrite, [Path(p) for p in args.runs])
+    out = check_output(args.out, overwrite=args.overwrite, inputs=[Path(p) for p in args.runs])
     began = time.perf_counter()
     path = build_report(args.runs, out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB in {time.perf_counter() - began:.1f} s)")
     return 0
-
-
-def _output_file(path: str | Path, overwrite: bool, inputs: list[Path]) -> Path:
-    """``path`` checked against the one output policy (:func:`inrkit.files.check_output`)."""
-    from inrkit.files import check_output
-
-    return check_output(path, overwrite=overwrite, inputs=inputs)
 
 
 def build_parser() -> argparse.ArgumentParser:
