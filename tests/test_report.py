@@ -22,7 +22,7 @@ import inrkit
 from inrkit.api.bench import run_bench
 from inrkit.api.protocols import load_protocol
 from inrkit.api.report import LiveReport
-from inrkit.api.report.charts import nice_ticks
+from inrkit.api.report.charts import Series, line_chart, nice_ticks
 from inrkit.api.report.media import simplify_mesh
 from inrkit.cli import main
 from inrkit.io.audio import write_wav
@@ -150,6 +150,9 @@ def test_live_report_is_refreshed_while_training(report_inputs: dict):
 def test_chart_ticks_and_mesh_simplification():
     assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert nice_ticks(3.0, 47.0) == [10.0, 20.0, 30.0, 40.0]
+    single = line_chart([Series("run", [(150.0, 25.6)])], "psnr vs step", "step", "PSNR")  # one evaluation only
+    x_labels = re.findall(r'text-anchor="middle">([0-9.]+)</text>', single)
+    assert x_labels == ["145", "150", "155"]  # distinct labels around the one point, not five "150"s
     sphere = trimesh.creation.icosphere(subdivisions=5)  # 20,480 faces
     vertices, faces = simplify_mesh(sphere.vertices, sphere.faces, max_faces=5000)
     assert 0 < len(faces) <= 5000 and faces.max() < len(vertices)

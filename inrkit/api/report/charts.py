@@ -51,6 +51,19 @@ def _label(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _axis_range(values: list[float], margin: float) -> tuple[float, float]:
+    """``(low, high)`` of an axis over ``values``, widened by ``margin`` of the span on each side.
+
+    A single value ``v`` gets ``v ± 5 %`` (``± 0.5`` at 0), so its ticks stay distinct once rounded for display.
+    """
+    low, high = min(values), max(values)
+    if high == low:
+        half = 0.05 * abs(low) or 0.5
+        return low - half, high + half
+    pad = margin * (high - low)
+    return low - pad, high + pad
+
+
 def line_chart(series: list[Series], title: str, x_label: str, y_label: str, *, width: int = 400, height: int = 260,
                log_x: bool = False, log_y: bool = False) -> str:
     """An SVG ``<svg>`` element with axes, ticks, one polyline (or marker set) per series and, right of the plot
@@ -77,12 +90,8 @@ def line_chart(series: list[Series], title: str, x_label: str, y_label: str, *, 
     if not values:
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle">no data</text></svg>')
         return "".join(parts)
-    x0, x1 = min(p[0] for p in values), max(p[0] for p in values)
-    y0, y1 = min(p[1] for p in values), max(p[1] for p in values)
-    if x1 == x0:
-        x0, x1 = x0 - 0.5, x1 + 0.5
-    pad = 0.05 * (y1 - y0) if y1 > y0 else 0.5
-    y0, y1 = y0 - pad, y1 + pad
+    x0, x1 = _axis_range([p[0] for p in values], margin=0.0)
+    y0, y1 = _axis_range([p[1] for p in values], margin=0.05)
     left, top = MARGIN["left"], MARGIN["top"]
     w, h = width - left - MARGIN["right"] - legend, height - top - MARGIN["bottom"]
 
