@@ -11,6 +11,19 @@
         img.style.transform = "translate(" + state.x + "px," + state.y + "px) scale(" + state.scale + ")";
       });
     }
+    // a pane takes its image's aspect ratio, its longer side kept at the stylesheet's size (no letterbox bars)
+    images.forEach(function (img) {
+      function fit() {
+        var view = img.parentNode, side = view.clientWidth;
+        if (!img.naturalWidth || !img.naturalHeight) { return; }
+        if (img.naturalWidth >= img.naturalHeight) {
+          view.style.height = Math.round(side * img.naturalHeight / img.naturalWidth) + "px";
+        } else {
+          view.style.width = Math.round(side * img.naturalWidth / img.naturalHeight) + "px";
+        }
+      }
+      if (img.complete) { fit(); } else { img.addEventListener("load", fit); }
+    });
     var drag = null;
     Array.prototype.forEach.call(group.querySelectorAll(".zoom-view"), function (view) {
       view.addEventListener("wheel", function (event) {
