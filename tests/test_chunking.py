@@ -209,3 +209,20 @@ def test_no_periodic_evaluation_that_would_end_past_the_time_budget(tmp_path):
     assert not trainer._evaluation_would_overrun()
     trainer.elapsed = 6.5
     assert trainer._evaluation_would_overrun()
+
+
+@pytest.mark.parametrize("model", ["spder", "relu-pe"])
+def test_memory_probe_leaves_no_activations_alive(model):
+    """The probe's graphs are freed with it: a long-lived process (bench, fit-many) must not grow per fit."""
+    import gc
+
+    field = build_field(model, 2, 3)
+    signal = ImageSignal.from_array(np.random.default_rng(0).random((32, 32, 3)).astype(np.float32))
+
+    def live_graph_tensors() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor) and o.grad_fn is not None)
+
+    before = live_graph_tensors()
+    activation_bytes_per_sample(field, signal)
+    assert live_graph_tensors() == before

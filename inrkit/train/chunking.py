@@ -65,17 +65,30 @@ def current_memory_bytes() -> int:
 
 
 def _saved_bytes(field: torch.nn.Module, signal: Signal, n_samples: int, generator: torch.Generator) -> int:
-    """Bytes of the distinct tensors autograd saves while computing the loss on ``n_samples`` samples."""
-    storages: dict[int, int] = {}
+    """Bytes of the distinct tensors autograd saves while computing the loss on ``n_samples`` samples.
 
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
+    The probe graph is never differentiated, so the graph keeps only a size per saved tensor, and the
+    tensors themselves are held in a list (so that no storage is freed and reused while the loss is being
+    computed) that is dropped at the end. Handing the tensor itself back to the graph would make a
+    node → saved output → node cycle through C++ that Python's collector cannot see: the probe's
+    activations would outlive the fit (≈30 MB per SPDER fit in a long-lived process).
+    """
+    storages: dict[int, int] = {}
+    held: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> int:
         storage = tensor.untyped_storage()
         storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
+        held.append(tensor)
+        return storage.nbytes()
+
+    def unpack(size: int) -> torch.Tensor:
+        raise RuntimeError("the memory probe's graph has no backward pass")
 
     batch = signal.sample(n_samples, generator)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         signal.loss(field, batch)
+    held.clear()
     return sum(storages.values())
 
 
