@@ -178,6 +178,18 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, make_image, poli
         trainer(tmp_path / "other", Field(straight.config)).sampling.load_state(damaged, {})
 
 
+@pytest.mark.parametrize("policy, recorded", [("uniform", (None, None)), ("int", (0.2, None)), ("evos", (0.5, None)),
+                                              ("error", (None, 0.1))])
+def test_the_policys_default_settings_are_recorded(policy, recorded):
+    options = TrainOptions(sampling=policy)
+    options.resolve_defaults()  # what config.json records
+    options.validate()
+    assert (options.sampling_ratio, options.sampling_floor) == recorded
+    given = TrainOptions(sampling="error", sampling_floor=0.3)
+    given.resolve_defaults()
+    assert given.sampling_floor == 0.3
+
+
 BAD_FLAGS = {
     "unknown": (["--sampling", "topk"], "--sampling must be one of uniform, int, evos, error"),
     "ratio-zero": (["--sampling", "int", "--sampling-ratio", "0"], "--sampling-ratio must be in (0, 1]"),

@@ -134,7 +134,7 @@ def _apply_defaults(signal: Signal, model_options: ModelOptions, train_options: 
     if protocol == "device" and train_options.steps is None and train_options.seconds is None:
         train_options.seconds = DEVICE_SECONDS
     train_options.protocol = protocol
-    train_options.resolve_progressive()
+    train_options.resolve_defaults()
     train_options.validate()
 
 

@@ -315,7 +315,7 @@ def fit(scene: str | Path | Scene | None, preset: str = "auto", *, seconds: floa
     if train_options.progressive == "sape":
         raise InrkitError("--progressive sape is not wired for radiance fields (its mask is fed per-pixel losses at "
                           "fixed coordinates); use barf, nerfies, step or levels")
-    train_options.resolve_progressive()  # the schedule's window, recorded in config.json
+    train_options.resolve_defaults()  # the values used, recorded in config.json
     if train_options.backend == "tcnn":
         raise InrkitError("--backend tcnn is not wired for radiance fields yet; use auto, fast or torch")
     if resume:

@@ -67,9 +67,9 @@ def current_memory_bytes() -> int:
 def _saved_bytes(field: torch.nn.Module, signal: Signal, n_samples: int, generator: torch.Generator) -> int:
     """Bytes of the distinct tensors autograd saves while computing the loss on ``n_samples`` samples.
 
-    The probe graph is never differentiated, so the graph keeps only a size per saved tensor, and the
-    tensors themselves are held in a list (so that no storage is freed and reused while the loss is being
-    computed) that is dropped at the end. Handing the tensor itself back to the graph would make a
+    The graph keeps only an index per saved tensor into a list that holds the tensors (so no storage is freed
+    and reused while the loss is computed, and a loss that differentiates inside, such as the eikonal term,
+    can still unpack them); the list is dropped at the end. Handing the tensor itself to the graph would make a
     node → saved output → node cycle through C++ that Python's collector cannot see: the probe's
     activations would outlive the fit (≈30 MB per SPDER fit in a long-lived process).
     """
@@ -80,10 +80,10 @@ def _saved_bytes(field: torch.nn.Module, signal: Signal, n_samples: int, generat
         storage = tensor.untyped_storage()
         storages[storage.data_ptr()] = storage.nbytes()
         held.append(tensor)
-        return storage.nbytes()
+        return len(held) - 1
 
-    def unpack(size: int) -> torch.Tensor:
-        raise RuntimeError("the memory probe's graph has no backward pass")
+    def unpack(index: int) -> torch.Tensor:
+        return held[index]
 
     batch = signal.sample(n_samples, generator)
     with torch.autograd.graph.saved_tensors_hooks(pack, unpack):

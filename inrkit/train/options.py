@@ -9,7 +9,7 @@ from inrkit.backends import BACKENDS
 from inrkit.devices import DEVICE_CHOICES
 from inrkit.errors import InrkitError
 from inrkit.train.progressive import DEFAULT_WINDOWS, check_progressive
-from inrkit.train.sampling import SAMPLING_POLICIES
+from inrkit.train.sampling import SAMPLING_DEFAULTS, SAMPLING_POLICIES
 from inrkit.train.schedules import SCHEDULES
 
 DEFAULT_STEPS = 2000  # the paper protocol's budget when neither --steps nor --seconds is given
@@ -116,10 +116,17 @@ class TrainOptions:
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise InrkitError(f"--schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
 
-    def resolve_progressive(self) -> None:
-        """Fill the progressive schedule's defaults, to be recorded in config.json: ``--coarse-to-fine N`` alone is
-        ``--progressive levels`` by steps; a schedule without ``--progressive-start/--progressive-end`` takes its
-        default window (:data:`~inrkit.train.progressive.DEFAULT_WINDOWS`)."""
+    def resolve_defaults(self) -> None:
+        """Fill the defaults that depend on other options, so that config.json records the values used.
+
+        ``--coarse-to-fine N`` alone is ``--progressive levels`` by steps; a progressive schedule without
+        ``--progressive-start/--progressive-end`` takes its default window
+        (:data:`~inrkit.train.progressive.DEFAULT_WINDOWS`); a sampling policy without ``--sampling-ratio`` /
+        ``--sampling-floor`` takes its paper's value (:data:`~inrkit.train.sampling.SAMPLING_DEFAULTS`).
+        """
+        default_ratio, default_floor = SAMPLING_DEFAULTS.get(self.sampling, (None, None))
+        self.sampling_ratio = default_ratio if self.sampling_ratio is None else self.sampling_ratio
+        self.sampling_floor = default_floor if self.sampling_floor is None else self.sampling_floor
         if self.coarse_to_fine and self.progressive is None:
             self.progressive = "levels"
         if self.progressive is not None and not self.coarse_to_fine:

@@ -11,14 +11,17 @@ import torch
 
 from inrkit.errors import InrkitError
 from inrkit.signals.base import Signal
-from inrkit.train.sampling.error_driven import ErrorDriven
-from inrkit.train.sampling.evolutionary import EvolutionarySelector
-from inrkit.train.sampling.nonparametric_teaching import NonparametricTeaching
+from inrkit.train.sampling.error_driven import ERROR_FLOOR, ErrorDriven
+from inrkit.train.sampling.evolutionary import EVOS_RATIO, EvolutionarySelector
+from inrkit.train.sampling.nonparametric_teaching import INT_RATIO, NonparametricTeaching
 from inrkit.train.sampling.policy import SamplingPolicy
 
 SAMPLING_POLICIES = ("uniform", "int", "evos", "error")
+# The papers' defaults of each policy's setting: (``--sampling-ratio``, ``--sampling-floor``).
+SAMPLING_DEFAULTS: dict[str, tuple[float | None, float | None]] = {
+    "uniform": (None, None), "int": (INT_RATIO, None), "evos": (EVOS_RATIO, None), "error": (None, ERROR_FLOOR)}
 
-__all__ = ["SAMPLING_POLICIES", "SamplingPolicy", "build_sampling"]
+__all__ = ["SAMPLING_DEFAULTS", "SAMPLING_POLICIES", "SamplingPolicy", "build_sampling"]
 
 
 def build_sampling(name: str, signal: Signal, field: torch.nn.Module, generator: torch.Generator,
