@@ -226,3 +226,16 @@ def test_memory_probe_leaves_no_activations_alive(model):
     before = live_graph_tensors()
     activation_bytes_per_sample(field, signal)
     assert live_graph_tensors() == before
+
+
+def test_dry_run_counts_the_weight_average(monkeypatch):
+    """``--ema-decay`` keeps two more float32 copies of the parameters at peak (the average, the raw weights
+    while evaluating): 8 bytes per parameter in the estimate."""
+    import inrkit.api.lifecycle as lifecycle
+
+    monkeypatch.setattr(lifecycle, "current_memory_bytes", lambda: 0)
+    signal = ImageSignal.from_array(np.random.default_rng(0).random((16, 16, 3)).astype(np.float32))
+    plain = inrkit.estimate(signal, "siren", width=16, depth=1, steps=10, timed_steps=1, quiet=True)
+    averaged = inrkit.estimate(signal, "siren", width=16, depth=1, steps=10, timed_steps=1, quiet=True, ema_decay=0.95)
+    extra_mb = 8 * plain.n_params / 2**20
+    assert averaged.peak_memory_mb - plain.peak_memory_mb == pytest.approx(extra_mb, rel=1e-9)

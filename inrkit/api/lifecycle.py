@@ -320,7 +320,8 @@ def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: 
     """Resolve a fit's settings and time a few of its steps, writing nothing: the numbers of ``fit --dry-run``.
 
     Peak memory is the process's resident memory now plus the parameters' training state (weights,
-    gradients, two Adam moments) plus one chunk's activations.
+    gradients, two Adam moments; with ``--ema-decay`` the average and, while evaluating, the raw weights
+    beside it) plus one chunk's activations.
     """
     model_options, train_options, signal_options = _split_options({"model": model, **options})
     train_options.validate()
@@ -333,7 +334,8 @@ def estimate(signal: str | Path | Signal, model: str = "siren", *, timed_steps: 
     samples = min(train_options.batch_size or prepared.signal.n_samples, train_options.chunk_size or 1 << 62)
     bytes_per_sample = activation_bytes_per_sample(prepared.field, prepared.signal) if prepared.signal.chunkable else 0.0
     activations = samples * bytes_per_sample
-    peak = current_memory_bytes() + 16 * n_params + activations
+    copies = 4 + (2 if trainer.average is not None else 0)  # float32 copies of the parameters
+    peak = current_memory_bytes() + 4 * copies * n_params + activations
     budget = train_options.step_budget
     total = min(filter(None, (budget * seconds_per_step if budget else None, train_options.seconds)))
     return Estimate(prepared.summary(), n_params, train_options.chunk_size if prepared.signal.chunkable else None,
