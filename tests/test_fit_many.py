@@ -194,7 +194,7 @@ def test_a_failing_shard_in_a_worker_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_workers_and_a_rerun_resumes(tmp_path: Path) -> None:
-    """About 20 s: SIGINT to `inrkit fit-many --workers 2` once a shard is written: exit 130, the written shards kept;
+    """About 25 s: SIGINT to `inrkit fit-many --workers 2` once a shard is written: exit 130, the written shards kept;
     the same command again fits only the rest."""
     import signal
     import subprocess

@@ -79,7 +79,7 @@ class FitManyOptions:
     fields_per_batch: int | None = field(default=None, metadata={
         "help": "fields trained together (one shard each; default: on a CPU the largest power of two whose activations "
                 f"fit {CPU_BATCH_ACTIVATIONS >> 20} MB, elsewhere as many as fit a quarter of the free memory; at most "
-                f"{MAX_FIELDS_PER_BATCH})"})
+                f"{MAX_FIELDS_PER_BATCH}, and at most the fields per worker)"})
     init: str = field(default="random", metadata={
         "help": "random (each field from its own seed) | shared (one random init for all) | meta (Reptile-learned "
                 "on the inputs) | DIR (the init saved in another dataset)"})

@@ -62,8 +62,7 @@ def run_in_workers(jobs: list[Job], on_done: Callable[[dict[str, Any]], None], w
     lock = threading.Lock()
     stop: list[int] = []
     replies: queue.Queue[tuple[Job, dict[str, Any] | None]] = queue.Queue()
-    threads = jobs[0]["train"].get("threads")
-    processes = [_spawn(threads) for _ in range(min(workers, len(jobs)))]
+    processes: list[subprocess.Popen[str]] = []
 
     def serve(process: subprocess.Popen[str]) -> None:
         assert process.stdin is not None and process.stdout is not None
@@ -75,16 +74,18 @@ def run_in_workers(jobs: list[Job], on_done: Callable[[dict[str, Any]], None], w
             try:
                 process.stdin.write(json.dumps(job) + "\n")
                 process.stdin.flush()
-                line = process.stdout.readline()
-            except OSError:
-                line = ""
-            replies.put((job, json.loads(line) if line else None))
-            if not line:
+                reply = json.loads(process.stdout.readline() or "null")
+            except (OSError, ValueError):  # a dead worker (or one that could not answer)
+                reply = None
+            replies.put((job, reply))
+            if reply is None:
                 break
 
-    servers = [threading.Thread(target=serve, args=(p,), daemon=True) for p in processes]
+    servers: list[threading.Thread] = []
     try:
         with _forwarded_stop_signals(stop, processes):
+            processes += [_spawn(jobs[0]["train"].get("threads")) for _ in range(min(workers, len(jobs)))]
+            servers += [threading.Thread(target=serve, args=(p,), daemon=True) for p in processes]
             for server in servers:
                 server.start()
             while any(s.is_alive() for s in servers) or not replies.empty():
