@@ -443,10 +443,10 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         f"Machine: the 2-core CPU (x86_64 AMD EPYC, 24 GB), Python {platform.python_version()}, torch "
         f"{r['versions']['torch']}, ray {r['versions'].get('ray')}; each part under the benchmark lock, other helpers' "
-        "unlocked jobs running beside it (about one core's worth: load average 1.5-2.6 during the batched runs, whose "
-        "own 2 workers make 2). Command: `python scripts/bench_fit_many.py --part P` for P in micro, sweep, step "
-        "(twice: once with `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=536870912`), floor, batched, "
-        "loop, meta, ray, then `--part write`.",
+        "unlocked jobs running beside some parts (up to about one core's worth: load average 1.5-2.7 during the "
+        "batched runs, whose own 2 workers make 2). Command: `python scripts/bench_fit_many.py --part P` for P in "
+        "micro, sweep, step (twice: once with `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=536870912`), "
+        "floor, batched, loop, meta, ray, then `--part write`.",
         "",
         "Protocol (issue 16): 512 non-overlapping 32×32 RGB tiles cut in row-major order from `../shared/data` Kodak "
         "(all 384 of kodim01, then the first 128 of kodim02), written as PNGs; SIREN of 3 sine layers of width 32 + a "
@@ -477,13 +477,13 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"kodim01 tiles {b['psnr_kodim01']:.2f}, kodim02 tiles {b['psnr_kodim02']:.2f}, lowest {b['min_psnr']:.2f}). "
         f"The run used {b['cpu_seconds']:.0f} CPU seconds (user + system, its workers included; load average "
         f"{b['load_average'][0]:.1f} at the start, {b['load_average'][1]:.1f} at the end, its own 2 workers making 2): "
-        f"~{idle:.0f} s of it is the arithmetic on both cores ({512 / idle / FIT_A_NEF_FIELDS_PER_S:.1f}× fit-a-nef), "
-        "the rest the serial start (reading and hashing the tiles, starting and compiling the workers) and the other "
-        "jobs' share of the cores. Two other runs of this code took 112 s: "
-        "this part again (load average 1.5 → 2.6) and the CLI command above under `/usr/bin/time -v` (2.1 → 2.7; "
-        "150 CPU seconds, 512 MB peak RSS of its largest process, a worker): the 10× goal holds when the machine's "
-        "two cores are ours (85 s) and is missed by ~12 s while another helper's job takes one of them. Peak RSS of "
-        f"the driver {b['peak_rss_mb']:,.0f} MB. The loop's time is {loop['fields']} single "
+        f"spread evenly over both cores that is {idle:.0f} s ({512 / idle / FIT_A_NEF_FIELDS_PER_S:.1f}× fit-a-nef); the "
+        "rest of the wall time is the serial start (reading and hashing the tiles, starting and compiling the "
+        "workers) and other jobs' share of the cores. Other runs of this code: 85 s (this part, load average 2.0 → 2.2), 112 s (this "
+        "part, 1.5 → 2.6) and 112 s (the CLI command above under `/usr/bin/time -v`, 2.1 → 2.7; 150 CPU seconds, "
+        "512 MB peak RSS of its largest process, a worker), the last two while another helper's job held one of the "
+        "cores: the 10× goal holds when the machine's two cores are ours and is missed by ~12 s while another job "
+        f"takes one of them. Peak RSS of the driver {b['peak_rss_mb']:,.0f} MB. The loop's time is {loop['fields']} single "
         f"fits ({loop['seconds']:.1f} s) × 512/{loop['fields']}; the batched first {loop['fields']} tiles reached "
         f"{np.mean(b['first_psnr']):.2f} dB against the loop's {np.mean(loop['psnr']):.2f} dB on the same tiles.",
         *_step_lines(r),
