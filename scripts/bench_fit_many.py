@@ -479,11 +479,12 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"{b['load_average'][0]:.1f} at the start, {b['load_average'][1]:.1f} at the end, its own 2 workers making 2): "
         f"spread evenly over both cores that is {idle:.0f} s ({512 / idle / FIT_A_NEF_FIELDS_PER_S:.1f}× fit-a-nef); the "
         "rest of the wall time is the serial start (reading and hashing the tiles, starting and compiling the "
-        "workers) and other jobs' share of the cores. Other runs of this code: 85 s (this part, load average 2.0 → 2.2), 112 s (this "
-        "part, 1.5 → 2.6) and 112 s (the CLI command above under `/usr/bin/time -v`, 2.1 → 2.7; 150 CPU seconds, "
-        "512 MB peak RSS of its largest process, a worker), the last two while another helper's job held one of the "
-        "cores: the 10× goal holds when the machine's two cores are ours and is missed by ~12 s while another job "
-        f"takes one of them. Peak RSS of the driver {b['peak_rss_mb']:,.0f} MB. The loop's time is {loop['fields']} single "
+        "workers) and other jobs' share of the cores. Other runs of this code: 85 s (this part, load average "
+        "2.0 → 2.2), 112 s (this part, 1.5 → 2.6) and 112 s (the CLI command above under `/usr/bin/time -v`, "
+        "2.1 → 2.7; 150 CPU seconds, 512 MB peak RSS of its largest process, a worker), the last two while another "
+        "helper's job held one of the cores: the 10× goal holds when the machine's two cores are ours and is missed "
+        f"by ~12 s while another job takes one of them. Peak RSS of the driver {b['peak_rss_mb']:,.0f} MB. The loop's "
+        f"time is {loop['fields']} single "
         f"fits ({loop['seconds']:.1f} s) × 512/{loop['fields']}; the batched first {loop['fields']} tiles reached "
         f"{np.mean(b['first_psnr']):.2f} dB against the loop's {np.mean(loop['psnr']):.2f} dB on the same tiles.",
         *_step_lines(r),
