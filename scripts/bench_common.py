@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: loading evaluation images, a protocol's cells, writing BENCHMARKS.md."""
+"""Helpers shared by the benchmark scripts (and tests that measure the same things): loading evaluation images, a
+protocol's cells, writing BENCHMARKS.md, finding the Ray workers that run fit-many shards."""
 
 from __future__ import annotations
 
@@ -19,6 +20,20 @@ def load_resized(path: str, size: int) -> np.ndarray:
     scale = size / max(image.size)
     image = image.resize((max(2, round(image.width * scale)), max(2, round(image.height * scale))), Image.LANCZOS)
     return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def ray_shard_workers() -> list[int]:
+    """PIDs of this machine's Ray workers running a fit-many shard now (Ray titles a busy worker ``ray::fit_shard``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"ray::fit_shard"):
+                found.append(int(entry.name))
+    return found
 
 
 def write_section(markdown: str, name: str) -> None:

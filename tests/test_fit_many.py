@@ -137,12 +137,13 @@ def test_unreadable_input_is_skipped_or_stops_with_strict(tmp_path: Path, capsys
     assert not (tmp_path / "strict").exists()
 
 
-@pytest.mark.parametrize("case", ["mixed-kinds", "empty-folder", "fields-per-batch-0", "seconds", "other-settings"])
+@pytest.mark.parametrize("case", ["mixed-kinds", "empty-folder", "fields-per-batch-0", "workers-0", "seconds",
+                                  "other-settings"])
 def test_bad_fit_many_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
     folder = _images(tmp_path / "in", 2)
     extra: list[str] = []
     phrase = {"mixed-kinds": "one kind", "empty-folder": "nothing to fit", "fields-per-batch-0": "--fields-per-batch",
-              "seconds": "--seconds", "other-settings": "other settings"}[case]
+              "workers-0": "--workers", "seconds": "--seconds", "other-settings": "other settings"}[case]
     if case == "mixed-kinds":
         write_wav(folder / "clip.wav", np.zeros((64, 1), dtype=np.float32), 8000)
     elif case == "empty-folder":
@@ -150,6 +151,8 @@ def test_bad_fit_many_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
         folder.mkdir()
     elif case == "fields-per-batch-0":
         extra = ["--fields-per-batch", "0"]
+    elif case == "workers-0":
+        extra = ["--workers", "0"]
     elif case == "seconds":
         extra = ["--seconds", "5"]
     else:
@@ -159,6 +162,60 @@ def test_bad_fit_many_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     code, err = _fit_many_cli(capsys, str(folder), "--out", str(tmp_path / "ds"), *extra)
     assert code == 2 and err.startswith("inrkit: error:") and err.count("\n") == 1 and phrase in err, err
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_worker_processes_give_the_fields_of_one_process(tmp_path: Path) -> None:
+    """About 4 s (two worker processes start Python and torch): --workers 2 fits the 2 shards side by side, each worker
+    with one thread, into the fields the shards give one after another in this process with one thread."""
+    folder = _images(tmp_path / "in", 4)
+    apart = inrkit.fit_many(folder, "siren", out=tmp_path / "workers", fields_per_batch=2, workers=2, **TINY)
+    together = inrkit.fit_many(folder, "siren", out=tmp_path / "one", fields_per_batch=2, **TINY)
+    assert apart.manifest["workers"] == 2 and together.manifest["workers"] == 1
+    assert sorted(finished_shards(tmp_path / "workers")) == [0, 1]
+    for index in range(4):
+        state = apart.field(index).state_dict()
+        assert all(torch.equal(state[k], v) for k, v in together.field(index).state_dict().items())
+        assert apart[index][1] == together[index][1]
+
+
+@pytest.mark.slow
+def test_a_failing_shard_in_a_worker_is_one_line(tmp_path: Path) -> None:
+    """About 4 s: a worker's shard whose source is gone gives the driver its one-line error; the workers are reaped."""
+    from inrkit.api.shard_workers import run_in_workers
+    from inrkit.errors import InrkitError
+
+    jobs = [{"dir": str(tmp_path), "shard": k, "device": "cpu", "train": {"steps": 2, "lr": 1e-3, "threads": 1},
+             "signal_options": {}, "field": {}, "items": [{"id": k, "source": str(tmp_path / f"gone{k}.png"),
+                                                          "sha256": "0", "seed": k}]} for k in range(2)]
+    with pytest.raises(InrkitError, match="gone") as raised:
+        run_in_workers(jobs, lambda result: None, 2)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_workers_and_a_rerun_resumes(tmp_path: Path) -> None:
+    """About 25 s: SIGINT to `inrkit fit-many --workers 2` once a shard is written: exit 130, the written shards kept;
+    the same command again fits only the rest."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = _images(tmp_path / "in", 4)
+    out = tmp_path / "ds"
+    command = [sys.executable, "-m", "inrkit", "fit-many", str(folder), "--out", str(out), "--width", "8", "--depth",
+               "2", "--steps", "3000", "--fields-per-batch", "1", "--workers", "2", "--compile", "off", "--quiet"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(out.glob("shard-*.safetensors")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    kept = sorted(finished_shards(out))
+    assert process.returncode == 130 and "interrupted" in err and "run the same command again" in err, err
+    assert 1 <= len(kept) < 4
+    assert subprocess.run(command, capture_output=True).returncode == 0
+    assert sorted(finished_shards(out))[:len(kept)] == kept and len(inrkit.load_dataset(out)) == 4
 
 
 @pytest.mark.slow

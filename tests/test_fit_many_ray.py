@@ -13,23 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 import inrkit
+from scripts.bench_common import ray_shard_workers
 from tests.test_fit_many import TINY, _images
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'inrkit[ray]')")
-
-
-def _fit_shard_workers() -> list[int]:
-    """PIDs of this machine's Ray workers running a shard now (Ray titles a busy worker ``ray::fit_shard``)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                title = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if title.startswith(b"ray::fit_shard"):
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.slow
@@ -58,7 +45,7 @@ def test_ray_engine_retries_a_killed_worker_and_loses_nothing(tmp_path: Path) ->
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not killed:
             shards = sorted(out.glob("shard-*.safetensors"))
-            workers = _fit_shard_workers()
+            workers = ray_shard_workers()
             if len(shards) >= 2 and workers:
                 before_kill.update({p.name: p.stat().st_mtime_ns for p in shards})
                 os.kill(workers[0], signal.SIGKILL)

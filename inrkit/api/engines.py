@@ -1,7 +1,11 @@
-"""Engines that run ``fit-many``'s shard jobs: ``local`` (one after another in this process) and ``ray``.
+"""Engines that run ``fit-many``'s shard jobs: ``local`` (this machine) and ``ray``.
+
+``local`` fits the shards one after another in this process, or with ``workers`` > 1 in that many worker
+processes of this machine (:mod:`~inrkit.api.shard_workers`: why, and how they stop).
 
 With ``ray`` each shard job becomes a Ray task running :func:`~inrkit.api.shard_fit.fit_shard` on whatever
-device the task is given (``gpus_per_task``, ``cpus_per_task``); ``address`` connects to a running cluster
+device the task is given (``gpus_per_task``, ``cpus_per_task``), in a worker process with the local workers' malloc
+settings (:data:`~inrkit.api.shard_workers.MALLOC_SETTINGS`); ``address`` connects to a running cluster
 (default: start a local one, shut down afterwards). A task whose worker process dies is retried (``retries``
 times); a retried task that finds its shard already written returns it without training. The dataset directory
 (local, or a path every node sees) is the single source of truth, so a crashed driver resumes as a local run
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inrkit.api.shard_fit import fit_shard
+from inrkit.api.shard_workers import MALLOC_SETTINGS, run_in_workers
 from inrkit.errors import InrkitError
 
 ENGINES = ("local", "ray")
@@ -24,8 +29,12 @@ Job = dict[str, Any]
 Done = Callable[[dict[str, Any]], None]
 
 
-def run_local(jobs: list[Job], on_done: Done) -> None:
-    """Fit the shards in this process, in order; ``on_done`` gets each result as it is written."""
+def run_local(jobs: list[Job], on_done: Done, workers: int = 1) -> None:
+    """Fit the shards in this process, in order, or in ``workers`` worker processes
+    (:mod:`~inrkit.api.shard_workers`); ``on_done`` gets each result as it is written."""
+    if workers > 1 and len(jobs) > 1:
+        run_in_workers(jobs, on_done, workers)
+        return
     for job in jobs:
         on_done(fit_shard(job))
 
@@ -54,7 +63,7 @@ def run_ray(jobs: list[Job], on_done: Done, address: str | None = None, cpus_per
                               f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     try:
         task = ray.remote(fit_shard).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=retries,
-                                            retry_exceptions=False)
+                                            retry_exceptions=False, runtime_env={"env_vars": dict(MALLOC_SETTINGS)})
         pending = {task.remote(job): job for job in jobs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
@@ -74,11 +83,11 @@ def run_ray(jobs: list[Job], on_done: Done, address: str | None = None, cpus_per
             ray.shutdown()
 
 
-def run_jobs(engine: str, jobs: list[Job], on_done: Done, **ray_options: Any) -> None:
-    """Run ``jobs`` with ``engine`` (``local`` | ``ray``)."""
+def run_jobs(engine: str, jobs: list[Job], on_done: Done, **options: Any) -> None:
+    """Run ``jobs`` with ``engine`` (``local``, ``options``: ``workers`` | ``ray``, ``options``: :func:`run_ray`'s)."""
     if engine == "local":
-        run_local(jobs, on_done)
+        run_local(jobs, on_done, int(options.get("workers", 1)))
     elif engine == "ray":
-        run_ray(jobs, on_done, **ray_options)
+        run_ray(jobs, on_done, **options)
     else:
         raise InrkitError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")

@@ -63,9 +63,10 @@ MAX_FIELDS_PER_BATCH = 512
 # On a CPU the fields of a batch should keep their activations near the caches: 512 SIRENs of 2,307 parameters on
 # 1,024 pixels (600 MB of activations) took 0.59 ms per field and step, 64 of them (75 MB) 0.30 ms (BENCHMARKS.md)
 CPU_BATCH_ACTIVATIONS = 128 << 20
-# "--compile auto" compiles when the job trains at least this many parameter-samples (fields x steps x samples x
-# parameters): compiling costs about 10 s once per process and saved ~40 % of a step in the benchmark
-COMPILE_WORK = 1e11
+# a job that trains at least this many parameter-samples (fields x steps x samples x parameters; the benchmark's 512
+# tiles are 6e11) compiles with "--compile auto" (~5 s once per process, saved ~40 % of a step in the benchmark) and
+# on a multi-core CPU fans out to one worker process per core (~3 s to start each)
+LARGE_JOB_WORK = 1e11
 UNSUPPORTED = {"seconds": "--seconds (a wall-clock schedule would tie each field to its batch); give --steps",
                "coarse_to_fine": "--coarse-to-fine", "progressive": "--progressive",
                "clip_grad_norm": "--clip-grad-norm (its norm spans all fields)"}
@@ -78,7 +79,7 @@ class FitManyOptions:
     fields_per_batch: int | None = field(default=None, metadata={
         "help": "fields trained together (one shard each; default: on a CPU the largest power of two whose activations "
                 f"fit {CPU_BATCH_ACTIVATIONS >> 20} MB, elsewhere as many as fit a quarter of the free memory; at most "
-                f"{MAX_FIELDS_PER_BATCH})"})
+                f"{MAX_FIELDS_PER_BATCH}, and at most the fields per worker)"})
     init: str = field(default="random", metadata={
         "help": "random (each field from its own seed) | shared (one random init for all) | meta (Reptile-learned "
                 "on the inputs) | DIR (the init saved in another dataset)"})
@@ -93,6 +94,9 @@ class FitManyOptions:
                                                                  "start a local one)"})
     cpus_per_task: float = field(default=1.0, metadata={"help": "--engine ray: CPUs per shard task"})
     gpus_per_task: float = field(default=0.0, metadata={"help": "--engine ray: GPUs per shard task"})
+    workers: int | None = field(default=None, metadata={
+        "help": "--engine local: worker processes fitting shards side by side (default: on a CPU, for a job large "
+                "enough to pay their start, one per core with one thread each; else 1, in this process)"})
     compile: str = field(default="auto", metadata={
         "help": "torch.compile the batched forward: auto (when the job is large enough to pay the ~10 s) | on | off"})
 
@@ -111,6 +115,10 @@ class FitManyOptions:
             raise InrkitError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if not (self.cpus_per_task > 0 and self.gpus_per_task >= 0):
             raise InrkitError("--cpus-per-task must be positive and --gpus-per-task at least 0")
+        if self.workers is not None and self.workers <= 0:
+            raise InrkitError(f"--workers must be positive, got {self.workers}")
+        if self.workers is not None and self.engine != "local":
+            raise InrkitError("--workers is for --engine local (Ray runs as many tasks as its cluster has CPUs)")
         if self.compile not in COMPILE_MODES:
             raise InrkitError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}")
 
@@ -212,6 +220,17 @@ def _fields_per_batch(requested: int | None, config: dict[str, Any], signal: Sig
         return min(MAX_FIELDS_PER_BATCH, 1 << (fitting.bit_length() - 1))
     per_field = 16 * probe.n_params + activations
     return int(max(1, min(MAX_FIELDS_PER_BATCH, available_memory(device) // 4 // max(per_field, 1.0))))
+
+
+def _workers(many: FitManyOptions, device: torch.device, threads: int | None, large: bool) -> int:
+    """``--workers``, or by default on a CPU with a large job one worker process per ``threads`` cores (1 thread each
+    without ``--threads``); else 1 (this process). On a shared CPU two 1-thread processes are faster than one of 2
+    threads (engines.py)."""
+    if many.workers is not None:
+        return many.workers
+    if many.engine != "local" or device.type != "cpu" or not large:
+        return 1
+    return max(1, torch.get_num_threads() // (threads or 1))
 
 
 def _settings(config: dict[str, Any], model: dict[str, Any], train: dict[str, Any], signal_options: dict[str, Any],
@@ -342,25 +361,29 @@ def fit_many(inputs: str | Path | list[str | Path], model: str = "siren", *, out
     _adopt_finished(out, items)
     first = items[0].signal
     assert first is not None
+    samples = {i.id: steps_samples(i.signal, batch_sizes[i.id]) for i in items if i.signal is not None}
+    pending = [item for item in items if item.shard is None]
+    large = sum(samples[i.id] for i in pending) * train["steps"] * Field(config).n_params >= LARGE_JOB_WORK
+    workers = _workers(many, device, train.get("threads"), large)
     per_batch = _fields_per_batch(many.fields_per_batch, config, first, steps_samples(first, batch_sizes[0]), device)
+    if many.fields_per_batch is None and workers > 1:  # a shard for every worker
+        per_batch = min(per_batch, max(1, math.ceil(len(pending) / workers)))
     init = _initialisation(out, many, config, items, train, batch_sizes, device, train_check.seed)
     manifest = {"format": FORMAT, "version": FORMAT_VERSION, "inrkit_version": __version__, "kind": kind,
                 "field": config, "model": model_dict, "train": train, "init": init, "fields_per_batch": per_batch,
-                "engine": many.engine, "settings": settings, "items": [i.record() for i in items], "skipped": skipped}
+                "engine": many.engine, "workers": workers, "settings": settings, "items": [i.record() for i in items],
+                "skipped": skipped}
     write_manifest(out, manifest)
-    samples = {i.id: steps_samples(i.signal, batch_sizes[i.id]) for i in items if i.signal is not None}
     for item in items:
         item.signal = None  # the shard jobs reopen their own signals: the driver keeps no signal data
-    pending = [item for item in items if item.shard is None]
     shards = _plan(pending, per_batch, samples)
-    work = sum(samples[i.id] for i in pending) * train["steps"]
-    compile_mode = many.compile if many.compile != "auto" else (
-        "on" if work * Field(config).n_params >= COMPILE_WORK else "off")
+    compile_mode = many.compile if many.compile != "auto" else ("on" if large else "off")
+    threads = train.get("threads") or (max(1, torch.get_num_threads() // workers) if workers > 1 else None)
     first_shard = max(finished_shards(out), default=-1) + 1
     jobs = [{"dir": str(out), "shard": first_shard + k, "field": config,
-             "train": {**train, "batch_size": batch_sizes[members[0].id]}, "signal_options": signal_options,
-             "init_file": INIT_FILE if init else None, "device": train["device"], "compile": compile_mode,
-             "quiet": bool(train.get("quiet")) or many.engine != "local",
+             "train": {**train, "batch_size": batch_sizes[members[0].id], "threads": threads},
+             "signal_options": signal_options, "init_file": INIT_FILE if init else None, "device": train["device"],
+             "compile": compile_mode, "quiet": bool(train.get("quiet")) or many.engine != "local" or workers > 1,
              "items": [{"id": i.id, "source": i.source, "sha256": i.sha256, "seed": i.seed} for i in members]}
             for k, members in enumerate(shards)]
     by_id = {item.id: item for item in items}
@@ -376,7 +399,8 @@ def fit_many(inputs: str | Path | list[str | Path], model: str = "siren", *, out
 
     try:
         run_jobs(many.engine, jobs, done, **({"address": many.address, "cpus_per_task": many.cpus_per_task,
-                                               "gpus_per_task": many.gpus_per_task} if many.engine == "ray" else {}))
+                                               "gpus_per_task": many.gpus_per_task} if many.engine == "ray" else
+                                              {"workers": workers}))
     except TrainingInterrupted as err:
         finished = sum(1 for i in items if i.shard is not None)
         raise TrainingInterrupted(f"interrupted: {finished:,} of {len(items):,} fields are kept in {out}; run the same "

@@ -12,7 +12,8 @@ Measured on 512 SIREN 3×32 fields of 1,024 pixels on 2 CPU cores (BENCHMARKS.md
 ``vmap`` of the field's forward (0.52 s a step) was a little faster than hand-written batched matmuls
 ``(N, B, in) @ (N, in, out)`` (0.59 s; vmap lowers ``F.linear`` to the same ``bmm``), and compiling the vectorised
 forward with ``torch.compile`` (``compile=True``: the sines fused with their matmuls) took 0.36 s after ~8 s of
-compiling, so fit-many compiles large shards.
+compiling, so fit-many compiles large shards. Compiled, a plain SIREN runs the same function written on the stacked
+tensors with feature-major activations (:mod:`~inrkit.train.stacked_siren`, ~10 % faster on a CPU).
 
 Example:
     >>> from inrkit.fields import build_field
@@ -36,6 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from inrkit.errors import ConfigError
 from inrkit.fields import field_from_config
+from inrkit.train.stacked_siren import stacked_siren_forward
 
 SEPARATOR = "__"  # parameter names of the field ("network.hidden.0.linear.weight") with dots replaced
 
@@ -57,11 +59,12 @@ _COMPILED: dict[str, Callable[..., torch.Tensor]] = {}
 
 
 def compiled_forward(template: nn.Module, config: dict[str, Any]) -> Callable[..., torch.Tensor]:
-    """``torch.compile`` of :func:`vectorised`, one per field config in the process: later batches of fields of the
-    same config and shape (the next shards) reuse the compiled code instead of compiling again."""
+    """``torch.compile`` of the stacked forward (a plain SIREN's batched matmuls, :mod:`~inrkit.train.stacked_siren`,
+    else :func:`vectorised`), one per field config in the process: later batches of fields of the same config and
+    shape (the next shards) reuse the compiled code instead of compiling again."""
     key = json.dumps(config, sort_keys=True, default=str)
     if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(vectorised(template), dynamic=False)
+        _COMPILED[key] = torch.compile(stacked_siren_forward(template) or vectorised(template), dynamic=False)
     return _COMPILED[key]
 
 
