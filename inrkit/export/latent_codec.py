@@ -8,8 +8,9 @@ File contents (see :mod:`inrkit.export.inrz` for the container)::
     payload: the tables' tensors (quantised per tensor, entropy-coded: inrkit.export.codec) | latent stream (S bytes)
 
 **Latents.** Every latent is ``round(clamp(G·y, −127, 127))`` (G the encoder gain,
-:mod:`inrkit.encodings.latent_grids`); ``L`` is the largest magnitude (1 … 127). They are coded in *decoding order*: row ``r`` of every grid that has one (grids 0 … K−1, columns left to right),
-for r = 0, 1, …; each with a quantised Laplace over ``−L … L`` (constriction's ``QuantizedLaplace``, a queue range
+:mod:`inrkit.encodings.latent_grids`); ``L`` is the largest magnitude (1 … 127). They are coded in
+*decoding order*: row ``r`` of every grid that has one (grids 0 … K−1, columns left to right), for
+r = 0, 1, …; each with a quantised Laplace over ``−L … L`` (constriction's ``QuantizedLaplace``, a queue range
 coder of 32-bit words) whose location and scale the ARM computes from the latent's context in the rows
 above (:mod:`inrkit.fields.arm`). A row of all grids is decoded in one vectorised step (512 steps for a
 768×512 image), never latent by latent. The stream is padded with zero words to at least one word per
