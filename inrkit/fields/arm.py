@@ -35,6 +35,7 @@ CONTEXTS: dict[int, tuple[tuple[int, int], ...]] = {
 }
 MIN_LOG2_SCALE, MAX_LOG2_SCALE = -6.0, 8.0
 PROBABILITY_FLOOR = 2.0**-16
+INITIAL_LOG2_SCALE = -1.0  # b = ½ at the start (a zero latent costs 0.66 bits; the former b = 2 cost 2.2 bits)
 ARM_SCHEMA = {"n_context": Rule("int", 1, 64),
               "n_neurons": Rule("int", 1, 64), "n_hidden_layers": Rule("int", 1, 4)}
 
@@ -82,7 +83,7 @@ class ARM(nn.Module):
         self.output = nn.Linear(width, 2)
         with torch.no_grad():
             self.output.weight.mul_(0.1)
-            self.output.bias.copy_(torch.tensor([0.0, 1.0]))
+            self.output.bias.copy_(torch.tensor([0.0, INITIAL_LOG2_SCALE]))
 
     def layers(self) -> list[nn.Linear]:
         """The linear layers in order (the last gives μ and log2 b)."""
