@@ -7,9 +7,9 @@ compression on Kodak is the ``coin-kodak`` protocol, ``scripts/bench_compress.py
 The full protocol (12 images × 4+ rates × ≤ 10 min per encode) needs 8 CPU-hours; this script runs it in
 parts that each fit a 10-minute slot of the shared lock, appending to ``--work/results.jsonl``:
 
-    flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim03 --rates 0.1 0.2 0.3 0.5 --seconds 100
-    flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim01 --rates 0.3 --seconds 540
-    python scripts/bench_codec.py report        # baselines, BD-rates, the BENCHMARKS.md section and the plot
+    flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim03 --rates 0.1 0.2 --seconds 240
+    flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim03 --rates 0.3 0.5 --seconds 240
+    python scripts/bench_codec.py report --notes notes.md   # baselines, BD-rates, the BENCHMARKS.md section, the plot
 
 ``encode``: each rate is one ``inrkit.export.compress(image, out, codec="latent", target_bpp=R, seconds=S)``
 (the default complexity, seed 0); then the file is decoded three times in this process (``inrkit.export.load``:

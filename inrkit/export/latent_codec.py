@@ -7,8 +7,9 @@ File contents (see :mod:`inrkit.export.inrz` for the container)::
              "latent": {"max_abs": L, "length": S}}
     payload: the tables' tensors (quantised per tensor, entropy-coded: inrkit.export.codec) | latent stream (S bytes)
 
-**Latents.** Every latent is ``round(clamp(y, −127, 127))``; ``L`` is the largest magnitude (1 … 127). They are
-coded in *decoding order*: row ``r`` of every grid that has one (grids 0 … K−1, columns left to right), for
+**Latents.** Every latent is ``round(clamp(G·y, −127, 127))`` (G the encoder gain,
+:mod:`inrkit.encodings.latent_grids`); ``L`` is the largest magnitude (1 … 127). They are coded in
+*decoding order*: row ``r`` of every grid that has one (grids 0 … K−1, columns left to right), for
 r = 0, 1, …; each with a quantised Laplace over ``−L … L`` (constriction's ``QuantizedLaplace``, a queue range
 coder of 32-bit words) whose location and scale the ARM computes from the latent's context in the rows
 above (:mod:`inrkit.fields.arm`). A row of all grids is decoded in one vectorised step (512 steps for a
@@ -229,7 +230,7 @@ def quantise_networks(field: LatentField, bits: int) -> tuple[LatentField, dict[
 
 
 def _integer_grids(field: LatentField) -> list[np.ndarray]:
-    return [torch.round(grid.detach().clamp(-MAX_LATENT, MAX_LATENT)).double().numpy() for grid in field.encoding.grids]
+    return [grid.double().numpy() for grid in field.encoding.integers()]
 
 
 @torch.no_grad()
@@ -331,9 +332,8 @@ def decode(header: dict[str, Any], payload: bytes) -> DecodedImage:
             "the ARM's weights must be stored with one quantisation step each")
     arm = FixedPointArm(field.arm, steps)
     grids = decode_latents(payload[len(payload) - length :], shapes, arm, field.arm.offsets, max_abs)
+    field.encoding.load_integers([torch.from_numpy(grid) for grid in grids])
     with torch.no_grad():
-        for parameter, grid in zip(field.encoding.grids, grids, strict=True):
-            parameter.copy_(torch.from_numpy(grid))
         field.encoding.mode = "exact"
         image = field.image([torch.from_numpy(grid).float() for grid in grids])
     return DecodedImage(field.eval(), image, header)

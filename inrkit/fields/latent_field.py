@@ -4,16 +4,16 @@ Config (a Field config whose encoding is ``LatentGrids``)::
 
     {"n_input_dims": 2, "n_output_dims": 3,
      "encoding": {"otype": "LatentGrids", "height": 512, "width": 768, "n_levels": 7},
-     "network":  {"otype": "Synthesis", "n_neurons": 16, "n_hidden_layers": 2, "refine": true},
+     "network":  {"otype": "Synthesis", "n_neurons": 16, "n_hidden_layers": 1, "n_refine": 2},
      "arm":      {"otype": "ARM", "n_context": 12, "n_neurons": 16, "n_hidden_layers": 2}}
 
 Like every field it maps ``(N, 2)`` coordinates to ``(N, C)`` values in [0, 1] (so inrkit renders it at any
 size): the latent features are read at the coordinates (:class:`~inrkit.encodings.latent_grids.LatentGrids`),
-the per-pixel MLP runs on them and, with the refinement, on those of the 8 neighbours one native pixel
+the per-pixel MLP runs on them and, for each 3×3 refinement, on those of the 8 neighbours one native pixel
 away (clamped to the image's pixel centres), whose 3×3 convolution is added. At the native pixel centres
 this equals the dense decoder :meth:`LatentField.image` (replicate padding) to float rounding.
 
-Training reads the grids through ``encoding.mode`` (noise / straight-through / exact rounding) and
+Training reads the grids through ``encoding.mode`` (soft rounding with noise, or exact rounding) and
 :meth:`LatentField.rate_distortion` returns the image and the ARM's rate in bits in one pass.
 """
 
@@ -72,7 +72,7 @@ class LatentField(nn.Module):
 
     def rate_bits(self, grids: list[torch.Tensor]) -> torch.Tensor:
         """Bits of all ``grids`` under the ARM (a scalar)."""
-        return sum((self.arm.bits(grid) for grid in grids), torch.zeros(()))
+        return self.arm.bits(grids)
 
     def rate_distortion(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(image (H, W, C), rate in bits)`` of one draw of the grids as ``encoding.mode`` reads them."""
@@ -81,15 +81,21 @@ class LatentField(nn.Module):
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         """``(N, 2)`` → ``(N, C)`` (module docstring)."""
-        if self.network.refine is None:
+        return self._refined_at(coords, len(self.network.refine))
+
+    def _refined_at(self, coords: torch.Tensor, depth: int) -> torch.Tensor:
+        """``u_depth`` (:mod:`inrkit.fields.synthesis`) at ``(N, 2)`` coordinates → ``(N, C)``: refinement
+        ``depth`` reads ``u_{depth−1}`` at the 8 neighbours one native pixel away, clamped to the pixel centres
+        (the dense decoder's replicate padding), so ``depth`` refinements evaluate the MLP at 9^depth points."""
+        if depth == 0:
             return self.network.pointwise(self.encoding(coords))
         step = coords.new_tensor([2.0 / self.width, 2.0 / self.height])
         low, high = step / 2 - 1, 1 - step / 2
         shifts = coords.new_tensor([[dx, dy] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]) * step  # (9, 2)
         points = torch.maximum(torch.minimum(coords[:, None, :] + shifts, high), low)  # (N, 9, 2)
-        values = self.network.pointwise(self.encoding(points.reshape(-1, 2))).reshape(len(coords), 9, -1)
+        values = self._refined_at(points.reshape(-1, 2), depth - 1).reshape(len(coords), 9, -1)
         patches = values.transpose(1, 2).reshape(len(coords), self.n_output_dims, 3, 3)
-        return values[:, 4] + self.network.refine(patches)[:, :, 0, 0]
+        return self.network.refine_step(depth - 1, patches)
 
     @property
     def n_params(self) -> int:

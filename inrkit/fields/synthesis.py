@@ -1,15 +1,20 @@
-"""The synthesis network of a latent field: a per-pixel MLP (1×1 convolutions) and a 3×3 residual refinement.
+"""The synthesis network of a latent field: a per-pixel MLP (1×1 convolutions) and 3×3 residual refinements.
 
 For the K latent features ``z(p)`` of pixel ``p`` (:mod:`inrkit.encodings.latent_grids`)::
 
     h_0 = z(p)                                      # (K,)
     h_i = ReLU(A_i h_{i−1} + a_i),  i = 1 … L       # n_neurons each (n_hidden_layers = L)
     m(p) = B h_L + b                                # (C,)  the per-pixel prediction
-    x̂(p) = m(p) + Σ_{|d|∞ ≤ 1} R_d m(p + d) + r      # 3×3 convolution over the C-channel image m, replicate
-                                                    #   padding (with "refine": true; else x̂ = m)
+    u_0 = m;  u_j = u_{j−1} + φ_j(R_j ⋆ u_{j−1} + r_j),  j = 1 … J     # 3×3 convolutions over the C-channel
+    x̂ = u_J                                         #   image, replicate padding; φ_j = ReLU but φ_J = identity
 
-``b`` starts at ½ (the middle of the [0, 1] image range) and ``R, r`` at zero, so an untrained field is grey.
-Cost in multiplications per pixel: ``K·n + (L−1)·n² + n·C`` (+ ``9·C²`` with the refinement).
+(``n_refine`` = J, 0 … :data:`MAX_REFINE`.) Cool-Chic's synthesis has the same shape: one hidden 1×1 layer
+(8 / 16 / 48 wide in its low / medium / high presets), a linear 1×1 layer to the C channels, then two 3×3
+residual convolutions, the first with a ReLU. ``b`` starts at ½ (the middle of the [0, 1] image range),
+every ``R_j`` at zero, ``r_J`` at zero and the other ``r_j`` at :data:`REFINE_RELU_BIAS` (so their ReLU
+passes gradient from the start; on a 256² Kodak crop this deterministic start was 0.2–0.6 dB better at
+equal rate than ``R_j ~ N(0, 0.05²)``, whose outcome varied with the seed), so
+an untrained field is about grey. Cost in multiplications per pixel: ``K·n + (L−1)·n² + n·C + J·9·C²``.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from torch import nn
 
 from inrkit.errors import ConfigError, Rule, check_section
 
-SYNTHESIS_SCHEMA = {"n_neurons": Rule("int", 1, 256), "n_hidden_layers": Rule("int", 1, 8), "refine": Rule("bool")}
+MAX_REFINE = 3
+REFINE_RELU_BIAS = 0.01  # the ReLU refinements' starting bias: their branch is live (ReLU'(0.01) = 1) at zero weights
+SYNTHESIS_SCHEMA = {"n_neurons": Rule("int", 1, 256), "n_hidden_layers": Rule("int", 1, 8),
+                    "n_refine": Rule("int", 0, MAX_REFINE)}
 
 
 class Synthesis(nn.Module):
-    """Per-pixel MLP ``K → n → … → C`` with ReLU and an optional 3×3 residual refinement (module docstring)."""
+    """Per-pixel MLP ``K → n → … → C`` with ReLU, then ``n_refine`` 3×3 residual convolutions (module docstring)."""
 
     def __init__(self, n_input_dims: int, n_output_dims: int, config: dict[str, Any]) -> None:
         super().__init__()
@@ -40,33 +48,47 @@ class Synthesis(nn.Module):
         self.output = nn.Linear(width, n_output_dims)
         with torch.no_grad():
             self.output.bias.fill_(0.5)
-        self.refine = nn.Conv2d(n_output_dims, n_output_dims, 3) if config.get("refine", True) else None
-        if self.refine is not None:
-            nn.init.zeros_(self.refine.weight)
-            nn.init.zeros_(self.refine.bias)
+        n_refine = int(config.get("n_refine", 2))
+        self.refine = nn.ModuleList(nn.Conv2d(n_output_dims, n_output_dims, 3) for _ in range(n_refine))
+        for index, conv in enumerate(self.refine):
+            nn.init.zeros_(conv.weight)
+            nn.init.constant_(conv.bias, 0.0 if index == n_refine - 1 else REFINE_RELU_BIAS)
         self.n_output_dims = n_output_dims
 
     def pointwise(self, features: torch.Tensor) -> torch.Tensor:
-        """``(..., K)`` features → ``(..., C)`` per-pixel prediction ``m``."""
+        """``(N, K)`` features → ``(N, C)`` per-pixel prediction ``m``."""
+        return self.channels_first(features.T).T
+
+    def channels_first(self, features: torch.Tensor) -> torch.Tensor:
+        """``(K, N)`` features → ``(C, N)`` predictions: ``h ← ReLU(A·h + a)`` on ``(width, N)`` activations
+        (a short, wide matrix product: 1.6× faster on a CPU than ``(N, K)`` rows through ``nn.Linear``)."""
         h = features
         for layer in self.hidden:
-            h = torch.relu(layer(h))
-        return self.output(h)
+            h = torch.relu(torch.addmm(layer.bias[:, None], layer.weight, h))
+        return torch.addmm(self.output.bias[:, None], self.output.weight, h)
+
+    def refine_step(self, index: int, patches: torch.Tensor) -> torch.Tensor:
+        """Refinement ``index`` (``j − 1``) at the centres of ``(N, C, 3, 3)`` patches of ``u_{j−1}`` → ``(N, C)``."""
+        branch = self.refine[index](patches)[:, :, 0, 0]
+        branch = torch.relu(branch) if index < len(self.refine) - 1 else branch
+        return patches[:, :, 1, 1] + branch
 
     def refined(self, image: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` per-pixel predictions → the refined image (replicate padding), same shape."""
-        if self.refine is None:
-            return image
-        return image + self.refine(F.pad(image, (1, 1, 1, 1), mode="replicate"))
+        """``(B, C, H, W)`` per-pixel predictions ``m`` → the refined image ``x̂`` (replicate padding), same shape.
+        Channels-last memory: oneDNN's 3-channel 3×3 convolution runs forward and backward 2× faster so."""
+        image = image.contiguous(memory_format=torch.channels_last)
+        for index, conv in enumerate(self.refine):
+            branch = conv(F.pad(image, (1, 1, 1, 1), mode="replicate"))
+            image = image + (torch.relu(branch) if index < len(self.refine) - 1 else branch)
+        return image
 
     def dense(self, features: torch.Tensor) -> torch.Tensor:
         """``(1, K, H, W)`` upsampled latents → ``(H, W, C)`` image."""
         _, k, height, width = features.shape
-        pixels = self.pointwise(features[0].reshape(k, -1).T)  # (H·W, C)
-        image = pixels.T.reshape(1, self.n_output_dims, height, width)
+        image = self.channels_first(features[0].reshape(k, -1)).reshape(1, self.n_output_dims, height, width)
         return self.refined(image)[0].permute(1, 2, 0)
 
     def macs_per_pixel(self) -> int:
         """Multiplications per pixel of the MLP and the refinement."""
         macs = sum(layer.in_features * layer.out_features for layer in (*self.hidden, self.output))
-        return macs + (9 * self.n_output_dims**2 if self.refine is not None else 0)
+        return macs + 9 * self.n_output_dims**2 * len(self.refine)

@@ -6,7 +6,7 @@ For the image ``x`` (``H × W × C`` in [0, 1]) and a :class:`~inrkit.fields.lat
     R = (bits of the latents under the field's ARM) / (H·W)   # bits per pixel
     loss = D + λ·R
 
-How the latents are quantised while training (uniform noise, then straight-through rounding) and the
+How the latents are quantised while training (soft rounding with Gaussian noise) and the
 value of λ are the :class:`RateDistortionImage`'s ``lmbda`` and the field's ``encoding.mode``, which the
 compression workflow's step hooks set (:mod:`inrkit.api.latent_compress`). A step always sees the whole
 image, so a batch is only a token (``chunkable = False``). :meth:`RateDistortionImage.evaluate` measures
