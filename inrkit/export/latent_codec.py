@@ -288,6 +288,9 @@ def _check_config(header: dict[str, Any]) -> tuple[dict[str, Any], LatentField]:
     config = header.get("field")
     require(is_latent_config(config), "header field is not a latent field config")
     check_numbers(config, "header field config")
+    require(isinstance(config.get("network"), dict) and "n_refine" in config["network"],
+            "header synthesis has no n_refine: the file comes from the latent codec's first development version, "
+            "which this inrkit does not decode (encode the image again)")
     encoding = config["encoding"]
     for key in ("height", "width"):
         require(is_int(encoding.get(key), 1, MAX_SIDE), f"header latent grid {key} must be an integer in 1..{MAX_SIDE}")
