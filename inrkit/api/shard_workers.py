@@ -32,7 +32,7 @@ from typing import Any
 from inrkit.api.shard_fit import fit_shard
 from inrkit.errors import InrkitError
 from inrkit.train import TrainingInterrupted
-from inrkit.train.trainer import STOP_SIGNALS
+from inrkit.train.trainer import STOP_SIGNALS, stop_signals_handled
 
 Job = dict[str, Any]
 # glibc's malloc serves blocks of up to 32 MB from its heap and keeps up to 512 MB of freed heap (defaults: blocks
@@ -142,21 +142,13 @@ def _close(process: subprocess.Popen[str]) -> None:
 @contextmanager
 def _forwarded_stop_signals(stop: list[int], processes: list[subprocess.Popen[str]]) -> Iterator[None]:
     """Ctrl-C or SIGTERM to the driver is noted in ``stop`` and passed on to every worker."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
     def forward(signum: int, frame: Any) -> None:
         if not stop:
             stop.append(int(signum))
         _signal(processes, signum)
 
-    previous = {signum: os_signal.signal(signum, forward) for signum in STOP_SIGNALS}
-    try:
+    with stop_signals_handled(forward):
         yield
-    finally:
-        for signum, handler in previous.items():
-            os_signal.signal(signum, handler)
 
 
 def main() -> None:

@@ -70,6 +70,21 @@ CPU_CHECK_EVERY = 1
 DEVICE_CHECK_EVERY = 16
 
 
+@contextlib.contextmanager
+def stop_signals_handled(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Within the block Ctrl-C and SIGTERM (:data:`STOP_SIGNALS`) call ``handler(signum, frame)``, and the previous
+    handlers come back after it. Off the main thread, where Python delivers no signals, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: os_signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old_handler in previous.items():
+            os_signal.signal(signum, old_handler)
+
+
 class Trainer:
     """Fit ``field`` to ``signal`` into ``run_dir``.
 
@@ -236,22 +251,14 @@ class Trainer:
     def _graceful_interrupt(self) -> Iterator[None]:
         """The first Ctrl-C or SIGTERM asks the loop to stop after the current step (a checkpoint is saved);
         a second one aborts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
         def request_stop(signum: int, frame: Any) -> None:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
             self._stop_signal = int(signum)
 
-        previous = {signum: os_signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
-        try:
+        with stop_signals_handled(request_stop):
             yield
-        finally:
-            for signum, handler in previous.items():
-                os_signal.signal(signum, handler)
 
     def _evaluate(self, train_loss: float, final: bool = False) -> dict[str, Any]:
         began = time.perf_counter()
