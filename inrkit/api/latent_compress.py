@@ -135,27 +135,22 @@ def initial_lambda(target_bpp: float | None) -> float:
 class RateSchedule:
     """The step hook of a latent-field fit: quantisation mode by progress, λ search toward ``target_bpp``.
 
-    ``trainer`` is attached after the Trainer is built (it reads ``trainer.step`` and ``trainer.elapsed``).
-    ``overhead_bits``: the file's bits besides the latents (networks, header), counted in the rate.
+    ``trainer`` is attached after the Trainer is built (its :meth:`~inrkit.train.Trainer.progress_fraction` is
+    the schedule's clock). ``overhead_bits``: the file's bits besides the latents (networks, header), counted in
+    the rate.
     """
 
-    def __init__(self, field_: LatentField, signal: RateDistortionImage, steps: int | None, seconds: float | None,
-                 target_bpp: float | None, overhead_bits: float) -> None:
+    def __init__(self, field_: LatentField, signal: RateDistortionImage, target_bpp: float | None,
+                 overhead_bits: float) -> None:
         self.field, self.signal = field_, signal
-        self.steps, self.seconds = steps, seconds
         self.target_bpp = target_bpp
         self.overhead_bits = overhead_bits
         self.trainer: Trainer | None = None
         self.lambda_bounds = (signal.lmbda / LAMBDA_RANGE, signal.lmbda * LAMBDA_RANGE)
 
-    def progress(self) -> float:
-        assert self.trainer is not None
-        fractions = [self.trainer.step / self.steps] if self.steps else []
-        fractions += [self.trainer.elapsed / self.seconds] if self.seconds else []
-        return max(fractions)
-
     def __call__(self, step: int) -> None:
-        progress = min(self.progress(), 1.0)
+        assert self.trainer is not None
+        progress = min(self.trainer.progress_fraction(), 1.0)
         encoding = self.field.encoding
         encoding.mode = "noise"
         encoding.temperature = SOFT_ROUND[0] + (SOFT_ROUND[1] - SOFT_ROUND[0]) * progress
@@ -220,7 +215,7 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
     train = TrainOptions(steps=steps, seconds=seconds, schedule="cosine", eval_every=EVAL_EVERY, seed=options.seed,
                          quiet=options.quiet, threads=options.threads, device="cpu")
     overhead = 8.0 * (latent_codec.HEADER_ESTIMATE_BYTES + 0.8 * field_.n_params)
-    schedule = RateSchedule(field_, signal, steps, seconds, options.target_bpp, overhead)
+    schedule = RateSchedule(field_, signal, options.target_bpp, overhead)
     field_.encoding.generator = torch.Generator().manual_seed(options.seed)
     device = torch.device("cpu")
     with restored_threads():
