@@ -69,17 +69,18 @@ class Synthesis(nn.Module):
 
     def refine_step(self, index: int, patches: torch.Tensor) -> torch.Tensor:
         """Refinement ``index`` (``j − 1``) at the centres of ``(N, C, 3, 3)`` patches of ``u_{j−1}`` → ``(N, C)``."""
-        branch = self.refine[index](patches)[:, :, 0, 0]
-        branch = torch.relu(branch) if index < len(self.refine) - 1 else branch
-        return patches[:, :, 1, 1] + branch
+        return patches[:, :, 1, 1] + self._activated(index, self.refine[index](patches)[:, :, 0, 0])
+
+    def _activated(self, index: int, branch: torch.Tensor) -> torch.Tensor:
+        """``φ_j`` of refinement ``index`` (``j − 1``): ReLU, except the identity for the last one."""
+        return torch.relu(branch) if index < len(self.refine) - 1 else branch
 
     def refined(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` per-pixel predictions ``m`` → the refined image ``x̂`` (replicate padding), same shape.
         Channels-last memory: oneDNN's 3-channel 3×3 convolution runs forward and backward 2× faster so."""
         image = image.contiguous(memory_format=torch.channels_last)
         for index, conv in enumerate(self.refine):
-            branch = conv(F.pad(image, (1, 1, 1, 1), mode="replicate"))
-            image = image + (torch.relu(branch) if index < len(self.refine) - 1 else branch)
+            image = image + self._activated(index, conv(F.pad(image, (1, 1, 1, 1), mode="replicate")))
         return image
 
     def dense(self, features: torch.Tensor) -> torch.Tensor:
