@@ -13,7 +13,7 @@ Measured on 512 SIREN 3×32 fields of 1,024 pixels on 2 CPU cores (BENCHMARKS.md
 ``(N, B, in) @ (N, in, out)`` (0.59 s; vmap lowers ``F.linear`` to the same ``bmm``), and compiling the vectorised
 forward with ``torch.compile`` (``compile=True``: the sines fused with their matmuls) took 0.36 s after ~8 s of
 compiling, so fit-many compiles large shards. Compiled, a plain SIREN runs the same function written on the stacked
-tensors with feature-major activations (:mod:`~inrkit.train.stacked_siren`, ~10 % faster on a CPU).
+tensors with feature-major activations (:mod:`~inrkit.train.stacked_siren`, 4-8 % less CPU time than the compiled vmap).
 
 Example:
     >>> from inrkit.fields import build_field
