@@ -164,7 +164,8 @@ def part_step() -> dict[str, Any]:
     """ms per field and step of 64 compiled SIRENs on 1,024 pixels: the bare step (forward, MSE, backward, Adam) and
     the Trainer's (fit-many's shard: vectorised loss, sampling, hooks, finiteness checks; 100 steps on the first 64
     tiles), at 2 threads (the Trainer: its thread tuner) and 1. Run it with and without ``MALLOC_MMAP_THRESHOLD_`` /
-    ``MALLOC_TRIM_THRESHOLD_`` set (the worker processes' settings) to see what the allocator costs."""
+    ``MALLOC_TRIM_THRESHOLD_`` set (the settings :mod:`inrkit.train.allocator` gives every Trainer) to see what
+    the allocator costs in the bare step (the Trainer's columns are tuned either way)."""
     import torch
 
     from inrkit.fields import build_field
@@ -549,7 +550,7 @@ def render_markdown(r: dict[str, Any]) -> str:
             f"{'yes' if y['ray_killed']['items_once'] else 'NO'} |",
             "",
             f"Ray against local: {overhead:+.1f} s for 4 tasks, the same two 1-thread processes doing the same work "
-            "(Ray's workers get the local workers' malloc settings through the task's `runtime_env`), so Ray's "
+            "(Ray's workers tune the allocator in their Trainer, as every CPU run does), so Ray's "
             + ("per-task cost is below what this machine resolves (an earlier run, before Ray's workers had the malloc "
                "settings and at a higher load, took 52.2 s against 42.1 s locally)"
                if overhead < 1.0 else f"cost on this machine is {overhead / 4:.1f} s a task")

@@ -4,8 +4,8 @@
 processes of this machine (:mod:`~inrkit.api.shard_workers`: why, and how they stop).
 
 With ``ray`` each shard job becomes a Ray task running :func:`~inrkit.api.shard_fit.fit_shard` on whatever
-device the task is given (``gpus_per_task``, ``cpus_per_task``), in a worker process with the local workers' malloc
-settings (:data:`~inrkit.api.shard_workers.MALLOC_SETTINGS`); ``address`` connects to a running cluster
+device the task is given (``gpus_per_task``, ``cpus_per_task``), in a Ray worker process (whose Trainer tunes the allocator
+as every CPU run's does: :mod:`inrkit.train.allocator`); ``address`` connects to a running cluster
 (default: start a local one, shut down afterwards). A task whose worker process dies is retried (``retries``
 times); a retried task that finds its shard already written returns it without training. The dataset directory
 (local, or a path every node sees) is the single source of truth, so a crashed driver resumes as a local run
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inrkit.api.shard_fit import fit_shard
-from inrkit.api.shard_workers import MALLOC_SETTINGS, run_in_workers
+from inrkit.api.shard_workers import run_in_workers
 from inrkit.errors import InrkitError
 
 ENGINES = ("local", "ray")
@@ -63,7 +63,7 @@ def run_ray(jobs: list[Job], on_done: Done, address: str | None = None, cpus_per
                               f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
     try:
         task = ray.remote(fit_shard).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=retries,
-                                            retry_exceptions=False, runtime_env={"env_vars": dict(MALLOC_SETTINGS)})
+                                            retry_exceptions=False)
         pending = {task.remote(job): job for job in jobs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

@@ -59,6 +59,9 @@ COMPLEXITY: dict[str, dict[str, Any]] = {
     "medium": {"n_levels": 7, "synthesis": (16, 1, 2), "arm": (12, 12, 2)},
     "high": {"n_levels": 7, "synthesis": (48, 1, 2), "arm": (21, 24, 2)},
 }
+# The networks train with SOAP (Cool-Chic 5's optimiser and settings), the latents with Adam
+# (LatentGrids.optimizer_group): 600 steps on three 256×384 Kodak crops gave a 6–17 % lower D + λ·R than Adam.
+OPTIMIZER = {"otype": "SOAP", "beta1": 0.95, "beta2": 0.95, "weight_decay": 0.01, "precondition_every": 10}
 SOFT_ROUND = (0.3, 0.1)   # soft-rounding temperature, start and end of training (Cool-Chic's C3 preset)
 NOISE_SIGMA = (0.25, 0.1)  # Gaussian noise σ, likewise
 LAMBDA_EVERY = 10
@@ -120,7 +123,8 @@ def latent_config(height: int, width: int, channels: int, complexity: str = "med
             "encoding": {"otype": "LatentGrids", "height": height, "width": width, "n_levels": levels},
             "network": {"otype": "Synthesis", "n_neurons": neurons, "n_hidden_layers": layers,
                         "n_refine": refine},
-            "arm": {"otype": "ARM", "n_context": context, "n_neurons": arm_neurons, "n_hidden_layers": arm_layers}}
+            "arm": {"otype": "ARM", "n_context": context, "n_neurons": arm_neurons, "n_hidden_layers": arm_layers},
+            "optimizer": dict(OPTIMIZER)}
 
 
 def initial_lambda(target_bpp: float | None) -> float:

@@ -35,20 +35,14 @@ from inrkit.train import TrainingInterrupted
 from inrkit.train.trainer import STOP_SIGNALS, stop_signals_handled
 
 Job = dict[str, Any]
-# glibc's malloc serves blocks of up to 32 MB from its heap and keeps up to 512 MB of freed heap (defaults: blocks
-# over 128 kB-32 MB are mmapped, and freed heap over 128 kB trimmed): a step's activations (8 MB tensors for 64
-# SIRENs of width 32) are then reused instead of mapped and zeroed again page by page on every step, which cost
-# ~2,000 page faults and a fifth of the step's time (0.62 against 0.48 ms per field and step on one thread;
-# BENCHMARKS.md, "Fitting many fields"). Other C libraries ignore these variables.
-MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(512 << 20)}
 WAIT_SECONDS = 0.2  # the driver's wait for a result between checks of a stop request
 EXIT_SECONDS = 30.0  # how long a worker may take to leave once its stdin is closed
 
 
 def _spawn(threads: int | None) -> subprocess.Popen[str]:
-    """One worker: this interpreter on this inrkit (its folder first on PYTHONPATH), in its own session, with
-    :data:`MALLOC_SETTINGS` unless the environment sets them."""
-    env = {**MALLOC_SETTINGS, **os.environ}
+    """One worker: this interpreter on this inrkit (its folder first on PYTHONPATH), in its own session (its
+    Trainer tunes the allocator: :mod:`inrkit.train.allocator`)."""
+    env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     if threads:

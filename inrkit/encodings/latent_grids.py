@@ -91,6 +91,11 @@ class LatentGrids(nn.Module):
         self.generator: torch.Generator | None = None  # the noise of mode "noise"
         self.temperature, self.noise = 0.3, 0.25  # mode "noise": soft-rounding temperature and noise σ
 
+    def optimizer_group(self) -> dict[str, Any]:
+        """The grids' optimiser group: Adam's moments (β = (0.9, 0.999)), no weight decay and, under SOAP, no
+        preconditioning (Cool-Chic 5's setting for its latents)."""
+        return {"params": list(self.grids), "betas": (0.9, 0.999), "weight_decay": 0.0, "precondition": False}
+
     @property
     def n_latents(self) -> int:
         """Total number of latent values ``Σ_k ⌈H/2^k⌉·⌈W/2^k⌉``."""

@@ -274,7 +274,7 @@ def encode(field: LatentField, bits: int, signal: dict[str, Any], metrics: dict[
     header = {
         "inrkit_version": __version__,
         "codec": CODEC,
-        "field": field.config,
+        "field": {key: value for key, value in field.config.items() if key != "optimizer"},  # training only
         "signal": {k: v for k, v in signal.items() if k not in ("source", "options")},
         "metrics": {**metrics, **({"psnr": 99.99} if placeholder_psnr else {})},
         "tensors": table,

@@ -5,7 +5,8 @@ Config (a Field config whose encoding is ``LatentGrids``)::
     {"n_input_dims": 2, "n_output_dims": 3,
      "encoding": {"otype": "LatentGrids", "height": 512, "width": 768, "n_levels": 7},
      "network":  {"otype": "Synthesis", "n_neurons": 16, "n_hidden_layers": 1, "n_refine": 2},
-     "arm":      {"otype": "ARM", "n_context": 12, "n_neurons": 16, "n_hidden_layers": 2}}
+     "arm":      {"otype": "ARM", "n_context": 12, "n_neurons": 16, "n_hidden_layers": 2},
+     "optimizer": {"otype": "SOAP"}}    # optional: how the Trainer trains it (inrkit.train.optim), not coded
 
 Like every field it maps ``(N, 2)`` coordinates to ``(N, C)`` values in [0, 1] (so inrkit renders it at any
 size): the latent features are read at the coordinates (:class:`~inrkit.encodings.latent_grids.LatentGrids`),

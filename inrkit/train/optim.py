@@ -1,4 +1,4 @@
-"""Optimisers: PyTorch's Adam by default, tcnn's Adam for configs that ask for it.
+"""Optimisers: PyTorch's Adam by default, tcnn's Adam or SOAP for configs that ask for it.
 
 A field config may carry an ``"optimizer"`` entry in tiny-cuda-nn's schema. ``{"otype": "Adam",
 "beta1": 0.9, "beta2": 0.99, "epsilon": 1e-15, "l2_reg": 1e-6}`` selects :class:`TcnnAdam`, which
@@ -12,7 +12,9 @@ runs written before 2026-11-30 carry, is accepted and superseded by it):
 
 Untouched hash entries thus keep their moments, and one Adam step costs only the touched rows
 (the fast CPU backend runs the sparse update in C; elsewhere it is a masked PyTorch update).
-Without an ``"optimizer"`` entry a field trains with ``torch.optim.Adam(lr)``.
+``{"otype": "SOAP", "beta1": 0.95, "beta2": 0.95, "epsilon": 1e-8, "weight_decay": 0.01,
+"precondition_every": 10}`` selects :class:`~inrkit.train.soap.Soap` (Cool-Chic 5's optimiser; the keys shown
+are its defaults). Without an ``"optimizer"`` entry a field trains with ``torch.optim.Adam(lr)``.
 
 A submodule with an ``optimizer_group()`` method (a NeRF's camera-pose corrections) trains in the group
 that method returns: its own parameters, learning rate, betas, ε and no weight decay, and with
@@ -26,8 +28,10 @@ from typing import Any
 import torch
 
 from inrkit.errors import ConfigError
+from inrkit.train.soap import Soap
 
 OPTIMIZER_KEYS = ("otype", "learning_rate", "beta1", "beta2", "epsilon", "l2_reg")  # learning_rate: old runs
+SOAP_KEYS = ("otype", "beta1", "beta2", "epsilon", "weight_decay", "precondition_every")
 TCNN_GROUP_KEYS = ("l2_reg", "matrix")  # group keys of TcnnAdam that torch's Adam does not take
 _DYNAMO_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
 
@@ -136,6 +140,8 @@ def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] |
     if not config:
         return Adam([{"params": params}, *({k: v for k, v in g.items() if k not in TCNN_GROUP_KEYS} for g in own)],
                      lr=lr)
+    if config.get("otype") == "SOAP":
+        return _soap(params, own, lr, config, leading_dims)
     unknown = sorted(set(config) - set(OPTIMIZER_KEYS))
     if config.get("otype") != "Adam" or unknown:
         raise ConfigError(f"optimizer: only tcnn's 'Adam' with keys {', '.join(OPTIMIZER_KEYS)} is supported, "
@@ -146,3 +152,20 @@ def build_optimizer(module: torch.nn.Module, lr: float, config: dict[str, Any] |
     return TcnnAdam([g for g in groups if g["params"]] + own, lr=lr,
                     betas=(float(config.get("beta1", 0.9)), float(config.get("beta2", 0.99))),
                     eps=float(config.get("epsilon", 1e-15)), l2_reg=float(config.get("l2_reg", 0.0)))
+
+
+def _soap(params: list[torch.nn.Parameter], own: list[dict[str, Any]], lr: float, config: dict[str, Any],
+          leading_dims: int) -> Soap:
+    """:class:`Soap` for the ``{"otype": "SOAP", ...}`` config (module docstring); ``own`` groups keep their keys."""
+    unknown = sorted(set(config) - set(SOAP_KEYS))
+    if unknown:
+        raise ConfigError(f"optimizer: SOAP takes the keys {', '.join(SOAP_KEYS)}, got {', '.join(unknown)}")
+    if leading_dims:
+        raise ConfigError("optimizer: SOAP does not train stacked fields (fit-many); use Adam")
+    every = config.get("precondition_every", 10)
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ConfigError(f"optimizer key 'precondition_every' must be a positive integer, got {every!r:.40}")
+    return Soap([{"params": params}, *own], lr=lr,
+                betas=(float(config.get("beta1", 0.95)), float(config.get("beta2", 0.95))),
+                eps=float(config.get("epsilon", 1e-8)), weight_decay=float(config.get("weight_decay", 0.01)),
+                precondition_every=every)

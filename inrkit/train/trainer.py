@@ -23,6 +23,7 @@ from inrkit.metrics import psnr_from_mse
 from inrkit.runs import append_metrics, truncate_metrics
 from inrkit.signals.base import Batch, Signal
 from inrkit.train import checkpoint
+from inrkit.train.allocator import tune_allocator
 from inrkit.train.optim import build_optimizer
 from inrkit.train.options import TrainOptions
 from inrkit.train.progress import ProgressBar
@@ -116,6 +117,8 @@ class Trainer:
                  device: torch.device, step_hooks: list[StepHook] | None = None,
                  evaluation_hooks: list[EvaluationHook] | None = None,
                  sample_loss_hooks: list[SampleLossHook] | None = None) -> None:
+        if device.type == "cpu":
+            tune_allocator()
         self.field = field
         self.step_hooks = list(step_hooks or [])
         self.sample_loss_hooks = list(sample_loss_hooks or [])
