@@ -63,7 +63,7 @@ def encode(args: argparse.Namespace) -> None:
     for rate in args.rates:
         out = args.work / f"{args.image}-{rate:g}-{args.seconds:g}s.inrz"
         report = compress(KODAK / f"{args.image}.png", out, codec="latent", target_bpp=rate, seconds=args.seconds,
-                          complexity=args.complexity, quiet=True)
+                          complexity=args.complexity, quiet=True, threads=args.threads)
         times = []
         for _ in range(3):
             started = time.perf_counter()
@@ -73,7 +73,7 @@ def encode(args: argparse.Namespace) -> None:
         record = {"image": args.image, "target_bpp": rate, "seconds_budget": args.seconds, "complexity": args.complexity,
                   "bpp": report.bpp, "psnr": psnr8(pixels, target), "encode_s": report.encode_seconds,
                   "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
-                  "macs_per_pixel": report.macs_per_pixel, "threads": torch.get_num_threads(),
+                  "macs_per_pixel": report.macs_per_pixel, "threads": args.threads or torch.get_num_threads(),
                   "load": os.getloadavg()[0]}
         with open(args.work / "results.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
@@ -211,6 +211,7 @@ def main() -> None:
     run.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
     run.add_argument("--seconds", type=float, default=100.0)
     run.add_argument("--complexity", default="medium")
+    run.add_argument("--threads", type=int, help="CPU threads of the encode (default: the Trainer's tuner)")
     summary = commands.add_parser("report", help="baselines, BD-rates, BENCHMARKS.md section and plot")
     summary.add_argument("--plot", default=str(ROOT / "benchmarks" / "codec_rd.png"))
     summary.add_argument("--notes", type=Path, help="a markdown file appended to the section (other measurements)")
