@@ -192,3 +192,48 @@ def test_compress_an_image_file_end_to_end(tmp_path):
     assert decoded.metrics["psnr"] == round(report.psnr, 2) and decoded.image.shape == (16, 20, 3)
     assert main(["info", str(tmp_path / "p.inrz")]) == 0
     assert main(["compress", str(tmp_path / "p.png"), str(tmp_path / "q.inrz"), "--lambda", "1", "--bits", "4"]) == 2
+
+
+class _Clock:
+    """A stand-in Trainer: the schedule reads only its progress."""
+
+    def __init__(self) -> None:
+        self.progress = 0.0
+
+    def progress_fraction(self) -> float:
+        return self.progress
+
+
+def test_rate_schedule_steers_lambda_only_in_its_window_by_bounded_steps(monkeypatch):
+    """λ moves by ``exp(clip(0.15·log(R/R*), ±0.1))`` every LAMBDA_EVERY steps inside LAMBDA_WINDOW, never
+    past LAMBDA_RANGE of its start, and the quantisation noise anneals linearly with progress."""
+    from inrkit.api import latent_compress as lc
+    from inrkit.signals.rate_distortion import RateDistortionImage
+
+    image = image_signal(8, 8)
+    field_ = LatentField(lc.latent_config(8, 8, 3))
+    signal = RateDistortionImage(image, lmbda=0.01)
+    bpp = {"value": 0.6}  # the rate the field "has": twice the target
+    monkeypatch.setattr(field_, "rate_bits", lambda grids: torch.tensor(bpp["value"] * 64 - 64.0))
+    schedule = lc.RateSchedule(field_, signal, target_bpp=0.3, overhead_bits=64.0)
+    schedule.trainer = clock = _Clock()
+    clock.progress = 0.2  # before the window: λ untouched, noise annealed a fifth of the way
+    schedule(10)
+    assert signal.lmbda == 0.01 and field_.encoding.mode == "noise"
+    assert math.isclose(field_.encoding.noise, lc.NOISE_SIGMA[0] + 0.2 * (lc.NOISE_SIGMA[1] - lc.NOISE_SIGMA[0]))
+    clock.progress = 0.5
+    schedule(11)  # not a multiple of LAMBDA_EVERY
+    assert signal.lmbda == 0.01
+    schedule(20)  # 0.15·log 2 = 0.104 → clipped to 0.1
+    assert math.isclose(signal.lmbda, 0.01 * math.exp(0.1))
+    bpp["value"] = 0.3 * math.exp(0.2)  # 0.15·0.2 = 0.03, within the clip
+    schedule(30)
+    assert math.isclose(signal.lmbda, 0.01 * math.exp(0.13), rel_tol=1e-6)  # the rate is a float32
+    bpp["value"] = 10.0
+    for step in range(40, 2000, 10):
+        schedule(step)
+    assert math.isclose(signal.lmbda, 0.01 * lc.LAMBDA_RANGE)  # bounded
+    clock.progress = 0.95  # after the window: frozen
+    bpp["value"] = 0.01
+    schedule(3000)
+    assert math.isclose(signal.lmbda, 0.01 * lc.LAMBDA_RANGE)

@@ -5,8 +5,9 @@ Pipeline (:func:`compress_image`):
 1. build a :class:`~inrkit.fields.latent_field.LatentField` for the image from a complexity preset
    (:data:`COMPLEXITY`: grid levels, synthesis and ARM sizes);
 2. train it with the one :class:`~inrkit.train.Trainer` on
-   :class:`~inrkit.signals.rate_distortion.RateDistortionImage` (Adam, lr 2·10⁻², cosine decay; the latents
-   carry an encoder gain, :data:`~inrkit.encodings.latent_grids.LATENT_GAIN`): soft rounding and
+   :class:`~inrkit.signals.rate_distortion.RateDistortionImage` (lr 2·10⁻², cosine decay; SOAP on the
+   networks and Adam on the latents, :data:`OPTIMIZER`; the latents carry an encoder gain,
+   :data:`~inrkit.encodings.latent_grids.LATENT_GAIN`): soft rounding and
    Gaussian noise on the latents for the whole budget, annealed (:data:`SOFT_ROUND`, :data:`NOISE_SIGMA`).
    No straight-through phase: on a 256² Kodak crop (λ = 10⁻³, after 1,500 noise steps) 300 more steps of
    straight-through rounding *lost* 0.4–0.8 dB and gained 4–6 % rate at lr 10⁻⁴ (identity or soft-round
