@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from inrkit.devices import seed_everything
 from inrkit.errors import InrkitError
 from inrkit.export import inrz, latent_codec
 from inrkit.fields.latent_field import LatentField
@@ -89,7 +90,7 @@ class LatentOptions:
     seconds: float | None = field(default=None, metadata={"help": "training budget in seconds (default 300 without "
                                                                   "--steps)"})
     lr: float = field(default=DEFAULT_LR, metadata={"help": "Adam learning rate (cosine decay)"})
-    seed: int = field(default=0, metadata={"help": "random seed of the quantisation noise"})
+    seed: int = field(default=0, metadata={"help": "random seed of the networks' start and the quantisation noise"})
     threads: int | None = field(default=None, metadata={"help": "CPU threads (default: the trainer's tuner)"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
 
@@ -213,6 +214,7 @@ def _resume_lambda(run_dir: Path, step: int) -> float | None:
 def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path, resume: bool = False
                        ) -> tuple[LatentField, float, int]:
     """Fit a latent field to ``image`` on ``D + λ·R`` (module docstring): ``(field, final λ, steps)``."""
+    seed_everything(options.seed)  # the networks' random start: an encode is reproducible
     field_ = LatentField(latent_config(image.height, image.width, image.n_output_dims, options.complexity))
     lmbda = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
     signal = RateDistortionImage(image, lmbda)
