@@ -65,6 +65,9 @@ HEADER_ESTIMATE_BYTES = 300  # a latent file's header (deflated JSON), counted i
 MAX_PIXELS = 1 << 26         # 64 megapixels: the decoder refuses larger images before allocating
 LATENTS_PER_WORD = 4096      # the latent stream holds at least one 32-bit word per this many latents
 NETWORK_BITS = tuple(range(5, 11))  # bit widths the encoder tries for the synthesis and ARM parameters
+# Significant digits of the networks' steps: the header's 14 steps of the medium preset deflate 25-33 bytes smaller
+# than at float32's 9, and the decoded PSNR moves by less than 0.01 dB (256² kodim03 crop, 400 steps, bits 5-8).
+STEP_DIGITS = 4
 FRACTION_BITS = 10
 ACTIVATION_LIMIT = float(1 << 25)
 MEAN_STEPS = 64     # μ is a multiple of 1/64
@@ -224,13 +227,15 @@ class _Networks(torch.nn.Module):
 
 def quantise_networks(field: LatentField, bits: int) -> tuple[LatentField, dict[str, torch.Tensor], QuantisationPlan]:
     """A copy of ``field`` whose synthesis and ARM parameters sit on their per-tensor ``bits``-bit grids
-    (MSE-optimal steps, :func:`inrkit.export.quantize.best_step`); ``(copy, steps, plan)``."""
+    (MSE-optimal steps, :func:`inrkit.export.quantize.best_step`, rounded to :data:`STEP_DIGITS` significant
+    digits); ``(copy, steps, plan)``."""
     import copy
 
     quantised = copy.deepcopy(field)
     networks = _Networks(quantised)
     plan = QuantisationPlan(bits=bits, scheme="tensor", coder="range")  # range wins on MLP weights; lzma is slow
-    steps = plan_steps(networks, plan)
+    steps = {name: torch.tensor([float(f"{float(step[0]):.{STEP_DIGITS}g}")])
+             for name, step in plan_steps(networks, plan).items()}
     with torch.no_grad():
         for name, parameter in networks.named_parameters():
             parameter.copy_(dequantise(quantise(parameter, steps[name], bits), steps[name]).reshape(parameter.shape))
