@@ -84,11 +84,10 @@ HEADER_DICTIONARY = (
     b'"scheme":"tensor","coder":"range","params":{"model":"adaptive","min":-127,"alphabet":255},"step":0.001,"length":'
 )
 # Format version 3's deflate dictionary: version 1's, then the latent codec's vocabulary (its header keys, the
-# field configs of its three complexity presets at 768×512, the signal of an 8-bit RGB image, a compact tensor
-# entry). NEVER edit it: files written with it must stay readable. Most common fragments last, as above.
+# field configs of its three complexity presets at 768×512, the signal of an 8-bit RGB image, compact tensor
+# entries). NEVER edit it: files written with it must stay readable. Most common fragments last, as above.
 LATENT_HEADER_DICTIONARY = HEADER_DICTIONARY + (
-    b'{"model":"gaussian","mean":0.0,"scale":1.0}{"model":"laplace","mean":0.0,"scale":1.0}'
-    b'{"model":"recent","min":-127,"alphabet":255}{"model":"uniform","min":-1,"alphabet":3}'
+    b'["gaussian",0.0,1.0,0.01,0],["recent",-127,255,0.01,0],["uniform",-1,3,0.01,0],["laplace",0.0,1.0,0.01,0],'
     b'"height":768,"width":512,"channels":1,'
     b'"field":{"n_input_dims":2,"n_output_dims":3,"encoding":{"otype":"LatentGrids","height":512,"width":768,'
     b'"n_levels":7},"network":{"otype":"Synthesis","n_neurons":48,"n_hidden_layers":1,"n_refine":2},'
@@ -104,7 +103,7 @@ LATENT_HEADER_DICTIONARY = HEADER_DICTIONARY + (
     b'"normalisation":{"dtype":"uint8","low":0.0,"high":255.0,"alpha":false}},'
     b'"metrics":{"encode_seconds":300.0,"lambda":0.001,"steps":1000,"psnr":30.00},"tensors":['
     b'"latent":{"bits":8,"max_abs":1,"length":'
-    b'{"params":{"model":"adaptive","min":-15,"alphabet":31},"step":0.0,"length":'
+    b'["adaptive",-15,31,0.0'
 )
 HEADER_DICTIONARIES = {1: HEADER_DICTIONARY, 2: HEADER_DICTIONARY, 3: LATENT_HEADER_DICTIONARY}  # by format version
 VERSIONS = tuple(HEADER_DICTIONARIES)

@@ -3,18 +3,20 @@
 File contents (see :mod:`inrkit.export.inrz` for the container)::
 
     header: {"codec": "latent", "field": <latent field config>, "signal": <image description>, "metrics": {...},
-             "tensors": [{"params": <range-coder model>, "step": Δ, "length": bytes}, ...],
+             "tensors": [[model, p, q, Δ, bytes], ...],
              "latent": {"bits": b, "max_abs": L, "length": S}}
     payload: the tables' tensors (quantised per tensor, entropy-coded: inrkit.export.codec) | latent stream (S bytes)
 
 **Tensor table.** One entry per synthesis and ARM parameter, in ``state_dict`` order, holding only what the
-weights codec's table entry (:mod:`inrkit.export.codec`) has that the config does not fix: the rest (name,
-shape, dtype, ``quantized`` storage, ``tensor`` scheme, ``range`` coder, the ``b`` bits shared by all) is filled
-in from the config and the ``latent`` section, and the full table is then checked as the weights codec checks
-its own before anything is allocated. Version-2 files (no ``bits`` in the ``latent`` section) hold the full
-table and are read as before. With version 3's dictionary (:data:`inrkit.export.inrz.LATENT_HEADER_DICTIONARY`)
-and steps of :data:`STEP_DIGITS` digits, the header of a 768×512 image (medium preset) deflates to about 180
-bytes (kodim03: 176; version 2 wrote 407 for it).
+weights codec's table entry (:mod:`inrkit.export.codec`) has that the config does not fix: its range coder's
+``params`` as the model's name and two numbers (:data:`MODEL_PARAMETERS`: ``min, alphabet`` or ``mean, scale``),
+the step Δ and the byte length. The rest (name, shape, dtype, ``quantized`` storage, ``tensor`` scheme,
+``range`` coder, the ``b`` bits shared by all) is filled in from the config and the ``latent`` section, and the
+full table is then checked as the weights codec checks its own, before anything is allocated. Version-2 files
+(no ``bits`` in the ``latent`` section) hold the full table and are read as before. With version 3's dictionary
+(:data:`inrkit.export.inrz.LATENT_HEADER_DICTIONARY`) and steps of :data:`STEP_DIGITS` digits, the header of a
+768×512 image (medium preset) deflates to about 170–210 bytes (kodim03: 167 after 3 steps, 208 after 60 s at
+0.06 bpp; version 2 wrote 426 and 482 for the same fields).
 
 **Latents.** Every latent is ``round(clamp(G·y, −127, 127))`` (G the encoder gain,
 :mod:`inrkit.encodings.latent_grids`); ``L`` is the largest magnitude (1 … 127). They are coded in
@@ -61,8 +63,10 @@ from inrkit.version import __version__
 
 CODEC = "latent"
 VERSION = 3
-COMPACT_KEYS = ("params", "step", "length")  # what a version-3 table entry holds (module docstring)
-HEADER_ESTIMATE_BYTES = 180  # a latent file's header (deflated JSON), counted in the rate while training
+# The two numbers of each range-coder model's params (inrkit.export.entropy), in a version-3 table entry's order
+MODEL_PARAMETERS = {"adaptive": ("min", "alphabet"), "recent": ("min", "alphabet"), "uniform": ("min", "alphabet"),
+                    "laplace": ("mean", "scale"), "gaussian": ("mean", "scale")}
+HEADER_ESTIMATE_BYTES = 200  # a latent file's header (deflated JSON), counted in the rate while training
 MAX_PIXELS = 1 << 26         # 64 megapixels: the decoder refuses larger images before allocating
 LATENTS_PER_WORD = 4096      # the latent stream holds at least one 32-bit word per this many latents
 NETWORK_BITS = tuple(range(5, 11))  # bit widths the encoder tries for the synthesis and ARM parameters
@@ -292,7 +296,7 @@ def encode(field: LatentField, bits: int, signal: dict[str, Any], metrics: dict[
         "field": field.config,
         "signal": {k: v for k, v in signal.items() if k not in ("source", "options")},
         "metrics": {**metrics, **({"psnr": 99.99} if placeholder_psnr else {})},
-        "tensors": [{key: entry[key] for key in COMPACT_KEYS} for entry in table],
+        "tensors": [_compact_entry(entry) for entry in table],
         "latent": {"bits": bits, "max_abs": max_abs, "length": len(stream)},
     }
     return inrz.pack(header, network_payload + stream, version=VERSION)
@@ -325,18 +329,27 @@ def _check_config(header: dict[str, Any]) -> tuple[dict[str, Any], LatentField]:
     return config, skeleton
 
 
+def _compact_entry(entry: dict[str, Any]) -> list[Any]:
+    """A version-3 table entry ``[model, p, q, step, length]`` of a weights-codec table entry (module docstring)."""
+    params = entry["params"]
+    return [params["model"], *(params[key] for key in MODEL_PARAMETERS[params["model"]]), entry["step"], entry["length"]]
+
+
 def _full_table(table: Any, bits: Any, expected: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-    """A version-3 table (entries of :data:`COMPACT_KEYS` only) with what the config (``expected``: its meta-device
-    tensors) and the ``bits`` fix filled in: the weights codec's table, for :func:`~inrkit.export.codec.check_table`."""
+    """A version-3 table with what the config (``expected``: its meta-device tensors) and the ``bits`` fix filled
+    in: the weights codec's table, for :func:`~inrkit.export.codec.check_table` to check in full."""
     require(is_int(bits, MIN_BITS, MAX_BITS), f"header latent bits must be an integer in {MIN_BITS}..{MAX_BITS}")
     require(isinstance(table, list) and len(table) == len(expected),
             f"header tensor table must list the field config's {len(expected)} tensors")
     full = []
     for entry, (name, tensor) in zip(table, expected.items(), strict=True):
-        require(isinstance(entry, dict) and set(entry) <= set(COMPACT_KEYS),
-                f"tensor {name}: a version-3 table entry holds only {', '.join(COMPACT_KEYS)}")
+        require(isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str) and entry[0] in MODEL_PARAMETERS,
+                f"tensor {name}: a version-3 table entry must be [model, parameter, parameter, step, length]")
+        model, first, second, step, length = entry
         full.append({"name": name, "shape": list(tensor.shape), "dtype": dtype_name(tensor), "storage": "quantized",
-                     "bits": bits, "scheme": "tensor", "coder": "range", **entry})
+                     "bits": bits, "scheme": "tensor", "coder": "range",
+                     "params": {"model": model, **dict(zip(MODEL_PARAMETERS[model], (first, second), strict=True))},
+                     "step": step, "length": length})
     return full
 
 
