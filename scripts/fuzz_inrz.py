@@ -18,7 +18,7 @@ set so that any internal error surfaces as an exception) and a small render (an 
 Inputs come from structure-aware mutators (:class:`Mutator`) applied to seed files that the script makes
 itself (:func:`make_seeds`: tiny fields of several presets fitted for a few steps, a radiance field, each
 compressed with several coders, bit widths and schemes, and the 8×8 image coded with the latent codec, format
-version 2, whose ``latent`` section and stream the mutators edit like a tensor's): they edit header JSON values (numbers at and
+version 3, whose ``latent`` section and stream the mutators edit like a tensor's): they edit header JSON values (numbers at and
 beyond their limits, wrong types, deleted keys, values crossed over from other seeds), tensor-table
 entries (coder, model parameters, bits, storage), and payload streams (bit flips, cut, padded, zeroed or
 swapped between tensors), then re-pack the file with valid checksums so that the deeper checks are
@@ -307,11 +307,12 @@ class Mutator:
 
 def repack(header: Any, payload: bytes) -> bytes:
     """An ``.inrz`` file of any JSON ``header`` (not only objects) and ``payload``, with valid checksums."""
-    from inrkit.export import inrz
+    from inrkit.export import inrz, latent_codec
 
-    body = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=inrz.HEADER_DICTIONARY)
+    latent = isinstance(header, dict) and header.get("codec", "weights") != "weights"
+    version = latent_codec.VERSION if latent else inrz.VERSION
+    body = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=inrz.HEADER_DICTIONARIES[version])
     packed = body.compress(json.dumps(header, separators=(",", ":"), allow_nan=False).encode()) + body.flush()
-    version = 2 if isinstance(header, dict) and header.get("codec", "weights") != "weights" else inrz.VERSION
     return b"".join([_PREFIX.pack(inrz.MAGIC, version, len(packed), zlib.crc32(packed)), packed,
                      struct.pack("<II", len(payload), zlib.crc32(payload)), payload])
 

@@ -262,8 +262,11 @@ def test_json_header_is_plain_json(valid):
     assert json.loads(json.dumps(header)) == header
 
 
-def test_header_dictionary_is_frozen():
-    """Format version 1 reads its headers with this exact deflate dictionary: editing it breaks old files."""
+def test_header_dictionaries_are_frozen():
+    """Each format version reads its headers with its exact deflate dictionary: editing one breaks old files."""
     import hashlib
 
     assert hashlib.sha256(inrz.HEADER_DICTIONARY).hexdigest()[:16] == "b00d9e1a2a305359"
+    assert hashlib.sha256(inrz.LATENT_HEADER_DICTIONARY).hexdigest()[:16] == "581490ece006daf5"
+    assert inrz.HEADER_DICTIONARIES == {1: inrz.HEADER_DICTIONARY, 2: inrz.HEADER_DICTIONARY,
+                                        3: inrz.LATENT_HEADER_DICTIONARY}

@@ -4,9 +4,11 @@ row-parallel latent coding, and the whole pipeline (train → file → decode, a
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +137,7 @@ def coded(tmp_path_factory):
 def test_file_decodes_to_the_encoders_latents_and_image(coded):
     field, bits, data, _ = coded
     header, payload = inrz.unpack(data)
-    assert data[8:10] == b"\x02\x00" and header["codec"] == "latent"
+    assert data[8:10] == b"\x03\x00" and header["codec"] == "latent"
     decoded = latent_codec.decode(header, payload)
     decoded.field.encoding.mode = "exact"
     for mine, theirs in zip(field.encoding.integers(), decoded.field.encoding.quantised(), strict=True):
@@ -164,6 +166,19 @@ def test_a_fresh_process_decodes_identical_bytes(coded, tmp_path):
                                                               "width": 1 << 15}}}, p), "pixels, above the limit"),
     (lambda h, p: (h, p[:-4]), "latent stream has|accounts for"),
     (lambda h, p: ({**h, "codec": "weights"}, p), "codec"),
+    (lambda h, p: ({**h, "latent": {**h["latent"], "bits": 17}}, p), "latent bits must be an integer in 2..16"),
+    (lambda h, p: ({**h, "tensors": h["tensors"][:-1]}, p), "must list the field config's 12 tensors"),
+    (lambda h, p: ({**h, "tensors": [[*h["tensors"][0], 4], *h["tensors"][1:]]}, p), "must be \\[model, parameter"),
+    (lambda h, p: ({**h, "tensors": [{"params": {}}, *h["tensors"][1:]]}, p), "must be \\[model, parameter"),
+    (lambda h, p: ({**h, "tensors": [["weights", *h["tensors"][0][1:]], *h["tensors"][1:]]}, p), "must be \\[model"),
+    (lambda h, p: ({**h, "tensors": [[*h["tensors"][0][:3], -1.0, h["tensors"][0][4]], *h["tensors"][1:]]}, p),
+     "invalid step"),
+    (lambda h, p: ({**h, "tensors": [["adaptive", -200, 3, *h["tensors"][0][3:]], *h["tensors"][1:]]}, p),
+     "alphabet lies outside the code range"),
+    (lambda h, p: ({**h, "tensors": [["laplace", 0.0, -1.0, *h["tensors"][0][3:]], *h["tensors"][1:]]}, p),
+     "mean or scale is out of range"),
+    (lambda h, p: ({**h, "tensors": [[*h["tensors"][0][:4], h["tensors"][0][4] + 4], *h["tensors"][1:]]}, p),
+     "accounts for"),
 ])
 def test_forged_latent_files_are_refused_with_one_line(coded, tmp_path, edit, match):
     from inrkit.export import load
@@ -171,10 +186,50 @@ def test_forged_latent_files_are_refused_with_one_line(coded, tmp_path, edit, ma
     header, payload = inrz.unpack(coded[2])
     header, payload = edit(header, payload)
     path = tmp_path / "forged.inrz"
-    path.write_bytes(inrz.pack(header, payload, version=2))
+    path.write_bytes(inrz.pack(header, payload, version=latent_codec.VERSION))
     with pytest.raises(InrkitError, match=match) as caught:
         load(path)
     assert "\n" not in str(caught.value)
+
+
+def version_2(header: dict) -> dict:
+    """The header version 2 wrote for a decoded file's (full) header: the same, without bits in the latent section."""
+    return {**header, "latent": {key: value for key, value in header["latent"].items() if key != "bits"}}
+
+
+def test_a_version_2_file_still_decodes(coded, tmp_path):
+    from inrkit.export import load
+
+    header, payload = inrz.unpack(coded[2])
+    current = latent_codec.decode(header, payload)
+    data = inrz.pack(version_2(current.header), payload, version=2)
+    body = data[18 : 18 + int.from_bytes(data[10:14], "little")]
+    assert data[8:10] == b"\x02\x00"  # and its header is deflated with version 1's dictionary:
+    assert json.loads(zlib.decompressobj(-15, zdict=inrz.HEADER_DICTIONARY).decompress(body)) == version_2(current.header)
+    assert current.header["tensors"][8]["name"] == "arm.hidden.0.weight" and "step" in current.header["tensors"][8]
+    (tmp_path / "v2.inrz").write_bytes(data)
+    decoded = load(tmp_path / "v2.inrz")
+    assert torch.equal(decoded.image, current.image) and decoded.header["tensors"] == current.header["tensors"]
+    (tmp_path / "v2-compact.inrz").write_bytes(inrz.pack(version_2(header), payload, version=2))
+    with pytest.raises(InrkitError, match="tensor table entries must be objects"):  # version 2 has no compact table
+        load(tmp_path / "v2-compact.inrz")
+
+
+def test_medium_header_of_a_768x512_image_is_small():
+    """Untrained (seeded init, 8 bits): 153 bytes; the same file as version 2 would hold 372."""
+    from inrkit.api.latent_compress import latent_config
+
+    torch.manual_seed(0)
+    field = LatentField(latent_config(512, 768, 3, "medium"))
+    signal = {"kind": "image", "height": 512, "width": 768, "channels": 3,
+              "normalisation": {"dtype": "uint8", "low": 0.0, "high": 255.0, "alpha": False}}
+    metrics = {"encode_seconds": 300.0, "lambda": 0.001, "steps": 1000, "psnr": 30.0}
+    data = latent_codec.encode(field, 8, signal, metrics)
+    header, payload = inrz.unpack(data)
+    header_bytes = int.from_bytes(data[10:14], "little")
+    assert header_bytes <= 160
+    old = inrz.pack(version_2(latent_codec.decode(header, payload).header), payload, version=2)
+    assert int.from_bytes(old[10:14], "little") > 2.4 * header_bytes
 
 
 def test_compress_an_image_file_end_to_end(tmp_path):

@@ -508,7 +508,7 @@ def load(path: str | Path, max_elements: int = MAX_ELEMENTS) -> Decoded:
         inrz.check_turntable(header.get("turntable"))
         if header.get("codec") == latent_codec.CODEC:
             decoded_image = latent_codec.decode(header, payload)
-            field, image = decoded_image.field, decoded_image.image
+            field, image, header = decoded_image.field, decoded_image.image, decoded_image.header  # its table in full
         else:
             field = decode_field(header, payload, max_elements)
     except InrkitError as err:

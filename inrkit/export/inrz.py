@@ -4,18 +4,23 @@ Layout (little-endian)::
 
     offset  size  content
     0       8     magic  b"\\x89INRZ\\r\\n\\x1a"  (high bit, name, CR-LF, ^Z: catches text-mode mangling)
-    8       2     format version (uint16): 1, or 2 for a file with a ``codec`` other than the weights codec
+    8       2     format version (uint16): 1, 2 or 3 (below)
     10      4     H = header length in bytes (uint32)
     14      4     CRC32 of the header bytes
-    18      H     header: JSON (UTF-8, compact), raw deflate with the preset dictionary below
+    18      H     header: JSON (UTF-8, compact), raw deflate with the version's preset dictionary (below)
     18+H    4     P = payload length in bytes (uint32)
     22+H    4     CRC32 of the payload bytes
     26+H    P     payload: per tensor, in header order, [float32 steps if per-channel] + coded codes
     26+H+P        end of file (trailing bytes are an error)
 
-Version 2 (the latent image codec, :mod:`inrkit.export.latent_codec`) has the same layout; its header adds
-``"codec": "latent"`` and a ``latent`` section, and its payload ends with the latent stream. Weights files
-are still written as version 1, so earlier readers keep reading them; this reader reads both.
+Versions (all have this layout; this reader reads all three):
+
+* 1 — the weights codec (:mod:`inrkit.export.codec`); header dictionary :data:`HEADER_DICTIONARY`.
+  Weights files are still written as version 1, so earlier readers keep reading them.
+* 2 — the latent image codec's first files (:mod:`inrkit.export.latent_codec`): the header adds
+  ``"codec": "latent"`` and a ``latent`` section, and the payload ends with the latent stream; same dictionary.
+* 3 — the latent codec's current files: the same, with a compact tensor table (see the latent codec) and the
+  header dictionary :data:`LATENT_HEADER_DICTIONARY`.
 
 The header holds the field config, the signal's description (for rendering), optional metrics,
 for radiance fields the run's ``turntable`` orbit (checked by :func:`check_turntable`), and the
@@ -27,7 +32,8 @@ entropy coder with its parameters.
 The deflate stream uses a fixed preset dictionary (:data:`HEADER_DICTIONARY`, JSON fragments every
 header repeats: keys, preset configs, the tensor-table vocabulary), so a small field's header costs
 about 200 bytes instead of 600: at 0.3 bpp on a 256×256 image that is 0.025 bpp instead of 0.07.
-The dictionary is part of format version 1 and never changes within it.
+Version 3's dictionary (:data:`LATENT_HEADER_DICTIONARY`) is version 1's followed by the latent codec's
+vocabulary. A version's dictionary is part of that format version and never changes within it.
 
 Reading validates every length, count, shape and checksum against fixed limits before allocating
 anything large; nothing in a file is ever executed (JSON only, no pickle).
@@ -47,15 +53,14 @@ from typing import Any
 from inrkit.errors import InrkitError
 
 MAGIC = b"\x89INRZ\r\n\x1a"
-VERSION = 1
-VERSIONS = (1, 2)  # 2: the header names a codec ("latent"); see the module docstring
+VERSION = 1  # the weights codec's files; the latent codec writes its own (module docstring)
 SUFFIX = ".inrz"
 MAX_HEADER_BYTES = 1 << 20         # deflated header
 MAX_HEADER_INFLATED = 8 << 20      # inflated JSON
 MAX_PAYLOAD_BYTES = (1 << 32) - 1  # uint32 length
 _PREFIX = struct.Struct("<8sHII")   # magic, version, header length, header crc
 
-# Format version 1's deflate dictionary. NEVER edit it: files written with it must stay readable.
+# Format versions 1 and 2's deflate dictionary. NEVER edit it: files written with it must stay readable.
 # Deflate looks back at most 32 KiB and prefers recent bytes, so the most common fragments come last.
 HEADER_DICTIONARY = (
     b'{"otype":"HashGrid","n_levels":16,"n_features_per_level":2,"log2_hashmap_size":19,"base_resolution":16,'
@@ -78,16 +83,40 @@ HEADER_DICTIONARY = (
     b'{"name":"network.hidden.3.linear.weight","shape":[64,64],"dtype":"float32","storage":"quantized","bits":8,'
     b'"scheme":"tensor","coder":"range","params":{"model":"adaptive","min":-127,"alphabet":255},"step":0.001,"length":'
 )
+# Format version 3's deflate dictionary: version 1's, then the latent codec's vocabulary (its header keys, the
+# field configs of its three complexity presets at 768×512, the signal of an 8-bit RGB image, compact tensor
+# entries). NEVER edit it: files written with it must stay readable. Most common fragments last, as above.
+LATENT_HEADER_DICTIONARY = HEADER_DICTIONARY + (
+    b'["gaussian",0.0,1.0,0.01,0],["recent",-127,255,0.01,0],["uniform",-1,3,0.01,0],["laplace",0.0,1.0,0.01,0],'
+    b'"height":768,"width":512,"channels":1,'
+    b'"field":{"n_input_dims":2,"n_output_dims":3,"encoding":{"otype":"LatentGrids","height":512,"width":768,'
+    b'"n_levels":7},"network":{"otype":"Synthesis","n_neurons":48,"n_hidden_layers":1,"n_refine":2},'
+    b'"arm":{"otype":"ARM","n_context":21,"n_neurons":24,"n_hidden_layers":2}}'
+    b'"field":{"n_input_dims":2,"n_output_dims":3,"encoding":{"otype":"LatentGrids","height":512,"width":768,'
+    b'"n_levels":7},"network":{"otype":"Synthesis","n_neurons":8,"n_hidden_layers":1,"n_refine":2},'
+    b'"arm":{"otype":"ARM","n_context":8,"n_neurons":8,"n_hidden_layers":1}}'
+    b'{"inrkit_version":"0.1.0","codec":"latent",'
+    b'"field":{"n_input_dims":2,"n_output_dims":3,"encoding":{"otype":"LatentGrids","height":512,"width":768,'
+    b'"n_levels":7},"network":{"otype":"Synthesis","n_neurons":16,"n_hidden_layers":1,"n_refine":2},'
+    b'"arm":{"otype":"ARM","n_context":12,"n_neurons":12,"n_hidden_layers":2}},'
+    b'"signal":{"kind":"image","height":512,"width":768,"channels":3,'
+    b'"normalisation":{"dtype":"uint8","low":0.0,"high":255.0,"alpha":false}},'
+    b'"metrics":{"encode_seconds":300.0,"lambda":0.001,"steps":1000,"psnr":30.00},"tensors":['
+    b'"latent":{"bits":8,"max_abs":1,"length":'
+    b'["adaptive",-15,31,0.0'
+)
+HEADER_DICTIONARIES = {1: HEADER_DICTIONARY, 2: HEADER_DICTIONARY, 3: LATENT_HEADER_DICTIONARY}  # by format version
+VERSIONS = tuple(HEADER_DICTIONARIES)
 _PAYLOAD_PREFIX = struct.Struct("<II")  # payload length, payload crc
 
 
-def _deflate(data: bytes) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=HEADER_DICTIONARY)
+def _deflate(data: bytes, version: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=HEADER_DICTIONARIES[version])
     return compressor.compress(data) + compressor.flush()
 
 
-def _inflate(data: bytes) -> bytes:
-    decompressor = zlib.decompressobj(-15, zdict=HEADER_DICTIONARY)
+def _inflate(data: bytes, version: int) -> bytes:
+    decompressor = zlib.decompressobj(-15, zdict=HEADER_DICTIONARIES[version])
     try:
         out = decompressor.decompress(data, MAX_HEADER_INFLATED + 1)
     except zlib.error as err:
@@ -101,7 +130,7 @@ def _inflate(data: bytes) -> bytes:
 
 def pack(header: dict[str, Any], payload: bytes, version: int = VERSION) -> bytes:
     """The bytes of an ``.inrz`` file (format ``version``) holding ``header`` and ``payload``."""
-    header_bytes = _deflate(json.dumps(header, separators=(",", ":"), allow_nan=False).encode())
+    header_bytes = _deflate(json.dumps(header, separators=(",", ":"), allow_nan=False).encode(), version)
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise InrkitError(f"header is {len(header_bytes)} bytes, above the {MAX_HEADER_BYTES}-byte limit")
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -120,7 +149,7 @@ def _check_prefix(data: bytes, name: str) -> int:
     if magic != MAGIC:
         raise InrkitError(f"{name} is not an .inrz file (wrong magic bytes)")
     if version not in VERSIONS:
-        raise InrkitError(f"{name} has .inrz format version {version}; this inrkit reads versions 1 and 2")
+        raise InrkitError(f"{name} has .inrz format version {version}; this inrkit reads versions 1 to 3")
     if header_length > MAX_HEADER_BYTES:
         raise InrkitError(f"{name} claims a {header_length}-byte header, above the {MAX_HEADER_BYTES}-byte limit")
     return header_length
@@ -128,17 +157,16 @@ def _check_prefix(data: bytes, name: str) -> int:
 
 def _check_header(data: bytes, name: str) -> dict[str, Any]:
     """The header object of ``data`` (which holds at least the prefix and the header), CRC and JSON checked."""
-    header_length, header_crc = _PREFIX.unpack_from(data)[2:]
+    version, header_length, header_crc = _PREFIX.unpack_from(data)[1:]
     header_bytes = data[_PREFIX.size : _PREFIX.size + header_length]
     if zlib.crc32(header_bytes) != header_crc:
         raise InrkitError(f"{name} header checksum mismatch (the file is corrupt)")
     try:
-        header = json.loads(_inflate(header_bytes))
+        header = json.loads(_inflate(header_bytes, version))
     except (ValueError, RecursionError) as err:
         raise InrkitError(f"{name} header is not valid JSON ({type(err).__name__})") from None
     if not isinstance(header, dict):
         raise InrkitError(f"{name} header is not a JSON object")
-    version = _PREFIX.unpack_from(data)[1]
     codec = header.get("codec", "weights")
     if codec not in ("weights", "latent") or (codec == "weights") != (version == 1):
         raise InrkitError(f"{name} header codec {str(codec)[:40]!r} does not match format version {version}")
