@@ -25,6 +25,9 @@ def test_cosine_schedule():
     assert lr_factor("cosine", 0.0) == pytest.approx(1.0)
     assert lr_factor("cosine", 0.5) == pytest.approx(0.55)
     assert lr_factor("cosine", 1.0) == pytest.approx(0.1)
+    assert lr_factor("cosine-zero", 0.0) == pytest.approx(1.0)
+    assert lr_factor("cosine-zero", 0.5) == pytest.approx(0.5)
+    assert lr_factor("cosine-zero", 1.0) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_constant_schedule():

@@ -6,6 +6,7 @@ the same shape whatever the budget. Each returns the multiplier of the base lear
 * ``constant``: 1 (SIREN);
 * ``exp``: ``0.1^p`` (FINER, WIRE, SL²A: ×0.1 over the run);
 * ``cosine``: ``0.1 + 0.9·(1 + cos πp)/2`` (ResFields: cosine down to 0.1·lr);
+* ``cosine-zero``: ``(1 + cos πp)/2`` (Cool-Chic's cosine annealing, down to zero);
 * ``ngp``: instant-ngp's ExponentialDecay(start 20k, interval 10k, base 0.33) of its 35k-step run,
   in progress units: ``0.33^n`` with ``n = max(0, ⌊(35p − 20)/10⌋ + 1)`` (×0.33 at p = 4/7 and 6/7).
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-SCHEDULES = ("exp", "constant", "cosine", "ngp")
+SCHEDULES = ("exp", "constant", "cosine", "cosine-zero", "ngp")
 
 
 def lr_factor(schedule: str, progress: float) -> float:
@@ -30,6 +31,8 @@ def lr_factor(schedule: str, progress: float) -> float:
         return 0.1**p
     if schedule == "cosine":
         return 0.1 + 0.45 * (1.0 + math.cos(math.pi * p))
+    if schedule == "cosine-zero":
+        return 0.5 * (1.0 + math.cos(math.pi * p))
     if schedule == "ngp":
         return 0.33 ** max(0, math.floor((35.0 * p - 20.0) / 10.0) + 1)
     raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
