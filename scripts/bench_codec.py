@@ -134,27 +134,23 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
     image.save(path)
 
 
-def report(args: argparse.Namespace) -> None:
-    import PIL
-    import torch
-    from PIL import features
-
-    records = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines() if line.strip()]
-    baselines = [c for c in BASELINES if c != "avif" or features.check("avif")]
+def _matched(records: list[dict], baselines: list[str]) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Every baseline's per-image (bpp, PSNR) curve, and each record's baseline PSNR at its bpp (in place)."""
     curves = {(image, codec): codec_curve(load_uint8(image), codec, range(1, 101) if codec != "avif" else range(0, 101, 4))
               for image in sorted({r["image"] for r in records}) for codec in baselines}
     for record in records:
         for codec in baselines:
             record[codec] = at_bpp(curves[(record["image"], codec)], record["bpp"])
-    short = [r for r in records if r["seconds_budget"] < 500]
-    long = [r for r in records if r["seconds_budget"] >= 500]
-    lines = []
+    return curves
+
+
+def _mean_rows(records: list[dict], baselines: list[str], series: dict[str, list[tuple[float, float]]]) -> list[str]:
+    """The table of means per target rate (and the plot's series)."""
     rows = ["| target bpp | images | bpp (mean) | latent PSNR | " + " | ".join(f"{c.upper()} at matched bpp"
                                                                              for c in baselines)
             + " | encode s/image | steps | decode+render ms | MAC/pixel |", "|" + "---|" * (8 + len(baselines))]
-    series: dict[str, list[tuple[float, float]]] = {}
-    for rate in sorted({r["target_bpp"] for r in short}):
-        group = [r for r in short if r["target_bpp"] == rate]
+    for rate in sorted({r["target_bpp"] for r in records}):
+        group = [r for r in records if r["target_bpp"] == rate]
         mean = {key: float(np.nanmean([r[key] for r in group])) for key in
                 ("bpp", "psnr", "encode_s", "steps", "decode_ms", "macs_per_pixel", *baselines)}
         series.setdefault("latent (this run)", []).append((mean["bpp"], mean["psnr"]))
@@ -164,38 +160,70 @@ def report(args: argparse.Namespace) -> None:
                     + " | ".join(f"{mean[c]:.2f}" if np.isfinite(mean[c]) else "—" for c in baselines)
                     + f" | {mean['encode_s']:.0f} | {mean['steps']:.0f} | {mean['decode_ms']:.0f} | "
                       f"{mean['macs_per_pixel']:.0f} |")
-    bd = {codec: float(np.nanmean([bd_rate([(r["bpp"], r["psnr"]) for r in short if r["image"] == image],
+    return rows
+
+
+def _image_rows(records: list[dict], baselines: list[str]) -> list[str]:
+    """One row per encode: its point, every baseline at its bpp, and the margin over WebP."""
+    rows = ["| image | target bpp | bpp | latent PSNR | " + " | ".join(c.upper() for c in baselines)
+            + " | latent − WEBP | steps | λ |", "|" + "---|" * (7 + len(baselines))]
+    for r in sorted(records, key=lambda r: (r["image"], r["target_bpp"])):
+        margin = r["psnr"] - r["webp"] if np.isfinite(r.get("webp", np.nan)) else np.nan
+        rows.append(f"| {r['image']} | {r['target_bpp']:g} | {r['bpp']:.3f} | {r['psnr']:.2f} | "
+                    + " | ".join(f"{r[c]:.2f}" if np.isfinite(r[c]) else "—" for c in baselines)
+                    + f" | {'—' if np.isnan(margin) else f'{margin:+.2f}'} | {r['steps']} | {r['lambda']:.3g} |")
+    return rows
+
+
+def report(args: argparse.Namespace) -> None:
+    import PIL
+    import torch
+    from PIL import features
+
+    records = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines() if line.strip()]
+    baselines = [c for c in BASELINES if c != "avif" or features.check("avif")]
+    curves = _matched(records, baselines)
+    images = sorted({r["image"] for r in records})
+    series: dict[str, list[tuple[float, float]]] = {}
+    rows = _mean_rows(records, baselines, series)
+    bd = {codec: float(np.nanmean([bd_rate([(r["bpp"], r["psnr"]) for r in records if r["image"] == image],
                                            [p for p in curves[(image, codec)] if 0.03 <= p[0] <= 1.2])
-                                   for image in sorted({r["image"] for r in short})])) for codec in baselines}
+                                   for image in images])) for codec in baselines}
+    in_goal = [r for r in records if 0.2 <= r["bpp"] <= 0.5 and np.isfinite(r["webp"])]
     for name, points in PUBLISHED.items():
         series[name] = points
     plot(series, Path(args.plot))
-    images = sorted({r["image"] for r in short})
-    lines += [
+    budgets = sorted({r["seconds_budget"] for r in records})
+    threads = sorted({r["threads"] for r in records})
+    lines = [
         "## Latent image codec (Cool-Chic / C3 class) on Kodak 768×512",
         "",
         f"`scripts/bench_codec.py` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores shared with other helpers' jobs (load average at encode start "
-        f"{min(r['load'] for r in records):.1f}–{max(r['load'] for r in records):.1f}), torch {torch.__version__}, "
-        f"Pillow {PIL.__version__}). Protocol: see the script's docstring. **Subset**: {len(images)} images "
-        f"({', '.join(images)}) at {len({r['target_bpp'] for r in short})} target rates with a "
-        f"{short[0]['seconds_budget']:g} s training budget each, complexity `{short[0]['complexity']}`"
-        + (f"; plus {', '.join(sorted({r['image'] for r in long}))} at {long[0]['target_bpp']:g} bpp with a "
-           f"{long[0]['seconds_budget']:g} s budget" if long else "")
-        + ". The full protocol (12 images × 4 rates × 10 min) would take 8 CPU-hours.",
+        f"{os.cpu_count()} cores, load average at encode start {min(r['load'] for r in records):.1f}–"
+        f"{max(r['load'] for r in records):.1f}, torch {torch.__version__}, Pillow {PIL.__version__}). Protocol: see "
+        f"the script's docstring. **Subset**: {len(images)} images ({', '.join(images)}) at "
+        f"{len({r['target_bpp'] for r in records})} target rates, a {' / '.join(f'{b:g}' for b in budgets)} s "
+        f"training budget per encode on {' / '.join(map(str, threads))} thread(s), complexity "
+        f"`{records[0]['complexity']}`. The full protocol (12 images × 4 rates × 10 min) would take 8 CPU-hours.",
         "",
         *rows,
         "",
         "A codec's matched PSNR is the mean over the images where its quality sweep reaches our bpp (— where none "
         "does: JPEG cannot go that low). BD-rate of the latent codec against each (negative: fewer bits for the same "
-        "PSNR; per image, then averaged): "
+        "PSNR; per image over the PSNR range both cover, then averaged): "
         + ", ".join(f"{c.upper()} {bd[c]:+.1f} %" for c in baselines) + ".",
         "",
+        "Per encode:",
+        "",
+        *_image_rows(records, baselines),
+        "",
     ]
-    if long:
-        lines += ["Long budget: " + "; ".join(
-            f"{r['image']} {r['bpp']:.3f} bpp {r['psnr']:.2f} dB in {r['encode_s']:.0f} s ({r['steps']} steps; "
-            + ", ".join(f"{c.upper()} {r[c]:.2f}" for c in baselines) + " at matched bpp)" for r in long) + ".", ""]
+    if in_goal:
+        worst = min(in_goal, key=lambda r: r["psnr"] - r["webp"])
+        lines += [f"**Goal (beat WebP from 0.2 to 0.5 bpp)**: {sum(r['psnr'] > r['webp'] for r in in_goal)} of "
+                  f"{len(in_goal)} encodes in that range are above WebP at their bpp; mean margin "
+                  f"{float(np.mean([r['psnr'] - r['webp'] for r in in_goal])):+.2f} dB, smallest "
+                  f"{worst['psnr'] - worst['webp']:+.2f} dB ({worst['image']} at {worst['bpp']:.3f} bpp).", ""]
     lines += [f"![latent codec rate-distortion]({os.path.relpath(args.plot, ROOT)})", ""]
     if args.notes:
         lines += [args.notes.read_text().strip(), ""]

@@ -77,10 +77,10 @@ FRACTION_BITS = 10
 ACTIVATION_LIMIT = float(1 << 25)
 MEAN_STEPS = 64     # μ is a multiple of 1/64
 SCALE_STEPS = 16    # log2 b is a multiple of 1/16
-_POW2_SIXTEENTHS = (  # 2^(j/16), j = 0 … 15, as decimal literals (read the same on every platform)
+_POW2_SIXTEENTHS = np.array([  # 2^(j/16), j = 0 … 15, as decimal literals (read the same on every platform)
     1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916, 1.189207115002721, 1.2418578120734840,
     1.2968395546510096, 1.3542555469368927, 1.4142135623730951, 1.4768261459394993, 1.5422108254079407,
-    1.6104903319492543, 1.6817928305074290, 1.7562521603732995, 1.8340080864093424, 1.9152065613971474)
+    1.6104903319492543, 1.6817928305074290, 1.7562521603732995, 1.8340080864093424, 1.9152065613971474])
 
 
 # -- the ARM in exact arithmetic --------------------------------------------------------------------
@@ -99,17 +99,25 @@ class FixedPointArm:
             self.layers.append((codes.T.copy(), step, layer.bias.detach().double().numpy()))
 
     def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(N, n_context)`` integer latents (float64) → ``(μ, b)``, each ``(N,)`` float64."""
+        """``(N, n_context)`` integer latents (float64) → ``(μ, b)``, each ``(N,)`` float64. In-place NumPy
+        operations, the same IEEE operations in the same order as the formula (a decoder calls this once per row);
+        after the ReLU only the upper clamp can act."""
         values, fraction = context, 1.0
         for index, (codes, step, bias) in enumerate(self.layers):
-            v = (values @ codes) * (step * fraction) + bias  # step·2^-F: exact (power of two)
+            v = values @ codes
+            v *= step * fraction  # step·2^-F: exact (power of two)
+            v += bias
             if index == len(self.layers) - 1:
                 break
-            values = np.clip(np.rint(np.maximum(v, 0.0) * float(1 << FRACTION_BITS)), -ACTIVATION_LIMIT, ACTIVATION_LIMIT)
+            np.maximum(v, 0.0, out=v)
+            v *= float(1 << FRACTION_BITS)
+            np.rint(v, out=v)
+            values = np.minimum(v, ACTIVATION_LIMIT, out=v)
             fraction = 1.0 / (1 << FRACTION_BITS)
         mean = np.rint(v[:, 0] * MEAN_STEPS) / MEAN_STEPS
-        sixteenths = np.rint(np.clip(v[:, 1], MIN_LOG2_SCALE, MAX_LOG2_SCALE) * SCALE_STEPS).astype(np.int64)
-        scale = np.ldexp(np.asarray(_POW2_SIXTEENTHS)[sixteenths % SCALE_STEPS], sixteenths // SCALE_STEPS)
+        log2_scale = np.minimum(np.maximum(v[:, 1], MIN_LOG2_SCALE), MAX_LOG2_SCALE)
+        sixteenths = np.rint(log2_scale * SCALE_STEPS).astype(np.int64)
+        scale = np.ldexp(_POW2_SIXTEENTHS[sixteenths % SCALE_STEPS], sixteenths // SCALE_STEPS)
         return mean, scale
 
 
