@@ -62,7 +62,7 @@ COMPLEXITY: dict[str, dict[str, Any]] = {
     "high": {"n_levels": 7, "synthesis": (48, 1, 2), "arm": (21, 24, 2)},
 }
 # The networks train with SOAP (Cool-Chic 5's optimiser and settings), the latents with Adam
-# (LatentGrids.optimizer_group): 600 steps on three 256×384 Kodak crops gave a 5–17 % lower D + λ·R than Adam.
+# (LatentGrids.optimizer_group): 600 steps on three 256×384 Kodak crops gave a 4–17 % lower D + λ·R than Adam.
 OPTIMIZER = {"otype": "SOAP", "beta1": 0.95, "beta2": 0.95, "weight_decay": 0.01, "precondition_every": 10}
 # Soft-rounding temperature and Gaussian noise σ, start and end of training, and the lr decay: Cool-Chic 5's (it
 # anneals to zero; before, (0.3, 0.1), (0.25, 0.1) and a cosine to a tenth). Together: a 1–4 % lower D + λ·R than

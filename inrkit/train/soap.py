@@ -20,7 +20,7 @@ with fewer than two dimensions, groups with ``precondition=False`` and matrices 
 
 Cool-Chic 5 trains its synthesis, upsampling and ARM with SOAP (β = (0.95, 0.95), weight decay 0.01, refresh
 every 10 steps) and its latent grids with Adam (β = (0.9, 0.999)). On three 256×384 Kodak crops, 600 steps of
-inrkit's latent codec reached a 5–17 % lower ``D + λ·R`` with SOAP on the networks than with Adam in six fits
+inrkit's latent codec reached a 4–17 % lower ``D + λ·R`` with SOAP on the networks than with Adam in six fits
 (BENCHMARKS.md, latent codec), and 600 SOAP steps beat 1,500 Adam steps.
 
 Example::
