@@ -227,12 +227,12 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
                          quiet=options.quiet, threads=options.threads, device="cpu")
     overhead = 8.0 * (latent_codec.HEADER_ESTIMATE_BYTES + 0.8 * field_.n_params)
     schedule = RateSchedule(field_, signal, options.target_bpp, overhead)
-    field_.encoding.generator = torch.Generator().manual_seed(options.seed)
     device = torch.device("cpu")
     with restored_threads():
         trainer = Trainer(field_, signal, train, run_dir, options.lr, device,
                           step_hooks=[schedule, *cpu_thread_hooks(device, options.threads)])
         schedule.trainer = trainer
+        field_.encoding.generator = trainer.generator  # seeded by options.seed, in every checkpoint: exact resumes
         if resume:
             trainer.resume()
             signal.lmbda = _resume_lambda(run_dir, trainer.step) or signal.lmbda
