@@ -53,6 +53,14 @@ def load_uint8(name: str) -> np.ndarray:
     return np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB"))
 
 
+def _commit() -> str:
+    """The short commit of the code being measured (``?`` outside a git checkout)."""
+    import subprocess
+
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "?"
+
+
 def encode(args: argparse.Namespace) -> None:
     import torch
 
@@ -74,7 +82,7 @@ def encode(args: argparse.Namespace) -> None:
                   "bpp": report.bpp, "psnr": psnr8(pixels, target), "encode_s": report.encode_seconds,
                   "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
                   "macs_per_pixel": report.macs_per_pixel, "threads": args.threads or torch.get_num_threads(),
-                  "load": os.getloadavg()[0]}
+                  "load": os.getloadavg()[0], "commit": _commit()}
         with open(args.work / "results.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
