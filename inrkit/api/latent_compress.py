@@ -93,7 +93,8 @@ class LatentOptions:
     steps: int | None = field(default=None, metadata={"help": "training steps (default: the --seconds budget)"})
     seconds: float | None = field(default=None, metadata={"help": "training budget in seconds (default 300 without "
                                                                   "--steps)"})
-    lr: float = field(default=DEFAULT_LR, metadata={"help": "Adam learning rate (cosine decay)"})
+    lr: float = field(default=DEFAULT_LR, metadata={"help": "learning rate of the networks (SOAP) and the latents "
+                                                           "(Adam), cosine decay to zero"})
     seed: int = field(default=0, metadata={"help": "random seed of the networks' start and the quantisation noise"})
     threads: int | None = field(default=None, metadata={"help": "CPU threads (default: the trainer's tuner)"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})

@@ -16,8 +16,8 @@ Untouched hash entries thus keep their moments, and one Adam step costs only the
 "precondition_every": 10}`` selects :class:`~inrkit.train.soap.Soap` (Cool-Chic 5's optimiser; the keys shown
 are its defaults). Without an ``"optimizer"`` entry a field trains with ``torch.optim.Adam(lr)``.
 
-A submodule with an ``optimizer_group()`` method (a NeRF's camera-pose corrections) trains in the group
-that method returns: its own parameters, learning rate, betas, ε and no weight decay, and with
+A submodule with an ``optimizer_group()`` method (a NeRF's camera-pose corrections, a latent field's grids)
+trains in the group that method returns: its own parameters, learning rate, betas, ε and no weight decay, and with
 ``lr_initial``/``lr_final`` its own exponential schedule (:func:`inrkit.train.schedules.group_lr`).
 """
 
