@@ -38,8 +38,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from inrkit.api.latent_lambda import webp_slope
 from inrkit.devices import seed_everything
 from inrkit.errors import InrkitError
 from inrkit.export import inrz, latent_codec
@@ -134,17 +136,17 @@ def latent_config(height: int, width: int, channels: int, complexity: str = "med
             "optimizer": dict(OPTIMIZER)}
 
 
-def initial_lambda(target_bpp: float | None) -> float:
-    """λ to start from: ``0.004·(0.3/R)^1.1`` for a target rate ``R``, else 0.001. Measured with this codec
-    (medium, 768×512): with Adam and ~1,000 steps kodim01 landed at 0.108 / 0.221 / 0.304 bpp with λ 0.063 /
-    0.035 / 0.0195 (rate ∝ λ^−0.9); with SOAP and 2,800 steps it reached 0.31 bpp at λ 0.006, while kodim03
-    stayed at 0.24 bpp at λ 6·10⁻⁴, the lower bound of a start at 0.01. Easy images need 10× less than hard
-    ones: 0.004 at 0.3 bpp puts both within the controller's (:class:`RateSchedule`) 16× either way. λ's path
-    matters as much as its end: for 0.3 bpp (600 s), a start at 0.01 falling to 0.004 gave kodim01 26.30 dB at
-    0.304 bpp against 25.49 dB at 0.298 from this start (λ barely moved), but on kodim03 it fell to its bound
-    (0.01/32) and gave 32.77 dB at 0.260 bpp against 33.93 at 0.303. A per-image estimate of λ, a little above
-    the right one, is what would take the best of both."""
-    return 0.001 if target_bpp is None else 0.004 * (0.3 / target_bpp) ** 1.1
+def initial_lambda(image: ImageSignal, target_bpp: float | None) -> float:
+    """λ to start from: for a target rate ``R``, the slope of WebP's rate–distortion curve on the image at ``R``
+    (:func:`inrkit.api.latent_lambda.webp_slope`), else 0.001. Before, the start was ``0.004·(0.3/R)^1.1`` for
+    every image. λ's path matters as much as its end: for 0.3 bpp (600 s), a start at 0.01 falling to 0.004 gave
+    kodim01 26.30 dB at 0.304 bpp against 25.49 dB at 0.298 from 0.004 (λ barely moved), but on kodim03 it fell
+    to its bound (0.01/16) and gave 32.77 dB at 0.260 bpp against 33.93 at 0.303; the image's own slope is a
+    little above the λ it ends at for both."""
+    if target_bpp is None:
+        return 0.001
+    pixels = np.round(image.pixels.reshape(image.height, image.width, -1).numpy() * 255.0).astype(np.uint8)
+    return webp_slope(pixels, target_bpp)
 
 
 class RateSchedule:
@@ -225,7 +227,7 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
     """Fit a latent field to ``image`` on ``D + λ·R`` (module docstring): ``(field, final λ, steps)``."""
     seed_everything(options.seed)  # the networks' random start: an encode is reproducible
     field_ = LatentField(latent_config(image.height, image.width, image.n_output_dims, options.complexity))
-    lmbda = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
+    lmbda = options.lmbda if options.lmbda is not None else initial_lambda(image, options.target_bpp)
     signal = RateDistortionImage(image, lmbda)
     steps, seconds = options.budget()
     train = TrainOptions(steps=steps, seconds=seconds, schedule=LR_SCHEDULE, eval_every=EVAL_EVERY, seed=options.seed,
