@@ -115,7 +115,8 @@ def test_coordinate_path_equals_the_dense_decoder_at_pixel_centres():
             parameter.normal_(0.0, 0.2 if name.startswith("encoding") else 1.0)  # decoded latents ~ N(0, 3.2²)
         dense = field.image()
         points = field(pixel_grid(13, 22)).reshape(13, 22, 3)
-    assert torch.allclose(dense, points, atol=1e-4)
+    # float32 sums in two orders (the MLP kernel's blocks differ between the N's): 1e-5 of the outputs' scale (~240)
+    assert float((dense - points).abs().max()) <= 1e-5 * float(dense.abs().max())
     # ARM 8·4 + 4·2 per latent × 393 latents / 286 pixels, 4 per coarse grid, synthesis 4·8 + 8·3 + 2·9·3·3
     assert field.macs_per_pixel() == pytest.approx(40 * 393 / 286 + 4 * 3 + (4 * 8 + 8 * 3 + 2 * 81))
 

@@ -1,0 +1,100 @@
+"""C kernels of the CPU fast paths: compiled on first use, loaded through ctypes, run on a few threads.
+
+A kernel's source (``csrc/*.c``) is built with the system C compiler (``cc``, or ``$CC``) into
+``$INRKIT_CACHE`` (default ``~/.cache/inrkit``), keyed by a hash of its source, compiler and flags (and,
+for flags that tune the code to this CPU, of the CPU's feature list), and written atomically, so
+concurrent processes never load a half-written library. Without a compiler :func:`load` raises
+``OSError`` and the caller runs the PyTorch reference.
+
+Parallelism: ctypes releases the GIL during a call, so :func:`run_ranges` splits a call into ranges run on
+``torch.get_num_threads()`` Python threads. The kernels have no OpenMP: a second OpenMP runtime next to
+PyTorch's makes the two spin against each other.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from inrkit.files import atomic_path
+
+SOURCES = Path(__file__).with_name("csrc")
+BASE_FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared")
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept: ``$INRKIT_CACHE`` or ``~/.cache/inrkit``."""
+    return Path(os.environ.get("INRKIT_CACHE", Path.home() / ".cache" / "inrkit")) / "kernels"
+
+
+@functools.cache
+def _cpu_features() -> str:
+    """The CPU's feature flags (``/proc/cpuinfo``), part of the cache key of code built for this CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return ""
+
+
+def compile_kernel(name: str, flags: tuple[str, ...] = ()) -> Path:
+    """The shared library of ``csrc/NAME.c`` built with :data:`BASE_FLAGS` + ``flags`` (cached; module docstring)."""
+    source_path = SOURCES / f"{name}.c"
+    source = source_path.read_bytes()
+    compiler = os.environ.get("CC", "cc")
+    all_flags = (*BASE_FLAGS, *flags)
+    native = any(flag.startswith(("-march=native", "-mcpu=native")) for flag in flags)
+    key_text = " ".join((compiler, *all_flags)) + (_cpu_features() if native else "")
+    key = hashlib.sha256(source + key_text.encode()).hexdigest()[:16]
+    target = cache_dir() / f"{name}-{key}.so"
+    if target.is_file():
+        return target
+    if shutil.which(compiler) is None:
+        raise OSError(f"no C compiler ({compiler}) on PATH")
+    with atomic_path(target, ".so") as built:
+        built.unlink()  # the compiler creates it, with its usual (not mkstemp's 0600) permissions
+        result = subprocess.run([compiler, *all_flags, str(source_path), "-o", str(built), "-lm"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise OSError(f"compiling {source_path.name} failed: {result.stderr.strip().splitlines()[-1:]}")
+    return target
+
+
+def load(name: str, flags: tuple[str, ...] = ()) -> ctypes.CDLL:
+    """The loaded library of ``csrc/NAME.c`` (:func:`compile_kernel`); ``OSError`` when it cannot be built."""
+    return ctypes.CDLL(str(compile_kernel(name, flags)))
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inrkit-kernel")
+
+
+def split(total: int, parts: int) -> list[tuple[int, int]]:
+    """``[0, total)`` cut into at most ``parts`` non-empty ``(begin, end)`` ranges of about equal size."""
+    bounds = [total * k // parts for k in range(parts + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(parts) if bounds[k] < bounds[k + 1]]
+
+
+def run_parallel(calls: list[Callable[[], object]]) -> list[object]:
+    """Run the calls on the kernel threads (inline when there is one) and return their results in order."""
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    return [future.result() for future in [_pool(len(calls)).submit(call) for call in calls]]
+
+
+def run_ranges(call: Callable[[int, int], None], total: int, min_size: int = 1) -> None:
+    """Run ``call(begin, end)`` over ``[0, total)`` split across ``torch.get_num_threads()`` threads."""
+    parts = max(1, min(torch.get_num_threads(), total // max(min_size, 1)))
+    run_parallel([functools.partial(call, begin, end) for begin, end in split(total, parts)])
