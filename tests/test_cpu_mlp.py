@@ -128,3 +128,9 @@ def test_upsampling_equals_interpolate_and_its_backward_is_the_adjoint(source, s
     result = upsample_bilinear(grid, *size)
     assert torch.equal(result, reference)
     assert_gradients_close(gradients((result * upstream).sum(), [grid]), gradients((reference * upstream).sum(), [grid]))
+
+
+def test_loading_the_kernel_keeps_denormal_numbers():
+    """gcc's -ffast-math at link time would add a constructor that flushes denormals in the loading thread."""
+    assert cpu_mlp.available()
+    assert float(torch.tensor([1e-40]) * 3.0) == pytest.approx(3e-40, rel=1e-3)

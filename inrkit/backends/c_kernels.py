@@ -28,7 +28,7 @@ import torch
 from inrkit.files import atomic_path
 
 SOURCES = Path(__file__).with_name("csrc")
-BASE_FLAGS = ("-O3", "-std=c11", "-fPIC", "-shared")
+BASE_FLAGS = ("-O3", "-std=c11", "-fPIC")
 
 
 def cache_dir() -> Path:
@@ -49,7 +49,10 @@ def _cpu_features() -> str:
 
 
 def compile_kernel(name: str, flags: tuple[str, ...] = ()) -> Path:
-    """The shared library of ``csrc/NAME.c`` built with :data:`BASE_FLAGS` + ``flags`` (cached; module docstring)."""
+    """The shared library of ``csrc/NAME.c`` compiled with :data:`BASE_FLAGS` + ``flags`` (cached; module docstring).
+
+    Compiling and linking are two commands: linked with ``-ffast-math``, gcc (before 13) adds a constructor that
+    sets the loading thread's denormals-to-zero flags, which would change PyTorch's arithmetic in that thread."""
     source_path = SOURCES / f"{name}.c"
     source = source_path.read_bytes()
     compiler = os.environ.get("CC", "cc")
@@ -64,10 +67,15 @@ def compile_kernel(name: str, flags: tuple[str, ...] = ()) -> Path:
         raise OSError(f"no C compiler ({compiler}) on PATH")
     with atomic_path(target, ".so") as built:
         built.unlink()  # the compiler creates it, with its usual (not mkstemp's 0600) permissions
-        result = subprocess.run([compiler, *all_flags, str(source_path), "-o", str(built), "-lm"],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise OSError(f"compiling {source_path.name} failed: {result.stderr.strip().splitlines()[-1:]}")
+        objects = built.with_suffix(".o")
+        try:
+            for command in ([compiler, *all_flags, "-c", str(source_path), "-o", str(objects)],
+                            [compiler, "-shared", str(objects), "-o", str(built), "-lm"]):
+                result = subprocess.run(command, capture_output=True, text=True)
+                if result.returncode != 0:
+                    raise OSError(f"compiling {source_path.name} failed: {result.stderr.strip().splitlines()[-1:]}")
+        finally:
+            objects.unlink(missing_ok=True)
     return target
 
 
