@@ -8,16 +8,24 @@ parameters' gradients summed per lane, then in double), so bits agree to 1e-5 re
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from inrkit.backends import cpu_mlp
+from inrkit.backends import cpu_conv, cpu_mlp
 from inrkit.encodings.latent_grids import upsample_bilinear
 from inrkit.fields.arm import ARM
 from inrkit.fields.synthesis import Synthesis
 
-pytestmark = pytest.mark.skipif(not cpu_mlp.available(), reason="no C compiler for the fast CPU kernel")
+pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler for the kernels")
+
+
+def test_the_kernels_build_where_there_is_a_compiler():
+    """Otherwise every test below would pass by running the references against themselves."""
+    assert cpu_mlp.available() and cpu_conv.available()
 
 ARMS = [{"n_context": 8, "n_neurons": 8, "n_hidden_layers": 1}, {"n_context": 12, "n_neurons": 12, "n_hidden_layers": 2},
         {"n_context": 21, "n_neurons": 24, "n_hidden_layers": 3}]
@@ -134,3 +142,20 @@ def test_loading_the_kernel_keeps_denormal_numbers():
     """gcc's -ffast-math at link time would add a constructor that flushes denormals in the loading thread."""
     assert cpu_mlp.available()
     assert float(torch.tensor([1e-40]) * 3.0) == pytest.approx(3e-40, rel=1e-3)
+
+
+@pytest.mark.parametrize(("channels", "height", "width"), [(3, 37, 53), (1, 5, 2), (4, 1, 1), (3, 70, 19)])
+def test_refinement_convolutions_match_the_reference(channels, height, width):
+    generator = torch.Generator().manual_seed(channels * height + width)
+    synthesis = Synthesis(5, channels, {"otype": "Synthesis", "n_neurons": 8, "n_hidden_layers": 1, "n_refine": 2})
+    with torch.no_grad():
+        for conv in synthesis.refine:
+            conv.weight.copy_(0.3 * torch.randn(conv.weight.shape, generator=generator))
+            conv.bias.copy_(0.1 * torch.randn(conv.bias.shape, generator=generator))
+    image = torch.randn(1, channels, height, width, generator=generator).requires_grad_()
+    upstream = torch.randn(1, channels, height, width, generator=generator)
+    tensors = [image, *synthesis.refine.parameters()]
+    reference = synthesis.reference_refined(image)
+    result = synthesis.refined(image)
+    assert torch.allclose(result, reference, rtol=1e-5, atol=1e-5)
+    assert_gradients_close(gradients((result * upstream).sum(), tensors), gradients((reference * upstream).sum(), tensors))

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inrkit.backends import cpu_mlp
+from inrkit.backends import cpu_conv, cpu_mlp
 from inrkit.errors import ConfigError, Rule, check_section
 
 MAX_REFINE = 3
@@ -85,8 +85,19 @@ class Synthesis(nn.Module):
         return torch.relu(branch) if index < len(self.refine) - 1 else branch
 
     def refined(self, image: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W)`` per-pixel predictions ``m`` → the refined image ``x̂`` (replicate padding), same shape.
-        Channels-last memory: oneDNN's 3-channel 3×3 convolution runs forward and backward 2× faster so."""
+        """``(B, C, H, W)`` per-pixel predictions ``m`` → the refined image ``x̂`` (replicate padding), same shape:
+        for one image the CPU kernel (:mod:`inrkit.backends.cpu_conv`) when it applies, else
+        :meth:`reference_refined`."""
+        if image.shape[0] != 1 or not all(cpu_conv.supports(conv, image[0]) for conv in self.refine):
+            return self.reference_refined(image)
+        planes = image[0].contiguous()
+        for index, conv in enumerate(self.refine):
+            planes = planes + self._activated(index, cpu_conv.conv3x3_replicate(planes, conv))
+        return planes[None]
+
+    def reference_refined(self, image: torch.Tensor) -> torch.Tensor:
+        """:meth:`refined` in PyTorch. Channels-last memory: oneDNN's 3-channel 3×3 convolution runs forward and
+        backward 2× faster so."""
         image = image.contiguous(memory_format=torch.channels_last)
         for index, conv in enumerate(self.refine):
             image = image + self._activated(index, conv(F.pad(image, (1, 1, 1, 1), mode="replicate")))
