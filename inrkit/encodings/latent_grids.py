@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inrkit.backends import cpu_softround
 from inrkit.errors import ConfigError, Rule, check_section
 
 MAX_LATENT = 127  # |ŷ| ≤ L: the coder's alphabet is −L … L
@@ -58,11 +59,13 @@ def quantise_latent(values: torch.Tensor, mode: str, generator: torch.Generator 
                     temperature: float = 0.3, noise: float = 0.25) -> torch.Tensor:
     """The decoder-side latents of the gain-scaled ``values`` as ``mode`` reads them (module docstring): soft
     rounding with noise, or exact rounding."""
-    values = values.clamp(-MAX_LATENT, MAX_LATENT)
     if mode == "noise":
         epsilon = torch.randn(values.shape, generator=generator, device=values.device, dtype=values.dtype)
+        if cpu_softround.supports(values):  # one pass, the same numbers (inrkit.backends.cpu_softround)
+            return cpu_softround.soft_round_noise(values, epsilon, MAX_LATENT, temperature, noise)
+        values = values.clamp(-MAX_LATENT, MAX_LATENT)
         return soft_round(soft_round(values, temperature) + noise * epsilon, temperature)
-    return torch.round(values)
+    return torch.round(values.clamp(-MAX_LATENT, MAX_LATENT))
 
 
 def bilinear_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

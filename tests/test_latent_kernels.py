@@ -1,5 +1,5 @@
-"""The fused CPU kernels of latent fields (``inrkit.backends.cpu_mlp``, the bilinear upsampling's backward)
-against their PyTorch references on random inputs.
+"""The CPU kernels of latent fields (``inrkit.backends.cpu_mlp``, ``cpu_conv``, ``cpu_softround``, the bilinear
+upsampling's backward) against their PyTorch references on random inputs.
 
 Tolerances: the kernels do the references' float32 arithmetic in another order (blocks of 16 points, the
 parameters' gradients summed per lane, then in double), so bits agree to 1e-5 relative and gradients to
@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inrkit.backends import cpu_conv, cpu_mlp
-from inrkit.encodings.latent_grids import upsample_bilinear
+from inrkit.backends import cpu_conv, cpu_mlp, cpu_softround
+from inrkit.encodings.latent_grids import MAX_LATENT, quantise_latent, soft_round, upsample_bilinear
 from inrkit.fields.arm import ARM
 from inrkit.fields.synthesis import Synthesis
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None
 
 def test_the_kernels_build_where_there_is_a_compiler():
     """Otherwise every test below would pass by running the references against themselves."""
-    assert cpu_mlp.available() and cpu_conv.available()
+    assert cpu_mlp.available() and cpu_conv.available() and cpu_softround.available()
 
 ARMS = [{"n_context": 8, "n_neurons": 8, "n_hidden_layers": 1}, {"n_context": 12, "n_neurons": 12, "n_hidden_layers": 2},
         {"n_context": 21, "n_neurons": 24, "n_hidden_layers": 3}]
@@ -159,3 +159,19 @@ def test_refinement_convolutions_match_the_reference(channels, height, width):
     result = synthesis.refined(image)
     assert torch.allclose(result, reference, rtol=1e-5, atol=1e-5)
     assert_gradients_close(gradients((result * upstream).sum(), tensors), gradients((reference * upstream).sum(), tensors))
+
+
+@pytest.mark.parametrize(("temperature", "sigma"), [(0.35, 0.22), (0.08, 0.15), (0.3, 0.0)])
+def test_noisy_soft_rounding_matches_the_reference(temperature, sigma):
+    generator = torch.Generator().manual_seed(int(100 * temperature))
+    values = torch.cat([40 * torch.randn(5000, generator=generator), torch.tensor([-200.0, 200.0, 127.0, -127.4])])
+    values.requires_grad_()
+    upstream = torch.randn(values.shape, generator=generator)
+    draw = torch.Generator().manual_seed(7)
+    result = quantise_latent(values, "noise", draw, temperature, sigma)
+    epsilon = torch.randn(values.shape, generator=torch.Generator().manual_seed(7))
+    clamped = values.clamp(-MAX_LATENT, MAX_LATENT)
+    reference = soft_round(soft_round(clamped, temperature) + sigma * epsilon, temperature)
+    assert torch.allclose(result, reference, rtol=0, atol=2e-5 * MAX_LATENT)
+    assert_gradients_close(gradients((result * upstream).sum(), [values]), gradients((reference * upstream).sum(), [values]),
+                           tolerance=1e-4)
