@@ -233,15 +233,19 @@ def test_medium_header_of_a_768x512_image_is_small():
     assert int.from_bytes(old[10:14], "little") > 2.4 * header_bytes
 
 
-def test_compress_an_image_file_end_to_end(tmp_path):
+def test_compress_an_image_file_end_to_end(tmp_path, monkeypatch):
     from PIL import Image
 
     from inrkit.cli import main
     from inrkit.export import compress, load
 
     Image.fromarray(np.round(image_signal(16, 20).pixels.numpy() * 255).astype(np.uint8)).save(tmp_path / "p.png")
+    coded = []
+    code_field = latent_codec.code_field
+    monkeypatch.setattr(latent_codec, "code_field", lambda *args: coded.append(args) or code_field(*args))
     report = compress(tmp_path / "p.png", tmp_path / "p.inrz", codec="latent", target_bpp=2.0, steps=12,
                       complexity="low", quiet=True)
+    assert len(coded) == 1  # networks and latents are coded once; only the header is packed again with the PSNR
     assert report.n_bytes == (tmp_path / "p.inrz").stat().st_size and not (tmp_path / "p.inrz.run").exists()
     assert math.isfinite(report.psnr) and report.bpp == pytest.approx(8 * report.n_bytes / 320)
     decoded = load(tmp_path / "p.inrz")

@@ -25,7 +25,8 @@ Pipeline (:func:`compress_image`):
 3. quantise the synthesis and ARM parameters per tensor (:func:`inrkit.export.latent_codec.choose_network_bits`:
    the bit width, 5–10, minimising ``D + λ·R`` of the coded file) and code everything
    (:mod:`inrkit.export.latent_codec`);
-4. decode the bytes again and report what a reader gets (PSNR of the 8-bit image, exact bpp).
+4. decode the bytes again and report what a reader gets (PSNR of the 8-bit image, exact bpp), which goes
+   into the header (only the header is packed again: :func:`inrkit.export.latent_codec.pack_file`).
 """
 
 from __future__ import annotations
@@ -275,10 +276,10 @@ def compress_image(source: str | Path | ImageSignal, out: str | Path, options: L
     bits = latent_codec.choose_network_bits(field_, target, lmbda)
     seconds = time.perf_counter() - start
     metrics = {"encode_seconds": round(seconds, 1), "lambda": float(f"{lmbda:.4g}"), "steps": steps}
-    data = latent_codec.encode(field_, bits, image.config(), metrics, placeholder_psnr=True)
-    decoded = latent_codec.decode(*inrz.unpack(data))
-    psnr = quantised_psnr(decoded.image, target)
-    data = latent_codec.encode(field_, bits, image.config(), {**metrics, "psnr": round(psnr, 2)})
+    coded = latent_codec.code_field(field_, bits)
+    decoded = latent_codec.decode(*inrz.unpack(latent_codec.pack_file(coded, image.config(), metrics)))
+    psnr = quantised_psnr(decoded.image, target)  # what a reader of the file gets
+    data = latent_codec.pack_file(coded, image.config(), {**metrics, "psnr": round(psnr, 2)})
     atomic_write_bytes(check_output(out, overwrite=True, inputs=inputs, flag="the output"), data)
     shutil.rmtree(run_dir, ignore_errors=True)
     return LatentReport(out, len(data), image.height, image.width, psnr, lmbda, field_.macs_per_pixel(), seconds, steps)

@@ -290,24 +290,45 @@ class DecodedImage:
     header: dict[str, Any]
 
 
-def encode(field: LatentField, bits: int, signal: dict[str, Any], metrics: dict[str, Any],
-           placeholder_psnr: bool = False) -> bytes:
-    """The ``.inrz`` bytes of ``field`` with its networks at ``bits`` (``signal``: the image description;
-    ``placeholder_psnr``: reserve the header room of a ``psnr`` metric)."""
+@dataclass
+class CodedField:
+    """The coded part of a latent file (:func:`code_field`): everything but the header's signal and metrics."""
+
+    field_config: dict[str, Any]
+    bits: int
+    table: list[dict[str, Any]]
+    payload: bytes  # the networks' coded tensors, then the latents' range-coded stream
+    max_abs: int
+    stream_length: int
+
+
+def code_field(field: LatentField, bits: int) -> CodedField:
+    """Quantise ``field``'s networks to ``bits`` and code them and the latents (the costly part of :func:`encode`)."""
     quantised, steps, plan = quantise_networks(field, bits)
     table, network_payload = encode_tensors(_Networks(quantised), plan)
     arm = FixedPointArm(quantised.arm, steps)
     stream, max_abs = encode_latents(_integer_grids(field), arm, quantised.arm.offsets)
+    config = {key: value for key, value in field.config.items() if key != "optimizer"}  # training only
+    return CodedField(config, bits, table, network_payload + stream, max_abs, len(stream))
+
+
+def pack_file(coded: CodedField, signal: dict[str, Any], metrics: dict[str, Any]) -> bytes:
+    """The ``.inrz`` bytes of a :class:`CodedField` with the image description ``signal`` and ``metrics``."""
     header = {
         "inrkit_version": __version__,
         "codec": CODEC,
-        "field": {key: value for key, value in field.config.items() if key != "optimizer"},  # training only
+        "field": coded.field_config,
         "signal": {k: v for k, v in signal.items() if k not in ("source", "options")},
-        "metrics": {**metrics, **({"psnr": 99.99} if placeholder_psnr else {})},
-        "tensors": [_compact_entry(entry) for entry in table],
-        "latent": {"bits": bits, "max_abs": max_abs, "length": len(stream)},
+        "metrics": metrics,
+        "tensors": [_compact_entry(entry) for entry in coded.table],
+        "latent": {"bits": coded.bits, "max_abs": coded.max_abs, "length": coded.stream_length},
     }
-    return inrz.pack(header, network_payload + stream, version=VERSION)
+    return inrz.pack(header, coded.payload, version=VERSION)
+
+
+def encode(field: LatentField, bits: int, signal: dict[str, Any], metrics: dict[str, Any]) -> bytes:
+    """The ``.inrz`` bytes of ``field`` with its networks at ``bits`` (``signal``: the image description)."""
+    return pack_file(code_field(field, bits), signal, metrics)
 
 
 def _check_config(header: dict[str, Any]) -> tuple[dict[str, Any], LatentField]:
