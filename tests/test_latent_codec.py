@@ -305,29 +305,32 @@ def test_rate_schedule_steers_lambda_only_in_its_window_by_bounded_steps(monkeyp
     assert math.isclose(signal.lmbda, 0.01 * lc.LAMBDA_RANGE)
 
 
-def test_an_interrupted_encode_resumes_to_the_same_file(tmp_path, monkeypatch):
-    """Ctrl-C (the Trainer's stop flag) keeps a checkpoint and no output; ``resume=True`` finishes it, and at a fixed
-    λ the file equals an uninterrupted encode's (SOAP's state and the quantisation noise's RNG are checkpointed)."""
+@pytest.mark.parametrize("rate", [{"lmbda": 0.01}, {"target_bpp": 3.0}])
+def test_an_interrupted_encode_resumes_to_the_same_file(tmp_path, monkeypatch, rate):
+    """Ctrl-C (the Trainer's stop flag) keeps a checkpoint and no output; ``resume=True`` finishes it, and the file
+    equals an uninterrupted encode's (SOAP's state, the quantisation noise's RNG and, aiming at a rate, the λ the
+    controller moved are checkpointed: it moves at steps 20 and 30 of 40, the cut is at step 27)."""
     from PIL import Image
 
     from inrkit.api import latent_compress as lc
     from inrkit.train.trainer import TrainingInterrupted
 
     Image.fromarray(np.round(image_signal(16, 20).pixels.numpy() * 255).astype(np.uint8)).save(tmp_path / "p.png")
-    options = {"lmbda": 0.01, "steps": 12, "complexity": "low", "quiet": True, "threads": 1}
+    options = {**rate, "steps": 40, "complexity": "low", "quiet": True, "threads": 1}
     whole = lc.compress_image(tmp_path / "p.png", tmp_path / "whole.inrz", **options)
+    assert ("target_bpp" not in rate) or whole.lmbda != lc.initial_lambda(image_signal(16, 20), 3.0)  # λ moved
     schedule_step = lc.RateSchedule.__call__
 
-    def stop_at_seven(self, step):
+    def stop_at_27(self, step):
         schedule_step(self, step)
-        if step == 7:
+        if step == 27:
             self.trainer._stop_requested = True
 
-    monkeypatch.setattr(lc.RateSchedule, "__call__", stop_at_seven)
+    monkeypatch.setattr(lc.RateSchedule, "__call__", stop_at_27)
     with pytest.raises(TrainingInterrupted, match="--resume"):
         lc.compress_image(tmp_path / "p.png", tmp_path / "cut.inrz", **options)
     assert not (tmp_path / "cut.inrz").exists() and (tmp_path / "cut.inrz.run" / "checkpoint.json").is_file()
     monkeypatch.setattr(lc.RateSchedule, "__call__", schedule_step)
     resumed = lc.compress_image(tmp_path / "p.png", tmp_path / "cut.inrz", resume=True, **options)
-    assert resumed.steps == whole.steps == 12 and not (tmp_path / "cut.inrz.run").exists()
+    assert resumed.steps == whole.steps == 40 and resumed.lmbda == whole.lmbda and not (tmp_path / "cut.inrz.run").exists()
     assert inrz.unpack((tmp_path / "cut.inrz").read_bytes())[1] == inrz.unpack((tmp_path / "whole.inrz").read_bytes())[1]

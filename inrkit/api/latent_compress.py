@@ -31,7 +31,6 @@ Pipeline (:func:`compress_image`):
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -155,8 +154,11 @@ class RateSchedule:
 
     ``trainer`` is attached after the Trainer is built (its :meth:`~inrkit.train.Trainer.progress_fraction` is
     the schedule's clock). ``overhead_bits``: the file's bits besides the latents (networks, header), counted in
-    the rate.
+    the rate. λ is the schedule's state: it is in every checkpoint (``state_key``), so an interrupted
+    encode resumes on the same λ path.
     """
+
+    state_key = "rate_schedule"
 
     def __init__(self, field_: LatentField, signal: RateDistortionImage, target_bpp: float | None,
                  overhead_bits: float) -> None:
@@ -165,6 +167,15 @@ class RateSchedule:
         self.overhead_bits = overhead_bits
         self.trainer: Trainer | None = None
         self.lambda_bounds = (signal.lmbda / LAMBDA_RANGE, signal.lmbda * LAMBDA_RANGE)
+
+    def state(self) -> dict[str, float]:
+        return {"lambda": self.signal.lmbda}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        lmbda = state.get("lambda")
+        if not (isinstance(lmbda, (int, float)) and math.isfinite(lmbda) and lmbda > 0):
+            raise InrkitError(f"the checkpoint's rate schedule has no valid λ ({lmbda!r:.40})")
+        self.signal.lmbda = float(lmbda)
 
     def __call__(self, step: int) -> None:
         assert self.trainer is not None
@@ -210,19 +221,6 @@ def _run_dir(out: Path) -> Path:
     return out.with_name(out.name + ".run")
 
 
-def _resume_lambda(run_dir: Path, step: int) -> float | None:
-    """λ of the latest evaluation at or before the checkpoint ``step`` (metrics.jsonl), if any."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    found = None
-    for line in path.read_text().splitlines():
-        record = json.loads(line) if line.strip() else {}
-        if record.get("step", math.inf) <= step and "lambda" in record:
-            found = float(record["lambda"])
-    return found
-
-
 def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path, resume: bool = False
                        ) -> tuple[LatentField, float, int]:
     """Fit a latent field to ``image`` on ``D + λ·R`` (module docstring): ``(field, final λ, steps)``."""
@@ -242,8 +240,7 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
         schedule.trainer = trainer
         field_.encoding.generator = trainer.generator  # seeded by options.seed, in every checkpoint: exact resumes
         if resume:
-            trainer.resume()
-            signal.lmbda = _resume_lambda(run_dir, trainer.step) or signal.lmbda
+            trainer.resume()  # λ too (RateSchedule.state)
         trainer.fit()
     field_.encoding.mode = "exact"
     return field_.eval(), signal.lmbda, trainer.step

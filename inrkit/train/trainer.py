@@ -94,7 +94,9 @@ class Trainer:
     forward pass (``Signal.sample_losses``), and its state is part of every checkpoint.
 
     ``step_hooks`` are called with the step number (0-based) before each training step: occupancy
-    grid updates, coarse-to-fine level schedules and the like live there, not in the loop.
+    grid updates, coarse-to-fine level schedules and the like live there, not in the loop. A hook with
+    state of its own (a controller's set point) has a ``state_key`` and ``state()`` / ``load_state(dict)``
+    (JSON values): its state goes into every checkpoint under that key and comes back on resume.
     ``evaluation_hooks`` are called with each evaluation's metrics record, the field in the state
     it was evaluated in (e.g. to keep the best state seen). With ``sample_loss_hooks`` the loss is
     the mean of the signal's per-sample losses (:meth:`~inrkit.signals.Signal.sample_losses`), and each
@@ -155,7 +157,8 @@ class Trainer:
         """Write a resumable checkpoint at the current step (with an EMA, ``weights.safetensors`` holds the average)."""
         sampling_tensors, sampling_state = self.sampling.state()
         state = {"step": self.step, "elapsed": self.elapsed, "step_seconds": self.step_seconds,
-                 "sampling": {"policy": self.sampling.name, **sampling_state}}
+                 "sampling": {"policy": self.sampling.name, **sampling_state},
+                 "hooks": {hook.state_key: hook.state() for hook in self._stateful_hooks()}}
         weights = None
         if self.average is not None:
             with self.averaged_weights():
@@ -181,6 +184,10 @@ class Trainer:
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
         self.step_seconds = float(state.get("step_seconds", 0.0))
         self._resume_sampling(state.get("sampling") or {"policy": "uniform"}, tensors)
+        saved_hooks = state.get("hooks") or {}
+        for hook in self._stateful_hooks():
+            if hook.state_key in saved_hooks:
+                hook.load_state(saved_hooks[hook.state_key])
         if self.average is not None:
             missing = [name for name in self.average if f"average.{name}" not in tensors]
             if missing:
@@ -190,6 +197,10 @@ class Trainer:
                 value.copy_(tensors[f"average.{name}"])
         self.checkpoint_step = self.step
         truncate_metrics(self.run_dir, self.step)
+
+    def _stateful_hooks(self) -> list[Any]:
+        """The step hooks whose state is checkpointed (class docstring)."""
+        return [hook for hook in self.step_hooks if isinstance(getattr(hook, "state_key", None), str)]
 
     def _resume_sampling(self, saved: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         """Restore the sampling policy's state (``sampling.*`` tensors, ``state.json``'s ``sampling``)."""
