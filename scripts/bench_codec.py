@@ -144,7 +144,7 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
 
 def _matched(records: list[dict], baselines: list[str]) -> dict[tuple[str, str], list[tuple[float, float]]]:
     """Every baseline's per-image (bpp, PSNR) curve, and each record's baseline PSNR at its bpp (in place)."""
-    curves = {(image, codec): codec_curve(load_uint8(image), codec, range(1, 101) if codec != "avif" else range(0, 101, 4))
+    curves = {(image, codec): codec_curve(load_uint8(image), codec, range(0, 101) if codec != "avif" else range(0, 101, 4))
               for image in sorted({r["image"] for r in records}) for codec in baselines}
     for record in records:
         for codec in baselines:

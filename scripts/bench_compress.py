@@ -50,7 +50,7 @@ def psnr8(a: np.ndarray, b: np.ndarray) -> float:
     return float(-10 * np.log10(error))
 
 
-def codec_curve(image: np.ndarray, codec: str, qualities: range = range(1, 101)) -> list[tuple[float, float]]:
+def codec_curve(image: np.ndarray, codec: str, qualities: range = range(0, 101)) -> list[tuple[float, float]]:
     """``(bpp, PSNR)`` of Pillow's JPEG, WebP (``method=6``) or AVIF (Pillow's default speed) at each quality."""
     from PIL import Image
 
