@@ -19,9 +19,11 @@ import hashlib
 import os
 import shutil
 import subprocess
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -82,6 +84,23 @@ def compile_kernel(name: str, flags: tuple[str, ...] = ()) -> Path:
 def load(name: str, flags: tuple[str, ...] = ()) -> ctypes.CDLL:
     """The loaded library of ``csrc/NAME.c`` (:func:`compile_kernel`); ``OSError`` when it cannot be built."""
     return ctypes.CDLL(str(compile_kernel(name, flags)))
+
+
+Signature = tuple[list[Any], Any]  # a C function's ctypes argument types and result type (None: void)
+
+
+def bind(name: str, flags: tuple[str, ...], functions: dict[str, Signature], what: str) -> ctypes.CDLL | None:
+    """:func:`load` with the ``functions``' signatures declared, or ``None`` (and one warning naming ``what``
+    and the reason) when the library cannot be built: the caller then runs its PyTorch reference."""
+    try:
+        library = load(name, flags)
+    except OSError as err:
+        warnings.warn(f"inrkit: {what} is unavailable ({err}); using the PyTorch reference", stacklevel=3)
+        return None
+    for function, (argtypes, restype) in functions.items():
+        getattr(library, function).argtypes = argtypes
+        getattr(library, function).restype = restype
+    return library
 
 
 @functools.cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import warnings
 
 import torch
 from torch import nn
@@ -27,17 +26,12 @@ MIN_ROWS_PER_THREAD = 32
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    try:
-        library = c_kernels.load("conv3_cpu", FLAGS)
-    except OSError as err:
-        warnings.warn(f"inrkit: the fast convolution kernel is unavailable ({err}); using PyTorch", stacklevel=3)
-        return None
     pointer, i64 = ctypes.c_void_p, ctypes.c_int64
-    library.inrkit_conv3_forward.argtypes = [pointer, i64, i64, i64, pointer, pointer, pointer, i64, i64]
-    library.inrkit_conv3_backward.argtypes = [pointer, pointer, i64, i64, i64, pointer, pointer, i64, i64, pointer,
-                                              pointer, i64, i64]
-    return library
-
+    return c_kernels.bind("conv3_cpu", FLAGS, {
+        "inrkit_conv3_forward": ([pointer, i64, i64, i64, pointer, pointer, pointer, i64, i64], None),
+        "inrkit_conv3_backward": ([pointer, pointer, i64, i64, i64, pointer, pointer, i64, i64, pointer, pointer, i64,
+                                   i64], None),
+    }, "the fast convolution kernel")
 
 def available() -> bool:
     """Whether the kernel is (or can be) compiled and loaded."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import warnings
 
 import numpy as np
 import torch
@@ -27,18 +26,13 @@ MIN_POINTS_PER_THREAD = 4096
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    try:
-        library = c_kernels.load("grid_cpu")
-    except OSError as err:
-        warnings.warn(f"inrkit: the fast CPU kernel is unavailable ({err}); using the PyTorch reference", stacklevel=3)
-        return None
     pointer, i64, i32, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_float
     grid_args = [i32, i32, i32, i32, i32, pointer, pointer, pointer, pointer, pointer]
-    library.inrkit_grid_forward.argtypes = [pointer, i64, i64, pointer, pointer, *grid_args]
-    library.inrkit_grid_backward.argtypes = [pointer, i64, i32, i32, pointer, pointer, *grid_args]
-    library.inrkit_sparse_adam.argtypes = [pointer, pointer, pointer, pointer, pointer, i64, i64, f32, f32, f32, f32]
-    return library
-
+    return c_kernels.bind("grid_cpu", (), {
+        "inrkit_grid_forward": ([pointer, i64, i64, pointer, pointer, *grid_args], None),
+        "inrkit_grid_backward": ([pointer, i64, i32, i32, pointer, pointer, *grid_args], None),
+        "inrkit_sparse_adam": ([pointer, pointer, pointer, pointer, pointer, i64, i64, f32, f32, f32, f32], None),
+    }, "the fast CPU kernel")
 
 def available() -> bool:
     """Whether the kernel is (or can be) compiled and loaded."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import warnings
 
 import numpy as np
 import torch
@@ -39,20 +38,14 @@ MIN_POINTS_PER_THREAD = 4096
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    try:
-        library = c_kernels.load("mlp_cpu", FLAGS)
-    except OSError as err:
-        warnings.warn(f"inrkit: the fast MLP kernel is unavailable ({err}); using the PyTorch reference", stacklevel=3)
-        return None
     pointer, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
-    library.inrkit_arm_rate.argtypes = [pointer, i64, i64, i64, i64, i32, pointer, i32, i32, pointer, pointer,
-                                        pointer, pointer]
-    library.inrkit_arm_rate.restype = ctypes.c_double
     mlp_args = [pointer, i64, i64, i64, i32, i32, i32, i32, pointer]
-    library.inrkit_mlp_forward.argtypes = [*mlp_args, pointer]
-    library.inrkit_mlp_backward.argtypes = [*mlp_args, pointer, pointer, pointer, pointer]
-    return library
-
+    return c_kernels.bind("mlp_cpu", FLAGS, {
+        "inrkit_arm_rate": ([pointer, i64, i64, i64, i64, i32, pointer, i32, i32, pointer, pointer, pointer, pointer],
+                            ctypes.c_double),
+        "inrkit_mlp_forward": ([*mlp_args, pointer], None),
+        "inrkit_mlp_backward": ([*mlp_args, pointer, pointer, pointer, pointer], None),
+    }, "the fast MLP kernel")
 
 def available() -> bool:
     """Whether the kernel is (or can be) compiled and loaded."""

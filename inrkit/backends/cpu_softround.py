@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import warnings
 
 import torch
 
@@ -23,15 +22,10 @@ MIN_VALUES_PER_THREAD = 1 << 15
 
 @functools.cache
 def _library() -> ctypes.CDLL | None:
-    try:
-        library = c_kernels.load("softround_cpu", FLAGS)
-    except OSError as err:
-        warnings.warn(f"inrkit: the fast soft-rounding kernel is unavailable ({err}); using PyTorch", stacklevel=3)
-        return None
     pointer, i64, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
-    library.inrkit_soft_round_noise.argtypes = [pointer, pointer, i64, i64, f32, f32, f32, pointer, pointer]
-    return library
-
+    return c_kernels.bind("softround_cpu", FLAGS, {
+        "inrkit_soft_round_noise": ([pointer, pointer, i64, i64, f32, f32, f32, pointer, pointer], None),
+    }, "the fast soft-rounding kernel")
 
 def available() -> bool:
     """Whether the kernel is (or can be) compiled and loaded."""
