@@ -38,7 +38,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from inrkit.api.latent_lambda import webp_slope
@@ -47,7 +46,7 @@ from inrkit.errors import InrkitError
 from inrkit.export import inrz, latent_codec
 from inrkit.fields.latent_field import LatentField
 from inrkit.files import atomic_write_bytes, check_output, write_json
-from inrkit.signals.image import ImageSignal
+from inrkit.signals.image import ImageSignal, denormalise
 from inrkit.signals.rate_distortion import RateDistortionImage, quantised_psnr
 from inrkit.train import Trainer, TrainOptions
 from inrkit.train.threads import cpu_thread_hooks, restored_threads
@@ -145,8 +144,7 @@ def initial_lambda(image: ImageSignal, target_bpp: float | None) -> float:
     little above the λ it ends at for both."""
     if target_bpp is None:
         return 0.001
-    pixels = np.round(image.pixels.reshape(image.height, image.width, -1).numpy() * 255.0).astype(np.uint8)
-    return webp_slope(pixels, target_bpp)
+    return webp_slope(denormalise(image.pixels.numpy(), image.normalisation), target_bpp)
 
 
 class RateSchedule:

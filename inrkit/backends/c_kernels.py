@@ -121,7 +121,12 @@ def run_parallel(calls: list[Callable[[], object]]) -> list[object]:
     return [future.result() for future in [_pool(len(calls)).submit(call) for call in calls]]
 
 
+def thread_ranges(total: int, min_size: int = 1) -> list[tuple[int, int]]:
+    """``[0, total)`` cut into one range per ``torch.get_num_threads()`` thread, each of at least ``min_size``
+    (one range when ``total`` is smaller)."""
+    return split(total, max(1, min(torch.get_num_threads(), total // max(min_size, 1))))
+
+
 def run_ranges(call: Callable[[int, int], None], total: int, min_size: int = 1) -> None:
-    """Run ``call(begin, end)`` over ``[0, total)`` split across ``torch.get_num_threads()`` threads."""
-    parts = max(1, min(torch.get_num_threads(), total // max(min_size, 1)))
-    run_parallel([functools.partial(call, begin, end) for begin, end in split(total, parts)])
+    """Run ``call(begin, end)`` over the :func:`thread_ranges` of ``[0, total)``."""
+    run_parallel([functools.partial(call, begin, end) for begin, end in thread_ranges(total, min_size)])

@@ -33,6 +33,7 @@ def _library() -> ctypes.CDLL | None:
                                    i64], None),
     }, "the fast convolution kernel")
 
+
 def available() -> bool:
     """Whether the kernel is (or can be) compiled and loaded."""
     return _library() is not None
@@ -47,10 +48,6 @@ def supports(conv: nn.Conv2d, image: torch.Tensor) -> bool:
         and conv.dilation == (1, 1) and conv.groups == 1 and available()
 
 
-def _row_ranges(rows: int) -> list[tuple[int, int]]:
-    return c_kernels.split(rows, max(1, min(torch.get_num_threads(), rows // MIN_ROWS_PER_THREAD)))
-
-
 class _Conv3(torch.autograd.Function):
     @staticmethod
     def forward(ctx, image: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -60,7 +57,7 @@ class _Conv3(torch.autograd.Function):
         library = _library()
         c_kernels.run_parallel([functools.partial(
             library.inrkit_conv3_forward, image.data_ptr(), channels, height, width, weight.data_ptr(),
-            bias.data_ptr(), out.data_ptr(), begin, end) for begin, end in _row_ranges(height)])
+            bias.data_ptr(), out.data_ptr(), begin, end) for begin, end in c_kernels.thread_ranges(height, MIN_ROWS_PER_THREAD)])
         ctx.save_for_backward(image, weight)
         return out
 
@@ -71,7 +68,7 @@ class _Conv3(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         channels, height, width = image.shape
         padded = torch.empty(channels, height + 2, width + 2)
-        ranges = _row_ranges(height)
+        ranges = c_kernels.thread_ranges(height, MIN_ROWS_PER_THREAD)
         padded_ranges = [(0 if index == 0 else begin + 1, end + 1 if index < len(ranges) - 1 else height + 2)
                          for index, (begin, end) in enumerate(ranges)]
         grad_weights = [torch.zeros(weight.shape, dtype=torch.float64) for _ in ranges]

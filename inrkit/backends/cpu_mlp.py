@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 from inrkit.backends import c_kernels
 
 FLAGS = ("-march=native", "-ffast-math", "-fopenmp-simd")  # this CPU's vectors, vector exp/log (glibc's libmvec)
-LANES = 16  # latents per block (arm_cpu.c)
+LANES = 16  # points per block, and floats per parameter in a workspace (mlp_cpu.c)
 MAX_FEATURES, MAX_HIDDEN = 256, 8  # mlp_cpu.c's buffer sizes
 MIN_ROWS_PER_THREAD = 16
 MIN_POINTS_PER_THREAD = 4096
@@ -46,6 +46,7 @@ def _library() -> ctypes.CDLL | None:
         "inrkit_mlp_forward": ([*mlp_args, pointer], None),
         "inrkit_mlp_backward": ([*mlp_args, pointer, pointer, pointer, pointer], None),
     }, "the fast MLP kernel")
+
 
 def available() -> bool:
     """Whether the kernel is (or can be) compiled and loaded."""
@@ -63,8 +64,7 @@ def supports(layers: list[torch.nn.Linear], tensors: list[torch.Tensor]) -> bool
 
 def _phases(height: int, context_rows: int) -> list[list[tuple[int, int]]]:
     """Row ranges of a grid for the threads, in two phases whose gradient writes do not overlap (module docstring)."""
-    parts = max(1, min(torch.get_num_threads(), height // max(MIN_ROWS_PER_THREAD, 2 * context_rows)))
-    ranges = c_kernels.split(height, parts)
+    ranges = c_kernels.thread_ranges(height, max(MIN_ROWS_PER_THREAD, 2 * context_rows))
     if len(ranges) == 1:
         return [ranges]
     first = [(begin + context_rows, end) for begin, end in ranges]
@@ -72,9 +72,14 @@ def _phases(height: int, context_rows: int) -> list[list[tuple[int, int]]]:
     return [first, second]
 
 
+def _weights(layers: list[torch.nn.Linear]) -> list[torch.Tensor]:
+    """The layers' parameters in the kernel's order: each layer's weight, then its bias."""
+    return [p for layer in layers for p in (layer.weight, layer.bias)]
+
+
 def _packed(layers: list[torch.nn.Linear]) -> torch.Tensor:
-    """The layers' parameters packed as the kernel reads them: each layer's weight (row-major), then its bias."""
-    return torch.cat([t.detach().float().reshape(-1) for layer in layers for t in (layer.weight, layer.bias)])
+    """:func:`_weights` packed as the kernel reads them (weights row-major)."""
+    return torch.cat([t.detach().float().reshape(-1) for t in _weights(layers)])
 
 
 def _rate(grids: list[torch.Tensor], offsets: np.ndarray, layers: list[torch.nn.Linear], with_grad: bool
@@ -134,7 +139,7 @@ def arm_bits(grids: list[torch.Tensor], offsets: tuple[tuple[int, int], ...], la
     ``layers`` (ReLU between them; the last gives μ and the raw log2 scale): a scalar, differentiable in
     the grids and the layers' parameters. Float32 CPU tensors (:func:`supports`)."""
     table = np.ascontiguousarray(np.array(offsets, dtype=np.int32).reshape(-1, 2))
-    weights = [p for layer in layers for p in (layer.weight, layer.bias)]
+    weights = _weights(layers)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (*grids, *weights)):
         return _ArmRate.apply(table, layers, len(grids), *grids, *weights)
     bits, _, _ = _rate([g.contiguous() for g in grids], table, layers, with_grad=False)
@@ -168,7 +173,7 @@ class _Mlp(torch.autograd.Function):
         grad_out = grad_out.contiguous().float()
         n = features.shape[1]
         grad_features = torch.empty_like(features) if ctx.needs_input_grad[1] else None
-        ranges = c_kernels.split(n, max(1, min(torch.get_num_threads(), n // MIN_POINTS_PER_THREAD)))
+        ranges = c_kernels.thread_ranges(n, MIN_POINTS_PER_THREAD)
         param_grads = [torch.zeros(params.numel(), dtype=torch.float64) for _ in ranges]
         workspaces = [torch.empty(params.numel() * LANES) for _ in ranges]
         library = _library()
@@ -183,5 +188,4 @@ class _Mlp(torch.autograd.Function):
 def mlp_channels_first(features: torch.Tensor, layers: list[torch.nn.Linear]) -> torch.Tensor:
     """``(K, N)`` features through ``layers`` (ReLU after all but the last, all hidden ones of one width) →
     ``(C, N)``; differentiable in the features and the layers' parameters. Float32 CPU tensors (:func:`supports`)."""
-    weights = [p for layer in layers for p in (layer.weight, layer.bias)]
-    return _Mlp.apply(layers, features, *weights)
+    return _Mlp.apply(layers, features, *_weights(layers))

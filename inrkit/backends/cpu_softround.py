@@ -27,6 +27,7 @@ def _library() -> ctypes.CDLL | None:
         "inrkit_soft_round_noise": ([pointer, pointer, i64, i64, f32, f32, f32, pointer, pointer], None),
     }, "the fast soft-rounding kernel")
 
+
 def available() -> bool:
     """Whether the kernel is (or can be) compiled and loaded."""
     return _library() is not None
