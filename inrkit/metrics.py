@@ -61,3 +61,56 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> float:
         ssim_map = kornia.metrics.ssim(a, b, window_size=window)
         total += float(ssim_map[:, :, start - low:stop - low].double().sum())
     return total / (height * width * prediction.shape[2])
+
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli & Bovik 2003, five scales
+
+
+def ms_ssim(prediction: torch.Tensor, target: torch.Tensor, weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> float:
+    """Multi-scale SSIM of two ``(H, W, C)`` images in [0, 1] (Wang et al. 2003), as image codecs report it.
+
+    At scale ``j`` (the image average-pooled 2×2 ``j`` times) the contrast-structure term
+    ``cs_j = mean((2σ_xy + C2) / (σ_x² + σ_y² + C2))`` is taken over the positions where an 11-tap Gaussian
+    window (σ 1.5) fits inside the image (no padding), ``C2 = 0.03²``; at the last scale the luminance term
+    ``(2μ_xμ_y + C1) / (μ_x² + μ_y² + C1)``, ``C1 = 0.01²``, multiplies into the map first::
+
+        MS-SSIM = ∏_{j<M} max(cs_j, 0)^{w_j} · max(ssim_M, 0)^{w_M}
+
+    per channel in float64, then averaged over the channels. Pooling drops an odd last row or column.
+    One scale with weight 1 is plain SSIM with a valid window. Needs ``min(H, W) > 10·2^(M−1)`` (161 px for
+    five scales); convert with :func:`ms_ssim_db` for a dB scale.
+    """
+    import torch.nn.functional as F
+
+    reach = (11 - 1) * 2 ** (len(weights) - 1)
+    if min(prediction.shape[:2]) <= reach:
+        raise ValueError(f"MS-SSIM over {len(weights)} scales needs images larger than {reach} px on each side, "
+                         f"got {tuple(prediction.shape[:2])}")
+    taps = torch.exp(-(torch.arange(11, dtype=torch.float64) - 5) ** 2 / (2 * 1.5 ** 2))
+    taps = taps / taps.sum()
+    channels = prediction.shape[2]
+    rows, columns = taps.view(1, 1, 11, 1).repeat(channels, 1, 1, 1), taps.view(1, 1, 1, 11).repeat(channels, 1, 1, 1)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:  # (1, C, H, W) → (1, C, H−10, W−10)
+        return F.conv2d(F.conv2d(x, rows, groups=channels), columns, groups=channels)
+
+    a = prediction.clamp(0, 1).double().permute(2, 0, 1)[None]
+    b = target.clamp(0, 1).double().permute(2, 0, 1)[None]
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    result = torch.ones(channels, dtype=torch.float64)
+    for scale, weight in enumerate(weights):
+        if scale:
+            a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+        mu_a, mu_b = blur(a), blur(b)
+        var_a, var_b = blur(a * a) - mu_a ** 2, blur(b * b) - mu_b ** 2
+        covariance = blur(a * b) - mu_a * mu_b
+        term = (2 * covariance + c2) / (var_a + var_b + c2)
+        if scale == len(weights) - 1:
+            term = term * (2 * mu_a * mu_b + c1) / (mu_a ** 2 + mu_b ** 2 + c1)
+        result *= term.mean(dim=(0, 2, 3)).clamp_min(0) ** weight
+    return float(result.mean())
+
+
+def ms_ssim_db(value: float) -> float:
+    """MS-SSIM on a dB scale, ``−10·log10(1 − MS-SSIM)`` (``inf`` for a perfect match)."""
+    return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)

@@ -14,11 +14,13 @@ parts that each fit a 10-minute slot of the shared lock, appending to ``--work/r
 ``encode``: each rate is one ``inrkit.export.compress(image, out, codec="latent", target_bpp=R, seconds=S)``
 (the default complexity, seed 0); then the file is decoded three times in this process (``inrkit.export.load``:
 read, check, decode latents, synthesise the image) and the median time kept. Rate = 8 × file bytes / pixels
-(every byte: container, header, networks, latents); PSNR of the decoded 8-bit image against the 8-bit original.
+(every byte: container, header, networks, latents); PSNR of the decoded 8-bit image against the 8-bit original;
+MS-SSIM (:func:`inrkit.metrics.ms_ssim`, in dB) of each file decoded again by ``report``.
 ``report``: JPEG (``optimize=True``, 4:2:0), WebP (``method=6``) and AVIF (Pillow's default speed) swept over
 quality on the same images; a codec's PSNR at each of our points is read off its per-image curve at our
 per-image bpp (linear interpolation: "matched bpp"); BD-rate (Bjøntegaard: cubic fit of log-rate against PSNR,
-integrated over the overlapping PSNR range) of our points against each codec's curve, per image, then averaged.
+integrated over the overlapping PSNR range) of our points against each codec's curve, per image, then averaged;
+the same for MS-SSIM on the same decodes.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_common import ROOT, write_section
-from bench_compress import at_bpp, codec_curve, psnr8
+from bench_compress import at_bpp, codec_curves, psnr8
 
 sys.path.insert(0, str(ROOT))
 
@@ -142,13 +144,39 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
     image.save(path)
 
 
-def _matched(records: list[dict], baselines: list[str]) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    """Every baseline's per-image (bpp, PSNR) curve, and each record's baseline PSNR at its bpp (in place)."""
-    curves = {(image, codec): codec_curve(load_uint8(image), codec, range(0, 101) if codec != "avif" else range(0, 101, 4))
-              for image in sorted({r["image"] for r in records}) for codec in baselines}
+def ms_ssim8(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM in dB (``−10·log10(1 − MS-SSIM)``) of two uint8 ``(H, W, 3)`` images."""
+    import torch
+
+    from inrkit import metrics
+
+    return metrics.ms_ssim_db(metrics.ms_ssim(torch.tensor(a) / 255.0, torch.tensor(b) / 255.0))
+
+
+def _file_ms_ssim(records: list[dict], work: Path) -> None:
+    """Each record's MS-SSIM (dB), from its ``.inrz`` file decoded again (in place)."""
+    from inrkit.export import load
+
+    for record in records:
+        decoded = load(work / f"{record['image']}-{record['target_bpp']:g}-{record['seconds_budget']:g}s.inrz")
+        pixels = np.round(decoded.image.clamp(0, 1).numpy() * 255).astype(np.uint8)
+        record["ms_ssim"] = ms_ssim8(pixels, load_uint8(record["image"]))
+
+
+def _matched(records: list[dict], baselines: list[str]) -> dict[tuple[str, str, str], list[tuple[float, float]]]:
+    """Every baseline's per-image (bpp, PSNR) and (bpp, MS-SSIM dB) curves, keyed ``(image, codec, metric)``;
+    each record gets every baseline's PSNR (``record[codec]``) and MS-SSIM (``record[codec + "_ms_ssim"]``) at
+    its bpp (in place)."""
+    curves = {}
+    for image in sorted({r["image"] for r in records}):
+        for codec in baselines:
+            sweep = codec_curves(load_uint8(image), codec, range(0, 101) if codec != "avif" else range(0, 101, 4),
+                                 {"psnr": psnr8, "ms_ssim": ms_ssim8})
+            curves.update({(image, codec, metric): curve for metric, curve in sweep.items()})
     for record in records:
         for codec in baselines:
-            record[codec] = at_bpp(curves[(record["image"], codec)], record["bpp"])
+            record[codec] = at_bpp(curves[(record["image"], codec, "psnr")], record["bpp"])
+            record[f"{codec}_ms_ssim"] = at_bpp(curves[(record["image"], codec, "ms_ssim")], record["bpp"])
     return curves
 
 
@@ -186,6 +214,19 @@ def _mean_rows(records: list[dict], baselines: list[str], series: dict[str, list
     return rows
 
 
+def _ms_ssim_rows(records: list[dict], baselines: list[str]) -> list[str]:
+    """The MS-SSIM (dB) means per target rate over :func:`core_images`, ours and each baseline at matched bpp."""
+    core = core_images(records)
+    rows = ["| target bpp | latent MS-SSIM dB | " + " | ".join(f"{c.upper()} at matched bpp" for c in baselines) + " |",
+            "|" + "---|" * (2 + len(baselines))]
+    for rate in sorted({r["target_bpp"] for r in records if r["image"] in core}):
+        group = [r for r in records if r["target_bpp"] == rate and r["image"] in core]
+        means = [float(np.mean([r[key] for r in group])) for key in ("ms_ssim", *(f"{c}_ms_ssim" for c in baselines))]
+        rows.append(f"| {rate:g} | **{means[0]:.2f}** | "
+                    + " | ".join(f"{m:.2f}" if np.isfinite(m) else "—" for m in means[1:]) + " |")
+    return rows
+
+
 def _image_rows(records: list[dict], baselines: list[str]) -> list[str]:
     """One row per encode: its point, every baseline at its bpp, and the margin over WebP."""
     rows = ["| image | target bpp | bpp | latent PSNR | " + " | ".join(c.upper() for c in baselines)
@@ -206,12 +247,17 @@ def report(args: argparse.Namespace) -> None:
     records = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines() if line.strip()]
     baselines = [c for c in BASELINES if c != "avif" or features.check("avif")]
     curves = _matched(records, baselines)
+    _file_ms_ssim(records, args.work)
     images = sorted({r["image"] for r in records})
     series: dict[str, list[tuple[float, float]]] = {}
     rows = _mean_rows(records, baselines, series)
-    bd = {codec: float(np.nanmean([bd_rate([(r["bpp"], r["psnr"]) for r in records if r["image"] == image],
-                                           [p for p in curves[(image, codec)] if 0.03 <= p[0] <= 1.2])
-                                   for image in images])) for codec in baselines}
+
+    def mean_bd(metric: str, key: str) -> dict[str, float]:  # per image over the range both cover, then averaged
+        return {codec: float(np.nanmean([bd_rate([(r["bpp"], r[key]) for r in records if r["image"] == image],
+                                                 [p for p in curves[(image, codec, metric)] if 0.03 <= p[0] <= 1.2])
+                                         for image in images])) for codec in baselines}
+
+    bd, bd_ms_ssim = mean_bd("psnr", "psnr"), mean_bd("ms_ssim", "ms_ssim")
     in_goal = [r for r in records if 0.2 <= r["target_bpp"] <= 0.5 and np.isfinite(r["webp"])]
     for name, points in PUBLISHED.items():
         series[name] = points
@@ -224,10 +270,11 @@ def report(args: argparse.Namespace) -> None:
         f"`scripts/bench_codec.py` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, load average at encode start {min(r['load'] for r in records):.1f}–"
         f"{max(r['load'] for r in records):.1f}, torch {torch.__version__}, Pillow {PIL.__version__}). Protocol: see "
-        f"the script's docstring. **Subset**: {len(images)} images ({', '.join(images)}) at "
-        f"{len({r['target_bpp'] for r in records})} target rates, a {' / '.join(f'{b:g}' for b in budgets)} s "
-        f"training budget per encode on {' / '.join(map(str, threads))} thread(s), complexity "
-        f"`{records[0]['complexity']}`. The full protocol (12 images × 4 rates × 10 min) would take 8 CPU-hours. "
+        f"the script's docstring. {'' if len(images) == 12 else '**Subset**: '}{len(images)} images "
+        f"({', '.join(images)}) at {len({r['target_bpp'] for r in records})} target rates "
+        f"({', '.join(f'{t:g}' for t in sorted({r['target_bpp'] for r in records}))} bpp; {len(records)} encodes), "
+        f"a {' / '.join(f'{b:g}' for b in budgets)} s training budget per encode on "
+        f"{' / '.join(map(str, threads))} thread(s), complexity `{records[0]['complexity']}`. "
         f"Means and the plotted curve are over the images encoded at 0.2, 0.3 and 0.5 bpp "
         f"({', '.join(core_images(records))}); every encode is in the per-encode table.",
         "",
@@ -238,6 +285,13 @@ def report(args: argparse.Namespace) -> None:
         "BD-rate of the latent codec against each (negative: fewer bits for the same PSNR; per image over the PSNR "
         "range both cover, then averaged): "
         + ", ".join(f"{c.upper()} {bd[c]:+.1f} %" for c in baselines) + ".",
+        "",
+        "MS-SSIM (Wang et al. 2003, five scales, RGB channels averaged; `inrkit.metrics.ms_ssim`) in dB, "
+        "−10·log10(1 − MS-SSIM), of the decoded 8-bit images; baselines at matched bpp as above:",
+        "",
+        *_ms_ssim_rows(records, baselines),
+        "",
+        "BD-rate in MS-SSIM dB: " + ", ".join(f"{c.upper()} {bd_ms_ssim[c]:+.1f} %" for c in baselines) + ".",
         "",
         "Per encode:",
         "",

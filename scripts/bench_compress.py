@@ -8,7 +8,7 @@ at each of ``--bits`` (post-training quantisation, per-tensor step, default code
 quantisation-aware fine-tuning for ``--qat-bits``. Rate = 8 × (whole ``.inrz`` file, header included) / pixels;
 distortion = PSNR of the decoded field rendered, clamped and rounded to 8 bits against the 8-bit image, averaged
 over images (mean of per-image PSNRs). JPEG (Pillow, libjpeg, 4:2:0, ``optimize=True``) and WebP (Pillow,
-libwebp, ``method=6``) are swept over quality 1–100 on the same images; their PSNR at each inrkit
+libwebp, ``method=6``) are swept over quality 0–100 on the same images; their PSNR at each inrkit
 point's per-image bpp is read off the per-image curve by linear interpolation in bpp ("matched
 bpp"), then averaged. The same fitted weights also give the entropy-coder comparison (range vs
 zlib vs lzma vs fixed-length codes) and per-tensor vs per-channel steps.
@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,17 @@ def psnr8(a: np.ndarray, b: np.ndarray) -> float:
 
 def codec_curve(image: np.ndarray, codec: str, qualities: range = range(0, 101)) -> list[tuple[float, float]]:
     """``(bpp, PSNR)`` of Pillow's JPEG, WebP (``method=6``) or AVIF (Pillow's default speed) at each quality."""
+    return codec_curves(image, codec, qualities, {"psnr": psnr8})["psnr"]
+
+
+def codec_curves(image: np.ndarray, codec: str, qualities: range,
+                 metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]]) -> dict[str, list[tuple[float, float]]]:
+    """``{name: [(bpp, metric(decoded, image))]}`` of one codec swept over ``qualities``, each metric on the same
+    decodes (sorted by bpp)."""
     from PIL import Image
 
     source = Image.fromarray(image)
-    points = []
+    points: dict[str, list[tuple[float, float]]] = {name: [] for name in metrics}
     for quality in qualities:
         buffer = io.BytesIO()
         if codec == "jpeg":
@@ -65,8 +73,10 @@ def codec_curve(image: np.ndarray, codec: str, qualities: range = range(0, 101))
         else:
             source.save(buffer, "WEBP", quality=quality, method=6)
         decoded = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-        points.append((8 * len(buffer.getvalue()) / (image.shape[0] * image.shape[1]), psnr8(decoded, image)))
-    return sorted(points)
+        bpp = 8 * len(buffer.getvalue()) / (image.shape[0] * image.shape[1])
+        for name, metric in metrics.items():
+            points[name].append((bpp, metric(decoded, image)))
+    return {name: sorted(curve) for name, curve in points.items()}
 
 
 def at_bpp(curve: list[tuple[float, float]], bpp: float) -> float:

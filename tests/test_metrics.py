@@ -83,3 +83,61 @@ def test_ssim_matches_scikit_image(noise):
     cropped = (height - 10) * (width - 10)  # the pixels scikit-image averages
     expected = (height * width - cropped + float(reference) * cropped) / (height * width)
     assert metrics.ssim(torch.from_numpy(prediction), torch.from_numpy(target)) == pytest.approx(expected, abs=1e-5)
+
+
+def _textured(height: int, width: int) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.arange(height) / 9.0, torch.arange(width) / 9.0, indexing="ij")
+    return 0.5 + 0.4 * torch.sin(torch.stack([x + y, 2 * x - y, x * y / 7], -1))
+
+
+def test_one_scale_ms_ssim_is_scikit_image_ssim():
+    """With one scale of weight 1, MS-SSIM is SSIM over the positions where the window fits: scikit-image's
+    Gaussian SSIM (it filters with the same 11 taps and averages away 5 px from each edge). Measured: 1e-15."""
+    from skimage.metrics import structural_similarity
+
+    target = _textured(48, 64)
+    prediction = (target + 0.05 * torch.randn(target.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    reference = structural_similarity(prediction.double().numpy(), target.double().numpy(), gaussian_weights=True,
+                                      sigma=1.5, use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+    assert metrics.ms_ssim(prediction, target, weights=(1.0,)) == pytest.approx(float(reference), abs=1e-9)
+
+
+def test_ms_ssim_matches_an_independent_scipy_computation():
+    """Five scales against a reference written with scipy: Gaussian filtering (σ 1.5, truncated at 3.5σ: the
+    same 11 taps) cropped 5 px from each edge, numpy's 2×2 block means, the weighted product per channel, then
+    the channel mean. Measured agreement: 1e-15; tolerance 1e-10."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    def blur(x):
+        return gaussian_filter(x, 1.5, truncate=3.5)[5:-5, 5:-5]
+
+    def reference(a, b):
+        per_channel = []
+        for channel in range(a.shape[2]):
+            x, y, value = a[..., channel], b[..., channel], 1.0
+            for scale, weight in enumerate(metrics.MS_SSIM_WEIGHTS):
+                if scale:
+                    x, y = (z[:z.shape[0] // 2 * 2, :z.shape[1] // 2 * 2].reshape(z.shape[0] // 2, 2, z.shape[1] // 2, 2)
+                            .mean(axis=(1, 3)) for z in (x, y))
+                mx, my = blur(x), blur(y)
+                cs = (2 * (blur(x * y) - mx * my) + 0.03 ** 2) / (blur(x * x) - mx ** 2 + blur(y * y) - my ** 2 + 0.03 ** 2)
+                if scale == len(metrics.MS_SSIM_WEIGHTS) - 1:
+                    cs = cs * (2 * mx * my + 0.01 ** 2) / (mx ** 2 + my ** 2 + 0.01 ** 2)
+                value *= max(cs.mean(), 0.0) ** weight
+            per_channel.append(value)
+        return float(np.mean(per_channel))
+
+    target = _textured(177, 203)  # odd sizes: pooling drops the last row and column
+    prediction = (target + 0.1 * torch.randn(target.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    expected = reference(prediction.double().numpy(), target.double().numpy())
+    assert metrics.ms_ssim(prediction, target) == pytest.approx(expected, abs=1e-10)
+    assert 0.0 < expected < 1.0
+    assert metrics.ms_ssim(target, target) == pytest.approx(1.0, abs=1e-12)
+    assert metrics.ms_ssim(prediction, target) < metrics.ms_ssim((target + 0.02).clamp(0, 1), target)
+
+
+def test_ms_ssim_refuses_images_too_small_for_its_scales():
+    with pytest.raises(ValueError, match="larger than 160 px"):
+        metrics.ms_ssim(torch.rand(160, 300, 3), torch.rand(160, 300, 3))
+    assert metrics.ms_ssim_db(0.99) == pytest.approx(20.0)
