@@ -252,12 +252,12 @@ def report(args: argparse.Namespace) -> None:
     series: dict[str, list[tuple[float, float]]] = {}
     rows = _mean_rows(records, baselines, series)
 
-    def mean_bd(metric: str, key: str) -> dict[str, float]:  # per image over the range both cover, then averaged
-        return {codec: float(np.nanmean([bd_rate([(r["bpp"], r[key]) for r in records if r["image"] == image],
+    def mean_bd(metric: str) -> dict[str, float]:  # per image over the range both cover, then averaged
+        return {codec: float(np.nanmean([bd_rate([(r["bpp"], r[metric]) for r in records if r["image"] == image],
                                                  [p for p in curves[(image, codec, metric)] if 0.03 <= p[0] <= 1.2])
                                          for image in images])) for codec in baselines}
 
-    bd, bd_ms_ssim = mean_bd("psnr", "psnr"), mean_bd("ms_ssim", "ms_ssim")
+    bd, bd_ms_ssim = mean_bd("psnr"), mean_bd("ms_ssim")
     in_goal = [r for r in records if 0.2 <= r["target_bpp"] <= 0.5 and np.isfinite(r["webp"])]
     for name, points in PUBLISHED.items():
         series[name] = points
