@@ -15,12 +15,12 @@ parts that each fit a 10-minute slot of the shared lock, appending to ``--work/r
 (the default complexity, seed 0); then the file is decoded three times in this process (``inrkit.export.load``:
 read, check, decode latents, synthesise the image) and the median time kept. Rate = 8 × file bytes / pixels
 (every byte: container, header, networks, latents); PSNR of the decoded 8-bit image against the 8-bit original;
-MS-SSIM (:func:`inrkit.metrics.ms_ssim`, in dB) of each file decoded again by ``report``.
+with ``report --ms-ssim``, MS-SSIM (:func:`inrkit.metrics.ms_ssim`, in dB) of each file decoded again.
 ``report``: JPEG (``optimize=True``, 4:2:0), WebP (``method=6``) and AVIF (Pillow's default speed) swept over
 quality on the same images; a codec's PSNR at each of our points is read off its per-image curve at our
 per-image bpp (linear interpolation: "matched bpp"); BD-rate (Bjøntegaard: cubic fit of log-rate against PSNR,
 integrated over the overlapping PSNR range) of our points against each codec's curve, per image, then averaged;
-the same for MS-SSIM on the same decodes.
+the same for MS-SSIM on the same decodes with ``--ms-ssim``.
 """
 
 from __future__ import annotations
@@ -163,20 +163,22 @@ def _file_ms_ssim(records: list[dict], work: Path) -> None:
         record["ms_ssim"] = ms_ssim8(pixels, load_uint8(record["image"]))
 
 
-def _matched(records: list[dict], baselines: list[str]) -> dict[tuple[str, str, str], list[tuple[float, float]]]:
-    """Every baseline's per-image (bpp, PSNR) and (bpp, MS-SSIM dB) curves, keyed ``(image, codec, metric)``;
-    each record gets every baseline's PSNR (``record[codec]``) and MS-SSIM (``record[codec + "_ms_ssim"]``) at
-    its bpp (in place)."""
+def _matched(records: list[dict], baselines: list[str], with_ms_ssim: bool) -> dict[tuple[str, str, str], list]:
+    """Every baseline's per-image (bpp, PSNR) curves and, ``with_ms_ssim``, (bpp, MS-SSIM dB) ones, keyed
+    ``(image, codec, metric)``; each record gets every baseline's PSNR (``record[codec]``) and MS-SSIM
+    (``record[codec + "_ms_ssim"]``) at its bpp (in place)."""
+    metrics = {"psnr": psnr8, **({"ms_ssim": ms_ssim8} if with_ms_ssim else {})}
     curves = {}
     for image in sorted({r["image"] for r in records}):
         for codec in baselines:
             sweep = codec_curves(load_uint8(image), codec, range(0, 101) if codec != "avif" else range(0, 101, 4),
-                                 {"psnr": psnr8, "ms_ssim": ms_ssim8})
+                                 metrics)
             curves.update({(image, codec, metric): curve for metric, curve in sweep.items()})
     for record in records:
         for codec in baselines:
             record[codec] = at_bpp(curves[(record["image"], codec, "psnr")], record["bpp"])
-            record[f"{codec}_ms_ssim"] = at_bpp(curves[(record["image"], codec, "ms_ssim")], record["bpp"])
+            if with_ms_ssim:
+                record[f"{codec}_ms_ssim"] = at_bpp(curves[(record["image"], codec, "ms_ssim")], record["bpp"])
     return curves
 
 
@@ -246,8 +248,9 @@ def report(args: argparse.Namespace) -> None:
 
     records = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines() if line.strip()]
     baselines = [c for c in BASELINES if c != "avif" or features.check("avif")]
-    curves = _matched(records, baselines)
-    _file_ms_ssim(records, args.work)
+    curves = _matched(records, baselines, args.ms_ssim)
+    if args.ms_ssim:
+        _file_ms_ssim(records, args.work)
     images = sorted({r["image"] for r in records})
     series: dict[str, list[tuple[float, float]]] = {}
     rows = _mean_rows(records, baselines, series)
@@ -257,7 +260,7 @@ def report(args: argparse.Namespace) -> None:
                                                  [p for p in curves[(image, codec, metric)] if 0.03 <= p[0] <= 1.2])
                                          for image in images])) for codec in baselines}
 
-    bd, bd_ms_ssim = mean_bd("psnr"), mean_bd("ms_ssim")
+    bd = mean_bd("psnr")
     in_goal = [r for r in records if 0.2 <= r["target_bpp"] <= 0.5 and np.isfinite(r["webp"])]
     for name, points in PUBLISHED.items():
         series[name] = points
@@ -286,13 +289,11 @@ def report(args: argparse.Namespace) -> None:
         "range both cover, then averaged): "
         + ", ".join(f"{c.upper()} {bd[c]:+.1f} %" for c in baselines) + ".",
         "",
-        "MS-SSIM (Wang et al. 2003, five scales, RGB channels averaged; `inrkit.metrics.ms_ssim`) in dB, "
-        "−10·log10(1 − MS-SSIM), of the decoded 8-bit images; baselines at matched bpp as above:",
-        "",
-        *_ms_ssim_rows(records, baselines),
-        "",
-        "BD-rate in MS-SSIM dB: " + ", ".join(f"{c.upper()} {bd_ms_ssim[c]:+.1f} %" for c in baselines) + ".",
-        "",
+        *(["MS-SSIM (Wang et al. 2003, five scales, RGB channels averaged; `inrkit.metrics.ms_ssim`) in dB, "
+           "−10·log10(1 − MS-SSIM), of the decoded 8-bit images; baselines at matched bpp as above:", "",
+           *_ms_ssim_rows(records, baselines), "",
+           "BD-rate in MS-SSIM dB: " + ", ".join(f"{c.upper()} {v:+.1f} %" for c, v in mean_bd("ms_ssim").items()) + ".",
+           ""] if args.ms_ssim else []),
         "Per encode:",
         "",
         *_image_rows(records, baselines),
@@ -323,6 +324,8 @@ def main() -> None:
     summary = commands.add_parser("report", help="baselines, BD-rates, BENCHMARKS.md section and plot")
     summary.add_argument("--plot", default=str(ROOT / "benchmarks" / "codec_rd.png"))
     summary.add_argument("--notes", type=Path, help="a markdown file appended to the section (other measurements)")
+    summary.add_argument("--ms-ssim", action="store_true",
+                         help="MS-SSIM too (about 1 s per decode in float64 on a 2-core CPU: most of an hour for 12 images)")
     for command in (run, summary):
         command.add_argument("--work", type=Path, default=WORK)
     args = parser.parse_args()
