@@ -33,12 +33,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from bench_common import ROOT, write_section
 from bench_compress import at_bpp, codec_curves, psnr8
 
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from inrkit.export.latent_codec import DecodedImage
 
 KODAK = Path("/work/shared/data/image/kodak")
 WORK = Path("/tmp/inrkit-bench-codec")
@@ -53,6 +57,16 @@ def load_uint8(name: str) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB"))
+
+
+def encode_path(work: Path, image: str, rate: float, seconds: float) -> Path:
+    """The ``.inrz`` file ``encode`` writes for one image, target rate and budget."""
+    return work / f"{image}-{rate:g}-{seconds:g}s.inrz"
+
+
+def decoded_pixels(decoded: DecodedImage) -> np.ndarray:
+    """A decoded latent file's image as the 8-bit ``(H, W, 3)`` array it stands for."""
+    return np.round(decoded.image.clamp(0, 1).numpy() * 255).astype(np.uint8)
 
 
 def _commit() -> str:
@@ -71,7 +85,7 @@ def encode(args: argparse.Namespace) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     target = load_uint8(args.image)
     for rate in args.rates:
-        out = args.work / f"{args.image}-{rate:g}-{args.seconds:g}s.inrz"
+        out = encode_path(args.work, args.image, rate, args.seconds)
         report = compress(KODAK / f"{args.image}.png", out, codec="latent", target_bpp=rate, seconds=args.seconds,
                           complexity=args.complexity, quiet=True, threads=args.threads)
         times = []
@@ -79,7 +93,7 @@ def encode(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             decoded = load(out)
             times.append(time.perf_counter() - started)
-        pixels = np.round(decoded.image.clamp(0, 1).numpy() * 255).astype(np.uint8)
+        pixels = decoded_pixels(decoded)
         record = {"image": args.image, "target_bpp": rate, "seconds_budget": args.seconds, "complexity": args.complexity,
                   "bpp": report.bpp, "psnr": psnr8(pixels, target), "encode_s": report.encode_seconds,
                   "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
@@ -158,9 +172,8 @@ def _file_ms_ssim(records: list[dict], work: Path) -> None:
     from inrkit.export import load
 
     for record in records:
-        decoded = load(work / f"{record['image']}-{record['target_bpp']:g}-{record['seconds_budget']:g}s.inrz")
-        pixels = np.round(decoded.image.clamp(0, 1).numpy() * 255).astype(np.uint8)
-        record["ms_ssim"] = ms_ssim8(pixels, load_uint8(record["image"]))
+        decoded = load(encode_path(work, record["image"], record["target_bpp"], record["seconds_budget"]))
+        record["ms_ssim"] = ms_ssim8(decoded_pixels(decoded), load_uint8(record["image"]))
 
 
 def _matched(records: list[dict], baselines: list[str], with_ms_ssim: bool) -> dict[tuple[str, str, str], list]:
