@@ -1,5 +1,5 @@
-"""Rate–distortion benchmark of the latent image codec (``--codec latent``) on Kodak 768×512 against JPEG, WebP
-and AVIF (Pillow, measured in the same run), with BD-rates, decode times and the decoder's MAC/pixel.
+"""Rate–distortion benchmark of the latent image codec (``--codec latent``) on Kodak 768×512 against JPEG, WebP,
+AVIF and HEVC intra (measured in the same run), with BD-rates, decode times and the decoder's MAC/pixel.
 
 No protocol: the latent codec's target-bpp encodes and BD-rates are not a fit protocol (SIREN weight
 compression on Kodak is the ``coin-kodak`` protocol, ``scripts/bench_compress.py``).
@@ -16,8 +16,9 @@ parts that each fit a 10-minute slot of the shared lock, appending to ``--work/r
 read, check, decode latents, synthesise the image) and the median time kept. Rate = 8 × file bytes / pixels
 (every byte: container, header, networks, latents); PSNR of the decoded 8-bit image against the 8-bit original;
 with ``report --ms-ssim``, MS-SSIM (:func:`inrkit.metrics.ms_ssim`, in dB) of each file decoded again.
-``report``: JPEG (``optimize=True``, 4:2:0), WebP (``method=6``) and AVIF (Pillow's default speed) swept over
-quality on the same images; a codec's PSNR at each of our points is read off its per-image curve at our
+``report``: JPEG (``optimize=True``, 4:2:0), WebP (``method=6``), AVIF (Pillow's default speed; if Pillow has
+it) and HEVC intra (x265 4:4:4 tuned for PSNR through ``pillow-heif``, BPG's coding tool in a HEIF file; if
+installed) swept over quality on the same images; a codec's PSNR at each of our points is read off its per-image curve at our
 per-image bpp (linear interpolation: "matched bpp"); BD-rate (Bjøntegaard: cubic fit of log-rate against PSNR,
 integrated over the overlapping PSNR range) of our points against each codec's curve, per image, then averaged;
 the same for MS-SSIM on the same decodes with ``--ms-ssim``.
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 KODAK = Path("/work/shared/data/image/kodak")
 WORK = Path("/tmp/inrkit-bench-codec")
-BASELINES = ("jpeg", "webp", "avif")
+QUALITIES = {"jpeg": range(0, 101), "webp": range(0, 101), "avif": range(0, 101, 4), "hevc": range(0, 101, 4)}
 PUBLISHED = {  # mean PSNR on the 24 Kodak images (issue 17's table): context only
     "Cool-Chic 5.0.1 (published)": [(0.1, 28.06), (0.2, 30.54), (0.3, 32.33), (0.5, 34.74)],
     "C3 (published)": [(0.1, 27.35), (0.2, 29.98), (0.3, 31.70), (0.5, 34.22)],
@@ -143,7 +144,7 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
         draw.text((x - 28, y - 6), f"{tick}", fill="black")
     draw.text((left + 200, height - 25), "bits per pixel (mean over the images)", fill="black")
     draw.text((5, top), "PSNR dB", fill="black")
-    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f", "#bcbd22", "#17becf"]
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e"]
     for index, (name, points) in enumerate(series.items()):
         colour = colours[index % len(colours)]
         inside = [xy(b, p) for b, p in sorted(points) if x_range[0] <= b <= x_range[1] and y_range[0] <= p <= y_range[1]]
@@ -184,8 +185,7 @@ def _matched(records: list[dict], baselines: list[str], with_ms_ssim: bool) -> d
     curves = {}
     for image in sorted({r["image"] for r in records}):
         for codec in baselines:
-            sweep = codec_curves(load_uint8(image), codec, range(0, 101) if codec != "avif" else range(0, 101, 4),
-                                 metrics)
+            sweep = codec_curves(load_uint8(image), codec, QUALITIES[codec], metrics)
             curves.update({(image, codec, metric): curve for metric, curve in sweep.items()})
     for record in records:
         for codec in baselines:
@@ -254,13 +254,23 @@ def _image_rows(records: list[dict], baselines: list[str]) -> list[str]:
     return rows
 
 
+def available_baselines() -> list[str]:
+    """The codecs of :data:`QUALITIES` this machine can run: AVIF if Pillow was built with it, HEVC if
+    ``pillow-heif`` is installed (the ``bench`` extra)."""
+    import importlib.util
+
+    from PIL import features
+
+    return [c for c in QUALITIES if (c != "avif" or features.check("avif"))
+            and (c != "hevc" or importlib.util.find_spec("pillow_heif") is not None)]
+
+
 def report(args: argparse.Namespace) -> None:
     import PIL
     import torch
-    from PIL import features
 
     records = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines() if line.strip()]
-    baselines = [c for c in BASELINES if c != "avif" or features.check("avif")]
+    baselines = available_baselines()
     curves = _matched(records, baselines, args.ms_ssim)
     if args.ms_ssim:
         _file_ms_ssim(records, args.work)
@@ -338,7 +348,7 @@ def main() -> None:
     summary.add_argument("--plot", default=str(ROOT / "benchmarks" / "codec_rd.png"))
     summary.add_argument("--notes", type=Path, help="a markdown file appended to the section (other measurements)")
     summary.add_argument("--ms-ssim", action="store_true",
-                         help="MS-SSIM too (about 1 s per decode in float64 on a 2-core CPU: most of an hour for 12 images)")
+                         help="MS-SSIM too (about 0.15 s per decode on one core: about 10 minutes more for 12 images)")
     for command in (run, summary):
         command.add_argument("--work", type=Path, default=WORK)
     args = parser.parse_args()
