@@ -18,7 +18,7 @@ set so that any internal error surfaces as an exception) and a small render (an 
 Inputs come from structure-aware mutators (:class:`Mutator`) applied to seed files that the script makes
 itself (:func:`make_seeds`: tiny fields of several presets fitted for a few steps, a radiance field, each
 compressed with several coders, bit widths and schemes, and the 8×8 image coded with the latent codec, format
-version 3, whose ``latent`` section and stream the mutators edit like a tensor's): they edit header JSON values (numbers at and
+version 4, whose ``latent`` section and stream the mutators edit like a tensor's): they edit header JSON values (numbers at and
 beyond their limits, wrong types, deleted keys, values crossed over from other seeds), tensor-table
 entries (coder, model parameters, bits, storage), and payload streams (bit flips, cut, padded, zeroed or
 swapped between tensors), then re-pack the file with valid checksums so that the deeper checks are

@@ -335,10 +335,10 @@ def test_parameters_of_a_coder_that_takes_none_are_refused(tmp_path):
     refuse(path, "takes no parameters")
 
 
-# -- the latent codec's section (format version 3) -------------------------------------------------------
+# -- the latent codec's section (format version 4) -------------------------------------------------------
 @pytest.fixture(scope="module")
 def latent_file() -> bytes:
-    """An untrained latent field of a 12×16 image, coded (version 3)."""
+    """An untrained latent field of a 12×16 image, coded (version 4)."""
     from inrkit.api.latent_compress import latent_config
     from inrkit.export import latent_codec
     from inrkit.fields import LatentField
@@ -357,7 +357,7 @@ def test_latent_file_claiming_64_megapixels_with_a_short_stream_is_refused_befor
     path = tmp_path / "huge.inrz"
     header, payload = inrz.unpack(latent_file)
     grow(header)
-    path.write_bytes(inrz.pack(header, payload, version=3))
+    path.write_bytes(inrz.pack(header, payload, version=4))
     refuse_cheaply(path, "latent stream has .* bytes, fewer than", seconds=2.0)
 
 
@@ -366,13 +366,12 @@ def test_latent_and_weights_headers_must_match_their_format_version(latent_file,
     (tmp_path / "v1.inrz").write_bytes(inrz.pack(header, payload, version=1))
     refuse(tmp_path / "v1.inrz", "codec 'latent' does not match format version 1")
     header, payload = inrz.unpack(siren)
-    for version in (2, 3):
-        (tmp_path / f"v{version}.inrz").write_bytes(inrz.pack(header, payload, version=version))
-        refuse(tmp_path / f"v{version}.inrz", f"codec 'weights' does not match format version {version}")
+    (tmp_path / "v4.inrz").write_bytes(inrz.pack(header, payload, version=4))
+    refuse(tmp_path / "v4.inrz", "codec 'weights' does not match format version 4")
     assert load_bytes(siren, tmp_path / "v1-weights.inrz").field is not None  # version-1 files still decode
-    assert load_bytes(latent_file, tmp_path / "v3-latent.inrz").image is not None
-    (tmp_path / "v4.inrz").write_bytes(latent_file[:8] + b"\x04" + latent_file[9:])
-    refuse(tmp_path / "v4.inrz", "format version 4; this inrkit reads versions 1 to 3")
+    assert load_bytes(latent_file, tmp_path / "v4-latent.inrz").image is not None
+    (tmp_path / "v5.inrz").write_bytes(latent_file[:8] + b"\x05" + latent_file[9:])
+    refuse(tmp_path / "v5.inrz", "format version 5; this inrkit reads versions 1 and 4")
 
 
 @pytest.mark.parametrize("cut", [0, 5, 17, 18, 40, -30, -5, -1])

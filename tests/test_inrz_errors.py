@@ -268,5 +268,4 @@ def test_header_dictionaries_are_frozen():
 
     assert hashlib.sha256(inrz.HEADER_DICTIONARY).hexdigest()[:16] == "b00d9e1a2a305359"
     assert hashlib.sha256(inrz.LATENT_HEADER_DICTIONARY).hexdigest()[:16] == "581490ece006daf5"
-    assert inrz.HEADER_DICTIONARIES == {1: inrz.HEADER_DICTIONARY, 2: inrz.HEADER_DICTIONARY,
-                                        3: inrz.LATENT_HEADER_DICTIONARY}
+    assert inrz.HEADER_DICTIONARIES == {1: inrz.HEADER_DICTIONARY, 4: inrz.LATENT_HEADER_DICTIONARY}

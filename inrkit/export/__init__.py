@@ -1,6 +1,6 @@
 """Codecs as pure encode/decode: the ``.inrz`` container, quantisation and entropy coding of a fitted field's
 weights (:mod:`~inrkit.export.codec`), and the latent image codec (:mod:`~inrkit.export.latent_codec`: latent
-grids coded with an autoregressive model, ``.inrz`` format version 3).
+grids coded with an autoregressive model, ``.inrz`` format version 4).
 
 The compress/decompress workflows (open a run, measure, fine-tune, write) are :mod:`inrkit.api.compress`,
 also reachable here as ``inrkit.export.compress``, ``inrkit.export.decompress`` and ``inrkit.export.load``.

@@ -4,7 +4,7 @@ Layout (little-endian)::
 
     offset  size  content
     0       8     magic  b"\\x89INRZ\\r\\n\\x1a"  (high bit, name, CR-LF, ^Z: catches text-mode mangling)
-    8       2     format version (uint16): 1, 2 or 3 (below)
+    8       2     format version (uint16): 1 or 4 (below)
     10      4     H = header length in bytes (uint32)
     14      4     CRC32 of the header bytes
     18      H     header: JSON (UTF-8, compact), raw deflate with the version's preset dictionary (below)
@@ -13,14 +13,15 @@ Layout (little-endian)::
     26+H    P     payload: per tensor, in header order, [float32 steps if per-channel] + coded codes
     26+H+P        end of file (trailing bytes are an error)
 
-Versions (all have this layout; this reader reads all three):
+Versions (all have this layout):
 
 * 1 — the weights codec (:mod:`inrkit.export.codec`); header dictionary :data:`HEADER_DICTIONARY`.
   Weights files are still written as version 1, so earlier readers keep reading them.
-* 2 — the latent image codec's first files (:mod:`inrkit.export.latent_codec`): the header adds
-  ``"codec": "latent"`` and a ``latent`` section, and the payload ends with the latent stream; same dictionary.
-* 3 — the latent codec's current files: the same, with a compact tensor table (see the latent codec) and the
-  header dictionary :data:`LATENT_HEADER_DICTIONARY`.
+* 4 — the latent image codec (:mod:`inrkit.export.latent_codec`): the header adds ``"codec": "latent"``, a
+  ``latent`` section and a compact tensor table, and the payload ends with the latent stream; header dictionary
+  :data:`LATENT_HEADER_DICTIONARY`.
+* 2 and 3 — the latent codec's development files (before its refinement's ReLU moved after the residual sum:
+  :mod:`inrkit.fields.synthesis`). They are refused with one line; their images would decode wrong.
 
 The header holds the field config, the signal's description (for rendering), optional metrics,
 for radiance fields the run's ``turntable`` orbit (checked by :func:`check_turntable`), and the
@@ -32,7 +33,7 @@ entropy coder with its parameters.
 The deflate stream uses a fixed preset dictionary (:data:`HEADER_DICTIONARY`, JSON fragments every
 header repeats: keys, preset configs, the tensor-table vocabulary), so a small field's header costs
 about 200 bytes instead of 600: at 0.3 bpp on a 256×256 image that is 0.025 bpp instead of 0.07.
-Version 3's dictionary (:data:`LATENT_HEADER_DICTIONARY`) is version 1's followed by the latent codec's
+Version 4's dictionary (:data:`LATENT_HEADER_DICTIONARY`) is version 1's followed by the latent codec's
 vocabulary. A version's dictionary is part of that format version and never changes within it.
 
 Reading validates every length, count, shape and checksum against fixed limits before allocating
@@ -83,9 +84,9 @@ HEADER_DICTIONARY = (
     b'{"name":"network.hidden.3.linear.weight","shape":[64,64],"dtype":"float32","storage":"quantized","bits":8,'
     b'"scheme":"tensor","coder":"range","params":{"model":"adaptive","min":-127,"alphabet":255},"step":0.001,"length":'
 )
-# Format version 3's deflate dictionary: version 1's, then the latent codec's vocabulary (its header keys, the
-# field configs of its three complexity presets at 768×512, the signal of an 8-bit RGB image, compact tensor
-# entries). NEVER edit it: files written with it must stay readable. Most common fragments last, as above.
+# Format version 4's deflate dictionary (version 3's before it): version 1's, then the latent codec's vocabulary
+# (its header keys, the field configs of its three complexity presets at 768×512, the signal of an 8-bit RGB
+# image, compact tensor entries). NEVER edit it: files written with it must stay readable. Most common fragments last, as above.
 LATENT_HEADER_DICTIONARY = HEADER_DICTIONARY + (
     b'["gaussian",0.0,1.0,0.01,0],["recent",-127,255,0.01,0],["uniform",-1,3,0.01,0],["laplace",0.0,1.0,0.01,0],'
     b'"height":768,"width":512,"channels":1,'
@@ -105,8 +106,9 @@ LATENT_HEADER_DICTIONARY = HEADER_DICTIONARY + (
     b'"latent":{"bits":8,"max_abs":1,"length":'
     b'["adaptive",-15,31,0.0'
 )
-HEADER_DICTIONARIES = {1: HEADER_DICTIONARY, 2: HEADER_DICTIONARY, 3: LATENT_HEADER_DICTIONARY}  # by format version
+HEADER_DICTIONARIES = {1: HEADER_DICTIONARY, 4: LATENT_HEADER_DICTIONARY}  # by format version
 VERSIONS = tuple(HEADER_DICTIONARIES)
+RETIRED_VERSIONS = (2, 3)  # the latent codec's development files (module docstring)
 _PAYLOAD_PREFIX = struct.Struct("<II")  # payload length, payload crc
 
 
@@ -148,8 +150,11 @@ def _check_prefix(data: bytes, name: str) -> int:
     magic, version, header_length, _ = _PREFIX.unpack_from(data)
     if magic != MAGIC:
         raise InrkitError(f"{name} is not an .inrz file (wrong magic bytes)")
+    if version in RETIRED_VERSIONS:
+        raise InrkitError(f"{name} has .inrz format version {version}, a latent file from a development version of "
+                          "inrkit whose synthesis this inrkit no longer computes (encode the image again)")
     if version not in VERSIONS:
-        raise InrkitError(f"{name} has .inrz format version {version}; this inrkit reads versions 1 to 3")
+        raise InrkitError(f"{name} has .inrz format version {version}; this inrkit reads versions 1 and 4")
     if header_length > MAX_HEADER_BYTES:
         raise InrkitError(f"{name} claims a {header_length}-byte header, above the {MAX_HEADER_BYTES}-byte limit")
     return header_length

@@ -1,4 +1,4 @@
-"""The latent codec: a :class:`~inrkit.fields.latent_field.LatentField` to ``.inrz`` bytes (format version 3) and back.
+"""The latent codec: a :class:`~inrkit.fields.latent_field.LatentField` to ``.inrz`` bytes (format version 4) and back.
 
 File contents (see :mod:`inrkit.export.inrz` for the container)::
 
@@ -12,11 +12,10 @@ weights codec's table entry (:mod:`inrkit.export.codec`) has that the config doe
 ``params`` as the model's name and two numbers (:data:`MODEL_PARAMETERS`: ``min, alphabet`` or ``mean, scale``),
 the step Δ and the byte length. The rest (name, shape, dtype, ``quantized`` storage, ``tensor`` scheme,
 ``range`` coder, the ``b`` bits shared by all) is filled in from the config and the ``latent`` section, and the
-full table is then checked as the weights codec checks its own, before anything is allocated. Version-2 files
-(no ``bits`` in the ``latent`` section) hold the full table and are read as before. With version 3's dictionary
-(:data:`inrkit.export.inrz.LATENT_HEADER_DICTIONARY`) and steps of :data:`STEP_DIGITS` digits, the header of a
+full table is then checked as the weights codec checks its own, before anything is allocated. With the format's
+dictionary (:data:`inrkit.export.inrz.LATENT_HEADER_DICTIONARY`) and steps of :data:`STEP_DIGITS` digits, the header of a
 768×512 image (medium preset) deflates to about 170–210 bytes (kodim03: 167 after 3 steps, 208 after 60 s at
-0.06 bpp; version 2 wrote 426 and 482 for the same fields).
+0.06 bpp; the full table would take 426 and 482).
 
 **Latents.** Every latent is ``round(clamp(G·y, −127, 127))`` (G the encoder gain,
 :mod:`inrkit.encodings.latent_grids`); ``L`` is the largest magnitude (1 … 127). They are coded in
@@ -62,8 +61,8 @@ from inrkit.fields.latent_field import LatentField, is_latent_config
 from inrkit.version import __version__
 
 CODEC = "latent"
-VERSION = 3
-# The two numbers of each range-coder model's params (inrkit.export.entropy), in a version-3 table entry's order
+VERSION = 4
+# The two numbers of each range-coder model's params (inrkit.export.entropy), in a compact table entry's order
 MODEL_PARAMETERS = {"adaptive": ("min", "alphabet"), "recent": ("min", "alphabet"), "uniform": ("min", "alphabet"),
                     "laplace": ("mean", "scale"), "gaussian": ("mean", "scale")}
 HEADER_ESTIMATE_BYTES = 200  # a latent file's header (deflated JSON), counted in the rate while training
@@ -283,7 +282,7 @@ def choose_network_bits(field: LatentField, target: torch.Tensor, lmbda: float) 
 @dataclass
 class DecodedImage:
     """A decoded latent file: the field (networks and integer latents loaded), its image ``(H, W, C)`` in
-    [0, 1] (float32, unclamped), the header (its tensor table in full, as version 2 holds it)."""
+    [0, 1] (float32, unclamped), the header (its tensor table in full: :func:`_full_table`)."""
 
     field: LatentField
     image: torch.Tensor
@@ -336,9 +335,6 @@ def _check_config(header: dict[str, Any]) -> tuple[dict[str, Any], LatentField]:
     config = header.get("field")
     require(is_latent_config(config), "header field is not a latent field config")
     check_numbers(config, "header field config")
-    require(isinstance(config.get("network"), dict) and "n_refine" in config["network"],
-            "header synthesis has no n_refine: the file comes from the latent codec's first development version, "
-            "which this inrkit does not decode (encode the image again)")
     encoding = config["encoding"]
     for key in ("height", "width"):
         require(is_int(encoding.get(key), 1, MAX_SIDE), f"header latent grid {key} must be an integer in 1..{MAX_SIDE}")
@@ -359,13 +355,13 @@ def _check_config(header: dict[str, Any]) -> tuple[dict[str, Any], LatentField]:
 
 
 def _compact_entry(entry: dict[str, Any]) -> list[Any]:
-    """A version-3 table entry ``[model, p, q, step, length]`` of a weights-codec table entry (module docstring)."""
+    """A compact table entry ``[model, p, q, step, length]`` of a weights-codec table entry (module docstring)."""
     params = entry["params"]
     return [params["model"], *(params[key] for key in MODEL_PARAMETERS[params["model"]]), entry["step"], entry["length"]]
 
 
 def _full_table(table: Any, bits: Any, expected: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-    """A version-3 table with what the config (``expected``: its meta-device tensors) and the ``bits`` fix filled
+    """A compact table with what the config (``expected``: its meta-device tensors) and the ``bits`` fix filled
     in: the weights codec's table, for :func:`~inrkit.export.codec.check_table` to check in full."""
     require(is_int(bits, MIN_BITS, MAX_BITS), f"header latent bits must be an integer in {MIN_BITS}..{MAX_BITS}")
     require(isinstance(table, list) and len(table) == len(expected),
@@ -373,7 +369,7 @@ def _full_table(table: Any, bits: Any, expected: dict[str, torch.Tensor]) -> lis
     full = []
     for entry, (name, tensor) in zip(table, expected.items(), strict=True):
         require(isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str) and entry[0] in MODEL_PARAMETERS,
-                f"tensor {name}: a version-3 table entry must be [model, parameter, parameter, step, length]")
+                f"tensor {name}: a table entry must be [model, parameter, parameter, step, length]")
         model, first, second, step, length = entry
         full.append({"name": name, "shape": list(tensor.shape), "dtype": dtype_name(tensor), "storage": "quantized",
                      "bits": bits, "scheme": "tensor", "coder": "range",
@@ -396,9 +392,7 @@ def decode(header: dict[str, Any], payload: bytes) -> DecodedImage:
     require(length >= 4 * min_stream_words(n_latents),
             f"latent stream has {length} bytes, fewer than the {4 * min_stream_words(n_latents)} of {n_latents:,} latents")
     expected = _Networks(skeleton).state_dict()
-    table = header.get("tensors")
-    if "bits" in section:  # version 3: the compact table
-        table = _full_table(table, section["bits"], expected)
+    table = _full_table(header.get("tensors"), section.get("bits"), expected)
     offsets = check_table(table, expected, set(), frozenset(), len(payload) - length)
     with torch.random.fork_rng(devices=[]):
         field = LatentField(config)

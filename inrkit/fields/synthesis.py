@@ -5,16 +5,18 @@ For the K latent features ``z(p)`` of pixel ``p`` (:mod:`inrkit.encodings.latent
     h_0 = z(p)                                      # (K,)
     h_i = ReLU(A_i h_{i−1} + a_i),  i = 1 … L       # n_neurons each (n_hidden_layers = L)
     m(p) = B h_L + b                                # (C,)  the per-pixel prediction
-    u_0 = m;  u_j = u_{j−1} + φ_j(R_j ⋆ u_{j−1} + r_j),  j = 1 … J     # 3×3 convolutions over the C-channel
+    u_0 = m;  u_j = φ_j(u_{j−1} + R_j ⋆ u_{j−1} + r_j),  j = 1 … J     # 3×3 convolutions over the C-channel
     x̂ = u_J                                         #   image, replicate padding; φ_j = ReLU but φ_J = identity
 
 (``n_refine`` = J, 0 … :data:`MAX_REFINE`.) Cool-Chic's synthesis has the same shape: one hidden 1×1 layer
 (8 / 16 / 48 wide in its low / medium / high presets), a linear 1×1 layer to the C channels, then two 3×3
-residual convolutions, the first with a ReLU. ``b`` starts at ½ (the middle of the [0, 1] image range),
-every ``R_j`` at zero, ``r_J`` at zero and the other ``r_j`` at :data:`REFINE_RELU_BIAS` (so their ReLU
-passes gradient from the start; on a 256² Kodak crop this deterministic start was 0.2–0.6 dB better at
-equal rate than ``R_j ~ N(0, 0.05²)``, whose outcome varied with the seed), so
-an untrained field is about grey. Cost in multiplications per pixel: ``K·n + (L−1)·n² + n·C + J·9·C²``.
+residual convolutions, the first followed by a ReLU after the residual sum. ``b`` starts at ½ (the middle of
+the [0, 1] image range) and every ``R_j``, ``r_j`` at zero (Cool-Chic's start for residual layers), so an
+untrained field is about grey and each refinement starts as ``u_j = ReLU(u_{j−1})``: the identity on an image
+in [0, 1] that passes gradient wherever a pixel is positive. (A ReLU inside the residual branch,
+``u_{j−1} + ReLU(R_j ⋆ u_{j−1} + r_j)``, has no such anchor: started at a bias of 0.01, the first optimiser
+step moved the biases by ±lr = 0.02 and two of the three channels never passed gradient again; on kodim03
+and kodim05 the whole branch ended at zero.) Cost in multiplications per pixel: ``K·n + (L−1)·n² + n·C + J·9·C²``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from inrkit.backends import cpu_conv, cpu_mlp
 from inrkit.errors import ConfigError, Rule, check_section
 
 MAX_REFINE = 3
-REFINE_RELU_BIAS = 0.01  # the ReLU refinements' starting bias: their branch is live (ReLU'(0.01) = 1) at zero weights
 SYNTHESIS_SCHEMA = {"n_neurons": Rule("int", 1, 256), "n_hidden_layers": Rule("int", 1, 8),
                     "n_refine": Rule("int", 0, MAX_REFINE)}
 
@@ -51,9 +52,9 @@ class Synthesis(nn.Module):
             self.output.bias.fill_(0.5)
         n_refine = int(config.get("n_refine", 2))
         self.refine = nn.ModuleList(nn.Conv2d(n_output_dims, n_output_dims, 3) for _ in range(n_refine))
-        for index, conv in enumerate(self.refine):
+        for conv in self.refine:
             nn.init.zeros_(conv.weight)
-            nn.init.constant_(conv.bias, 0.0 if index == n_refine - 1 else REFINE_RELU_BIAS)
+            nn.init.zeros_(conv.bias)
         self.n_output_dims = n_output_dims
 
     def pointwise(self, features: torch.Tensor) -> torch.Tensor:
@@ -78,11 +79,12 @@ class Synthesis(nn.Module):
 
     def refine_step(self, index: int, patches: torch.Tensor) -> torch.Tensor:
         """Refinement ``index`` (``j − 1``) at the centres of ``(N, C, 3, 3)`` patches of ``u_{j−1}`` → ``(N, C)``."""
-        return patches[:, :, 1, 1] + self._activated(index, self.refine[index](patches)[:, :, 0, 0])
+        return self._activated(index, patches[:, :, 1, 1] + self.refine[index](patches)[:, :, 0, 0])
 
-    def _activated(self, index: int, branch: torch.Tensor) -> torch.Tensor:
-        """``φ_j`` of refinement ``index`` (``j − 1``): ReLU, except the identity for the last one."""
-        return torch.relu(branch) if index < len(self.refine) - 1 else branch
+    def _activated(self, index: int, residual_sum: torch.Tensor) -> torch.Tensor:
+        """``φ_j`` of refinement ``index`` (``j − 1``) on ``u_{j−1} + R_j ⋆ u_{j−1} + r_j``: ReLU, except the
+        identity for the last one."""
+        return torch.relu(residual_sum) if index < len(self.refine) - 1 else residual_sum
 
     def refined(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` per-pixel predictions ``m`` → the refined image ``x̂`` (replicate padding), same shape:
@@ -92,7 +94,7 @@ class Synthesis(nn.Module):
             return self.reference_refined(image)
         planes = image[0].contiguous()
         for index, conv in enumerate(self.refine):
-            planes = planes + self._activated(index, cpu_conv.conv3x3_replicate(planes, conv))
+            planes = self._activated(index, planes + cpu_conv.conv3x3_replicate(planes, conv))
         return planes[None]
 
     def reference_refined(self, image: torch.Tensor) -> torch.Tensor:
@@ -100,7 +102,7 @@ class Synthesis(nn.Module):
         backward 2× faster so."""
         image = image.contiguous(memory_format=torch.channels_last)
         for index, conv in enumerate(self.refine):
-            image = image + self._activated(index, conv(F.pad(image, (1, 1, 1, 1), mode="replicate")))
+            image = self._activated(index, image + conv(F.pad(image, (1, 1, 1, 1), mode="replicate")))
         return image
 
     def dense(self, features: torch.Tensor) -> torch.Tensor:
