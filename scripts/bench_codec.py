@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -177,16 +178,25 @@ def _file_ms_ssim(records: list[dict], work: Path) -> None:
         record["ms_ssim"] = ms_ssim8(decoded_pixels(decoded), load_uint8(record["image"]))
 
 
+def _sweep(job: tuple[str, str, bool]) -> dict[str, list[tuple[float, float]]]:
+    """One ``(image, codec, with_ms_ssim)`` quality sweep (a worker process: one thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    image, codec, with_ms_ssim = job
+    return codec_curves(load_uint8(image), codec, QUALITIES[codec],
+                        {"psnr": psnr8, **({"ms_ssim": ms_ssim8} if with_ms_ssim else {})})
+
+
 def _matched(records: list[dict], baselines: list[str], with_ms_ssim: bool) -> dict[tuple[str, str, str], list]:
     """Every baseline's per-image (bpp, PSNR) curves and, ``with_ms_ssim``, (bpp, MS-SSIM dB) ones, keyed
     ``(image, codec, metric)``; each record gets every baseline's PSNR (``record[codec]``) and MS-SSIM
     (``record[codec + "_ms_ssim"]``) at its bpp (in place)."""
-    metrics = {"psnr": psnr8, **({"ms_ssim": ms_ssim8} if with_ms_ssim else {})}
-    curves = {}
-    for image in sorted({r["image"] for r in records}):
-        for codec in baselines:
-            sweep = codec_curves(load_uint8(image), codec, QUALITIES[codec], metrics)
-            curves.update({(image, codec, metric): curve for metric, curve in sweep.items()})
+    jobs = [(image, codec, with_ms_ssim) for image in sorted({r["image"] for r in records}) for codec in baselines]
+    with mp.get_context("spawn").Pool(os.cpu_count()) as pool:
+        sweeps = pool.map(_sweep, jobs)
+    curves = {(image, codec, metric): curve for (image, codec, _), sweep in zip(jobs, sweeps, strict=True)
+              for metric, curve in sweep.items()}
     for record in records:
         for codec in baselines:
             record[codec] = at_bpp(curves[(record["image"], codec, "psnr")], record["bpp"])
