@@ -21,7 +21,8 @@ it) and HEVC intra (x265 4:4:4 tuned for PSNR through ``pillow-heif``, BPG's cod
 installed) swept over quality on the same images; a codec's PSNR at each of our points is read off its per-image curve at our
 per-image bpp (linear interpolation: "matched bpp"); BD-rate (Bjøntegaard: cubic fit of log-rate against PSNR,
 integrated over the overlapping PSNR range) of our points against each codec's curve, per image, then averaged;
-the same for MS-SSIM on the same decodes with ``--ms-ssim``.
+the same for MS-SSIM on the same decodes with ``--ms-ssim``. The records with their baselines' matched values go
+to ``--work/report.jsonl``.
 """
 
 from __future__ import annotations
@@ -342,6 +343,7 @@ def report(args: argparse.Namespace) -> None:
     if args.notes:
         lines += [args.notes.read_text().strip(), ""]
     write_section("\n".join(lines), "latent-codec")
+    (args.work / "report.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))  # with the matched baselines
     print("\n".join(lines))
 
 
