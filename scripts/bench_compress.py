@@ -63,6 +63,10 @@ def codec_curves(image: np.ndarray, codec: str, qualities: range,
     decodes (sorted by bpp)."""
     from PIL import Image
 
+    if codec == "hevc":  # Pillow reads and writes HEIF once pillow-heif registers it
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
     source = Image.fromarray(image)
     points: dict[str, list[tuple[float, float]]] = {name: [] for name in metrics}
     for quality in qualities:
@@ -72,9 +76,6 @@ def codec_curves(image: np.ndarray, codec: str, qualities: range,
         elif codec == "avif":
             source.save(buffer, "AVIF", quality=quality)
         elif codec == "hevc":
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
             source.save(buffer, "HEIF", quality=quality, chroma=444, enc_params={"tune": "psnr"})
         else:
             source.save(buffer, "WEBP", quality=quality, method=6)
