@@ -229,7 +229,7 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
     steps, seconds = options.budget()
     train = TrainOptions(steps=steps, seconds=seconds, schedule=LR_SCHEDULE, eval_every=EVAL_EVERY, seed=options.seed,
                          quiet=options.quiet, threads=options.threads, device="cpu")
-    overhead = 8.0 * (latent_codec.HEADER_ESTIMATE_BYTES + 0.8 * field_.n_params)
+    overhead = 8.0 * (latent_codec.HEADER_ESTIMATE_BYTES + latent_codec.NETWORK_BYTES_PER_PARAMETER * field_.n_params)
     schedule = RateSchedule(field_, signal, options.target_bpp, overhead)
     device = torch.device("cpu")
     with restored_threads():
