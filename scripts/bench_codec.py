@@ -209,13 +209,17 @@ def _matched(records: list[dict], baselines: list[str], with_ms_ssim: bool) -> d
 GOAL_RATES = {0.2, 0.3, 0.5}  # the issue's goal range: images encoded at all of them make the mean table and curve
 
 
+def core_rates(records: list[dict]) -> set[float]:
+    """The rates of :data:`GOAL_RATES` that any record targets."""
+    return GOAL_RATES & {record["target_bpp"] for record in records}
+
+
 def core_images(records: list[dict]) -> list[str]:
-    """The images encoded at every rate of :data:`GOAL_RATES` (all images if none is)."""
+    """The images encoded at every rate of :func:`core_rates`."""
     rates: dict[str, set[float]] = {}
     for record in records:
         rates.setdefault(record["image"], set()).add(record["target_bpp"])
-    core = sorted(image for image, done in rates.items() if done >= GOAL_RATES)
-    return core or sorted(rates)
+    return sorted(image for image, done in rates.items() if done >= core_rates(records))
 
 
 def _mean_rows(records: list[dict], baselines: list[str], series: dict[str, list[tuple[float, float]]]) -> list[str]:
@@ -312,7 +316,8 @@ def report(args: argparse.Namespace) -> None:
         f"({', '.join(f'{t:g}' for t in sorted({r['target_bpp'] for r in records}))} bpp; {len(records)} encodes), "
         f"a {' / '.join(f'{b:g}' for b in budgets)} s training budget per encode on "
         f"{' / '.join(map(str, threads))} thread(s), complexity `{records[0]['complexity']}`. "
-        f"Means and the plotted curve are over the images encoded at 0.2, 0.3 and 0.5 bpp "
+        f"Means and the plotted curve are over the images encoded at "
+        f"{' and '.join(f'{t:g}' for t in sorted(core_rates(records)))} bpp "
         f"({', '.join(core_images(records))}); every encode is in the per-encode table.",
         "",
         *rows,
