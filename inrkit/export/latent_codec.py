@@ -66,8 +66,9 @@ VERSION = 4
 MODEL_PARAMETERS = {"adaptive": ("min", "alphabet"), "recent": ("min", "alphabet"), "uniform": ("min", "alphabet"),
                     "laplace": ("mean", "scale"), "gaussian": ("mean", "scale")}
 # The file's bytes besides the latents, counted in the rate while training (``--target-bpp``): measured on the
-# 36 medium-preset Kodak files at 0.1, 0.3 and 0.6 bpp (600 s encodes), the header (deflated JSON) took 237–279 bytes and the
-# coded synthesis and ARM 0.74–1.20 bytes per parameter (mean 1.07).
+# 36 medium-preset Kodak files at 0.1, 0.3 and 0.6 bpp (600 s encodes), the header (deflated JSON, with the
+# file's prefixes and checksums) took 237–279 bytes and the coded synthesis and ARM 0.74–1.20 bytes per
+# parameter (mean 1.07).
 HEADER_ESTIMATE_BYTES = 260
 NETWORK_BYTES_PER_PARAMETER = 1.1
 MAX_PIXELS = 1 << 26         # 64 megapixels: the decoder refuses larger images before allocating
