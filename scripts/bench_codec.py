@@ -5,7 +5,9 @@ No protocol: the latent codec's target-bpp encodes and BD-rates are not a fit pr
 compression on Kodak is the ``coin-kodak`` protocol, ``scripts/bench_compress.py``).
 
 The full protocol (12 images × 4+ rates × ≤ 10 min per encode) needs 8 CPU-hours; this script runs it in
-parts that each fit a 10-minute slot of the shared lock, appending to ``--work/results.jsonl``:
+parts that each fit a 10-minute slot of the shared lock, appending one record per encode to ``--results``
+(``benchmarks/latent_codec_results.jsonl``, kept in the repository so that a later report can combine rounds; the
+``.inrz`` files go to ``--work``):
 
     flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim03 --rates 0.1 0.2 --seconds 240
     flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim03 --rates 0.3 0.5 --seconds 240
@@ -14,15 +16,15 @@ parts that each fit a 10-minute slot of the shared lock, appending to ``--work/r
 ``encode``: each rate is one ``inrkit.export.compress(image, out, codec="latent", target_bpp=R, seconds=S)``
 (the default complexity, seed 0); then the file is decoded three times in this process (``inrkit.export.load``:
 read, check, decode latents, synthesise the image) and the median time kept. Rate = 8 × file bytes / pixels
-(every byte: container, header, networks, latents); PSNR of the decoded 8-bit image against the 8-bit original;
-with ``report --ms-ssim``, MS-SSIM (:func:`inrkit.metrics.ms_ssim`, in dB) of each file decoded again.
+(every byte: container, header, networks, latents); PSNR and MS-SSIM (:func:`inrkit.metrics.ms_ssim`, in dB) of the
+decoded 8-bit image against the 8-bit original.
 ``report``: JPEG (``optimize=True``, 4:2:0), WebP (``method=6``), AVIF (Pillow's default speed; if Pillow has
 it) and HEVC intra (x265 4:4:4 tuned for PSNR through ``pillow-heif``, BPG's coding tool in a HEIF file; if
 installed) swept over quality on the same images; a codec's PSNR at each of our points is read off its per-image curve at our
 per-image bpp (linear interpolation: "matched bpp"); BD-rate (Bjøntegaard: cubic fit of log-rate against PSNR,
 integrated over the overlapping PSNR range) of our points against each codec's curve, per image, then averaged;
-the same for MS-SSIM on the same decodes with ``--ms-ssim``. The records with their baselines' matched values go
-to ``--work/report.jsonl``.
+the same for MS-SSIM with ``--ms-ssim`` (over the records that hold it: records made before it was measured at encode
+time, 2026-12-02, do not). The records with their baselines' matched values go to ``--work/report.jsonl``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
 KODAK = Path("/work/shared/data/image/kodak")
 WORK = Path("/tmp/inrkit-bench-codec")
+RESULTS = ROOT / "benchmarks" / "latent_codec_results.jsonl"
 QUALITIES = {"jpeg": range(0, 101), "webp": range(0, 101), "avif": range(0, 101, 4), "hevc": range(0, 101, 4)}
 PUBLISHED = {  # mean PSNR on the 24 Kodak images (issue 17's table): context only
     "Cool-Chic 5.0.1 (published)": [(0.1, 28.06), (0.2, 30.54), (0.3, 32.33), (0.5, 34.74)],
@@ -98,11 +101,12 @@ def encode(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - started)
         pixels = decoded_pixels(decoded)
         record = {"image": args.image, "target_bpp": rate, "seconds_budget": args.seconds, "complexity": args.complexity,
-                  "bpp": report.bpp, "psnr": psnr8(pixels, target), "encode_s": report.encode_seconds,
+                  "bpp": report.bpp, "psnr": psnr8(pixels, target), "ms_ssim": ms_ssim8(pixels, target),
+                  "encode_s": report.encode_seconds,
                   "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
                   "macs_per_pixel": report.macs_per_pixel, "threads": args.threads or torch.get_num_threads(),
                   "load": os.getloadavg()[0], "commit": _commit()}
-        with open(args.work / "results.jsonl", "a") as handle:
+        with open(args.results, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
 
@@ -168,15 +172,6 @@ def ms_ssim8(a: np.ndarray, b: np.ndarray) -> float:
     from inrkit import metrics
 
     return metrics.ms_ssim_db(metrics.ms_ssim(torch.tensor(a) / 255.0, torch.tensor(b) / 255.0))
-
-
-def _file_ms_ssim(records: list[dict], work: Path) -> None:
-    """Each record's MS-SSIM (dB), from its ``.inrz`` file decoded again (in place)."""
-    from inrkit.export import load
-
-    for record in records:
-        decoded = load(encode_path(work, record["image"], record["target_bpp"], record["seconds_budget"]))
-        record["ms_ssim"] = ms_ssim8(decoded_pixels(decoded), load_uint8(record["image"]))
 
 
 def _sweep(job: tuple[str, str, bool]) -> dict[str, list[tuple[float, float]]]:
@@ -245,8 +240,10 @@ def _mean_rows(records: list[dict], baselines: list[str], series: dict[str, list
 
 
 def _ms_ssim_rows(records: list[dict], baselines: list[str]) -> list[str]:
-    """The MS-SSIM (dB) means per target rate over :func:`core_images`, ours and each baseline at matched bpp."""
+    """The MS-SSIM (dB) means per target rate over :func:`core_images` and the records that hold MS-SSIM, ours and
+    each baseline at matched bpp."""
     core = core_images(records)
+    records = [r for r in records if "ms_ssim" in r]
     rows = ["| target bpp | latent MS-SSIM dB | " + " | ".join(f"{c.upper()} at matched bpp" for c in baselines) + " |",
             "|" + "---|" * (2 + len(baselines))]
     for rate in sorted({r["target_bpp"] for r in records if r["image"] in core}):
@@ -284,17 +281,16 @@ def report(args: argparse.Namespace) -> None:
     import PIL
     import torch
 
-    records = [json.loads(line) for line in (args.work / "results.jsonl").read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
     baselines = available_baselines()
     curves = _matched(records, baselines, args.ms_ssim)
-    if args.ms_ssim:
-        _file_ms_ssim(records, args.work)
     images = sorted({r["image"] for r in records})
     series: dict[str, list[tuple[float, float]]] = {}
     rows = _mean_rows(records, baselines, series)
 
     def mean_bd(metric: str) -> dict[str, float]:  # per image over the range both cover, then averaged
-        return {codec: float(np.nanmean([bd_rate([(r["bpp"], r[metric]) for r in records if r["image"] == image],
+        return {codec: float(np.nanmean([bd_rate([(r["bpp"], r[metric]) for r in records
+                                                  if r["image"] == image and metric in r],
                                                  [p for p in curves[(image, codec, metric)] if 0.03 <= p[0] <= 1.2])
                                          for image in images])) for codec in baselines}
 
@@ -329,7 +325,10 @@ def report(args: argparse.Namespace) -> None:
         + ", ".join(f"{c.upper()} {bd[c]:+.1f} %" for c in baselines) + ".",
         "",
         *(["MS-SSIM (Wang et al. 2003, five scales, RGB channels averaged; `inrkit.metrics.ms_ssim`) in dB, "
-           "−10·log10(1 − MS-SSIM), of the decoded 8-bit images; baselines at matched bpp as above:", "",
+           "−10·log10(1 − MS-SSIM), of the decoded 8-bit images; baselines at matched bpp as above"
+           + ("" if all("ms_ssim" in r for r in records) else
+              f" (the {sum('ms_ssim' in r for r in records)} encodes whose records hold it; older records do not)")
+           + ":", "",
            *_ms_ssim_rows(records, baselines), "",
            "BD-rate in MS-SSIM dB: " + ", ".join(f"{c.upper()} {v:+.1f} %" for c, v in mean_bd("ms_ssim").items()) + ".",
            ""] if args.ms_ssim else []),
@@ -368,6 +367,7 @@ def main() -> None:
                          help="MS-SSIM too (about 0.15 s per decode on one core: about 10 minutes more for 12 images)")
     for command in (run, summary):
         command.add_argument("--work", type=Path, default=WORK)
+        command.add_argument("--results", type=Path, default=RESULTS, help="the encodes' records (JSON lines)")
     args = parser.parse_args()
     encode(args) if args.command == "encode" else report(args)
 
