@@ -3,6 +3,7 @@ row-parallel latent coding, and the whole pipeline (train → file → decode, a
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import subprocess
@@ -13,11 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from inrkit.backends import cpu_arm
 from inrkit.encodings.latent_grids import grid_shapes, soft_round
 from inrkit.errors import InrkitError
 from inrkit.export import inrz, latent_codec
 from inrkit.export.quantize import best_step, dequantise, quantise
-from inrkit.fields.arm import ARM, CONTEXTS, gather_context, laplace_bits
+from inrkit.fields.arm import ARM, CONTEXTS, context_offsets, gather_context, laplace_bits
 from inrkit.fields.latent_field import LatentField
 from inrkit.signals.image import ImageSignal, pixel_grid
 
@@ -100,6 +102,62 @@ def test_latents_round_trip_row_parallel():
     assert len(stream) % 4 == 0 and len(stream) >= 4 * latent_codec.min_stream_words(sum(g.size for g in grids))
     decoded = latent_codec.decode_latents(stream, shapes, exact, arm.offsets, max_abs)
     assert all(np.array_equal(a, b) for a, b in zip(decoded, grids, strict=True))
+
+
+EXACT_ARMS = [(8, 4, 1, 5), (12, 12, 2, 8), (21, 24, 3, 10), (21, 64, 4, 10)]  # n_context, width, depth, bits
+
+
+def wide_quantised_arm(n_context: int, width: int, depth: int, bits: int) -> latent_codec.FixedPointArm:
+    """A random ARM on ``bits``-bit grids whose hidden values grow 10-100× per layer, so that deep ones reach the
+    activations' limit (2^25) and the outputs both clamps of log2 b (zero contexts the lower one)."""
+    torch.manual_seed(width + depth)
+    arm = ARM({"n_context": n_context, "n_neurons": width, "n_hidden_layers": depth})
+    steps = {}
+    with torch.no_grad():
+        for name, parameter in arm.named_parameters():
+            parameter.normal_(0.0, 2.0)
+            if name == "output.bias":
+                parameter[1] = -20.0  # a context of zeros gives log2 b below its range
+            step = best_step(parameter, bits)
+            parameter.copy_(dequantise(quantise(parameter, step, bits), step).reshape(parameter.shape))
+            steps[f"arm.{name}"] = step
+    return latent_codec.FixedPointArm(arm, steps)
+
+
+@pytest.mark.skipif(not cpu_arm.available(), reason="no C compiler for the ARM kernel")
+@pytest.mark.parametrize(("n_context", "width", "depth", "bits"), EXACT_ARMS)
+def test_the_arm_kernel_is_the_fixed_point_reference_bit_for_bit(n_context, width, depth, bits):
+    exact = wide_quantised_arm(n_context, width, depth, bits)
+    assert exact.kernel is not None
+    shapes = grid_shapes(29, 41, 5)
+    rng = np.random.default_rng(width)
+    grids = [np.clip(np.round(rng.laplace(0, 2.0, size=shape) * rng.choice([0, 1, 40], size=shape)), -127, 127)
+             for shape in shapes]
+    order = latent_codec.LatentOrder.build(shapes, exact_offsets := context_offsets(n_context))
+    buffer = order.fill(grids)
+    mean, scale = exact.over(buffer, order)(slice(None))
+    want_mean, want_scale = exact(buffer[order.context(slice(None))])
+    assert np.array_equal(mean, want_mean) and np.array_equal(scale, want_scale)
+    predict = exact.over(buffer, order)  # one decoding row at a time: the same numbers
+    rows = [predict(slice(order.row_starts[r], order.row_starts[r + 1])) for r in range(len(order.row_starts) - 1)]
+    assert np.array_equal(np.concatenate([m for m, _ in rows]), mean)
+    assert np.array_equal(np.concatenate([b for _, b in rows]), scale)
+    assert len(exact_offsets) == n_context and np.isin([2.0**-6, 2.0**8], scale).all()  # both clamps were hit
+
+
+@pytest.mark.skipif(not cpu_arm.available(), reason="no C compiler for the ARM kernel")
+def test_files_coded_with_the_kernel_decode_without_it_and_back():
+    exact = wide_quantised_arm(12, 12, 2, 8)
+    reference = copy.copy(exact)
+    reference.kernel = None
+    shapes = grid_shapes(23, 31, 4)
+    rng = np.random.default_rng(3)
+    grids = [np.clip(np.round(rng.laplace(0, 3.0, size=shape)), -30, 30) for shape in shapes]
+    offsets = context_offsets(12)
+    for coder, decoder in ((exact, reference), (reference, exact)):
+        stream, max_abs = latent_codec.encode_latents(grids, coder, offsets)
+        decoded = latent_codec.decode_latents(stream, shapes, decoder, offsets, max_abs)
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, grids, strict=True))
 
 
 def test_coordinate_path_equals_the_dense_decoder_at_pixel_centres():

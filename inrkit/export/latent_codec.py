@@ -44,12 +44,14 @@ The bit-exactness of the decoded latents thus rests on constriction's quantisati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from inrkit.backends import cpu_arm
 from inrkit.encodings.latent_grids import MAX_LATENT, MAX_SIDE, grid_shapes
 from inrkit.errors import InrkitError
 from inrkit.export import inrz
@@ -91,7 +93,9 @@ _POW2_SIXTEENTHS = np.array([  # 2^(j/16), j = 0 … 15, as decimal literals (re
 class FixedPointArm:
     """The ARM of a field whose ARM weights sit on their quantisation grids (module docstring).
 
-    ``steps``: the per-tensor step ``Δ`` of every ARM weight and bias (``arm.hidden.0.weight`` …).
+    ``steps``: the per-tensor step ``Δ`` of every ARM weight and bias (``arm.hidden.0.weight`` …). Calling it is
+    the NumPy reference; :meth:`over`, what the coder uses, runs the C kernel (:mod:`inrkit.backends.cpu_arm`, bit
+    for bit the same) where it can be built.
     """
 
     def __init__(self, arm: torch.nn.Module, steps: dict[str, torch.Tensor]) -> None:
@@ -101,6 +105,10 @@ class FixedPointArm:
             step = float(steps[f"arm.{prefix}.weight"].reshape(-1)[0])
             codes = np.rint(layer.weight.detach().double().numpy() / step)  # exact: the weights are Δ·q
             self.layers.append((codes.T.copy(), step, layer.bias.detach().double().numpy()))
+        self.kernel = cpu_arm.ExactArm.pack(
+            [(codes, step * (1.0 if index == 0 else 1.0 / (1 << FRACTION_BITS)), bias)
+             for index, (codes, step, bias) in enumerate(self.layers)], FRACTION_BITS, ACTIVATION_LIMIT,
+            MEAN_STEPS, SCALE_STEPS, (MIN_LOG2_SCALE, MAX_LOG2_SCALE), _POW2_SIXTEENTHS) if cpu_arm.available() else None
 
     def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(N, n_context)`` integer latents (float64) → ``(μ, b)``, each ``(N,)`` float64. In-place NumPy
@@ -123,6 +131,13 @@ class FixedPointArm:
         sixteenths = np.rint(log2_scale * SCALE_STEPS).astype(np.int64)
         scale = np.ldexp(_POW2_SIXTEENTHS[sixteenths % SCALE_STEPS], sixteenths // SCALE_STEPS)
         return mean, scale
+
+    def over(self, buffer: np.ndarray, order: LatentOrder) -> Callable[[slice], tuple[np.ndarray, np.ndarray]]:
+        """The ARM over the flat latents ``buffer`` (float64, read at each call) in ``order``: a function from a
+        slice of the decoding order to the ``(μ, b)`` of those latents."""
+        if self.kernel is None:
+            return lambda rows: self(buffer[order.context(rows)])
+        return self.kernel.over(buffer, order.positions, order.strides, order.deltas)
 
 
 # -- decoding order ---------------------------------------------------------------------------------
@@ -157,12 +172,12 @@ class LatentOrder:
             for (base, _, padded_width, _, _), (height, width) in zip(slices, shapes, strict=True):
                 if row < height:
                     first = base + (row + top) * padded_width + side
-                    pieces.append(np.arange(first, first + width))
-                    strides.append(np.full(width, padded_width))
+                    pieces.append(np.arange(first, first + width, dtype=np.int64))
+                    strides.append(np.full(width, padded_width, dtype=np.int64))
                     count += width
             counts.append(count)
         row_starts = np.concatenate([[0], np.cumsum(counts)])
-        return cls(np.concatenate(pieces), np.concatenate(strides), row_starts, np.array(offsets), start, slices)
+        return cls(np.concatenate(pieces), np.concatenate(strides), row_starts, np.array(offsets, dtype=np.int64), start, slices)
 
     def context(self, rows: slice) -> np.ndarray:
         """``(n, n_context)`` buffer indices of the context of the latents ``rows`` (of the decoding order)."""
@@ -206,7 +221,7 @@ def encode_latents(grids: list[np.ndarray], arm: FixedPointArm, offsets: tuple[t
     buffer = order.fill(grids)
     symbols = buffer[order.positions].astype(np.int32)
     max_abs = max(1, int(np.abs(symbols).max(initial=0)))
-    mean, scale = arm(buffer[order.context(slice(None))])
+    mean, scale = arm.over(buffer, order)(slice(None))
     encoder = constriction.stream.queue.RangeEncoder()
     encoder.encode(symbols, _family(max_abs), mean, scale)
     words = encoder.get_compressed()
@@ -223,10 +238,11 @@ def decode_latents(stream: bytes, shapes: list[tuple[int, int]], arm: FixedPoint
     buffer = np.zeros(order.size)
     family = _family(max_abs)
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream, dtype="<u4").astype(np.uint32))
+    predict = arm.over(buffer, order)
     try:
         for row in range(len(order.row_starts) - 1):
             rows = slice(order.row_starts[row], order.row_starts[row + 1])
-            mean, scale = arm(buffer[order.context(rows)])
+            mean, scale = predict(rows)
             buffer[order.positions[rows]] = decoder.decode(family, mean, scale)
     except (ValueError, RuntimeError, AssertionError) as err:
         raise InrkitError(f"latent stream is corrupt ({type(err).__name__})") from None

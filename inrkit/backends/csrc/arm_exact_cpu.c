@@ -1,0 +1,78 @@
+/* inrkit: the latent codec's fixed-point ARM over a range of latents in decoding order, on the CPU.
+ *
+ * The reference is FixedPointArm in inrkit/export/latent_codec.py (its docstring has the formula): for each latent
+ * n of [begin, end), its context a_0[c] = buffer[positions[n] + dy_c * strides[n] + dx_c] (LatentOrder.context),
+ * then per layer i
+ *     v = (a_{i-1} . A_i) * m_i + beta_i        (A_i integer codes as float64, m_i = step_i * 2^-F_{i-1})
+ *     a_i = min(rint(max(v, 0) * 2^F), limit)   (hidden layers only)
+ * and from the output layer's v: mean = rint(v[0] * mean_steps) / mean_steps,
+ * s = rint(clamp(v[1], min_log2, max_log2) * scale_steps), scale = ldexp(pow2_fraction[s mod 16], floor(s / 16)).
+ *
+ * Bit-identical to the reference: the dot products are sums of products of integers below 2^53, exact in any order
+ * (with or without fused multiply-adds); every other operation is one correctly rounded IEEE operation in the
+ * reference's order, and the file is compiled with -ffp-contract=off so that v * m + beta is never fused. rint
+ * rounds half to even in the default rounding mode, as NumPy's rint does.
+ *
+ * No OpenMP (see grid_cpu.c). Compiled on first use by inrkit/backends/c_kernels.py.
+ */
+#include <math.h>
+#include <stdint.h>
+
+#define MAX_WIDTH 64 /* ARM_SCHEMA's largest n_context and n_neurons */
+#define BLOCK 8      /* latents per pass: the products run across them, BLOCK wide */
+
+/* Latents [begin, end) of the decoding order. `widths` has n_layers + 1 entries (context, hidden..., 2); `codes`
+ * holds each layer's (in, out) matrix row-major, one after another; `biases` each layer's out values. */
+void inrkit_arm_exact(const double *buffer, const int64_t *positions, const int64_t *strides, const int64_t *deltas,
+                      int64_t begin, int64_t end, int64_t n_layers, const int64_t *widths, const double *codes,
+                      const double *multipliers, const double *biases, double fraction_scale, double limit,
+                      double mean_steps, double scale_steps, double min_log2, double max_log2,
+                      const double *pow2_fraction, double *mean, double *scale) {
+    double a[MAX_WIDTH][BLOCK], v[MAX_WIDTH][BLOCK];
+    const int64_t n_context = widths[0];
+    const int64_t steps = (int64_t)scale_steps;
+    for (int64_t first = begin; first < end; first += BLOCK) {
+        const int64_t count = end - first < BLOCK ? end - first : BLOCK;
+        for (int64_t c = 0; c < n_context; ++c)
+            for (int64_t b = 0; b < BLOCK; ++b) {
+                const int64_t n = first + (b < count ? b : 0); /* a short last block repeats its first latent */
+                a[c][b] = buffer[positions[n] + deltas[2 * c] * strides[n] + deltas[2 * c + 1]];
+            }
+        const double *layer_codes = codes, *layer_biases = biases;
+        for (int64_t layer = 0; layer < n_layers; ++layer) {
+            const int64_t in = widths[layer], out = widths[layer + 1];
+            const double multiplier = multipliers[layer];
+            for (int64_t j = 0; j < out; ++j)
+                for (int64_t b = 0; b < BLOCK; ++b) v[j][b] = 0.0;
+            for (int64_t i = 0; i < in; ++i) /* the out sums are independent chains */
+                for (int64_t j = 0; j < out; ++j) {
+                    const double w = layer_codes[i * out + j];
+#pragma omp simd
+                    for (int64_t b = 0; b < BLOCK; ++b) v[j][b] += a[i][b] * w;
+                }
+            for (int64_t j = 0; j < out; ++j)
+#pragma omp simd
+                for (int64_t b = 0; b < BLOCK; ++b) {
+                    const double scaled = v[j][b] * multiplier;
+                    v[j][b] = scaled + layer_biases[j];
+                }
+            layer_codes += in * out;
+            layer_biases += out;
+            if (layer == n_layers - 1) break;
+            for (int64_t j = 0; j < out; ++j)
+#pragma omp simd
+                for (int64_t b = 0; b < BLOCK; ++b) {
+                    const double relu = v[j][b] > 0.0 ? v[j][b] : 0.0;
+                    const double fixed = nearbyint(relu * fraction_scale);
+                    a[j][b] = fixed < limit ? fixed : limit;
+                }
+        }
+        for (int64_t b = 0; b < count; ++b) {
+            mean[first - begin + b] = nearbyint(v[0][b] * mean_steps) / mean_steps;
+            const double log2_scale = fmin(fmax(v[1][b], min_log2), max_log2);
+            const int64_t s = (int64_t)nearbyint(log2_scale * scale_steps);
+            const int64_t whole = s >= 0 ? s / steps : -((-s + steps - 1) / steps); /* floor division */
+            scale[first - begin + b] = ldexp(pow2_fraction[s - whole * steps], (int)whole);
+        }
+    }
+}
