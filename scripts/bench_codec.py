@@ -75,6 +75,17 @@ def decoded_pixels(decoded: DecodedImage) -> np.ndarray:
     return np.round(decoded.image.clamp(0, 1).numpy() * 255).astype(np.uint8)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the machine type elsewhere): encode speed depends on it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _commit() -> str:
     """The short commit of the code being measured (``?`` outside a git checkout)."""
     import subprocess
@@ -105,7 +116,7 @@ def encode(args: argparse.Namespace) -> None:
                   "encode_s": report.encode_seconds,
                   "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
                   "macs_per_pixel": report.macs_per_pixel, "threads": args.threads or torch.get_num_threads(),
-                  "load": os.getloadavg()[0], "commit": _commit()}
+                  "load": os.getloadavg()[0], "cpu": cpu_model(), "commit": _commit()}
         with open(args.results, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
@@ -123,6 +134,13 @@ def bd_rate(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) 
         return float("nan")
     integral = [np.diff(np.polyval(np.polyint(fit(p)), [low, high]))[0] for p in (ours, theirs)]
     return float((10 ** ((integral[0] - integral[1]) / (high - low)) - 1) * 100)
+
+
+def bd_text(bd: dict[str, float]) -> str:
+    """``JPEG -50.2 %, WEBP …`` of per-codec BD-rates (none where every image has a single rate)."""
+    if all(np.isnan(value) for value in bd.values()):
+        return "none (a BD-rate needs two rates or more per image)"
+    return ", ".join(f"{codec.upper()} {value:+.1f} %" for codec, value in bd.items())
 
 
 def plot(series: dict[str, list[tuple[float, float]]], path: Path) -> None:
@@ -302,9 +320,10 @@ def report(args: argparse.Namespace) -> None:
     budgets = sorted({r["seconds_budget"] for r in records})
     threads = sorted({r["threads"] for r in records})
     lines = [
-        "## Latent image codec (Cool-Chic / C3 class) on Kodak 768×512",
+        f"## {args.title}",
         "",
-        f"`scripts/bench_codec.py` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+        f"`scripts/bench_codec.py` ({time.strftime('%Y-%m-%d')}, "
+        f"{' / '.join(sorted({r['cpu'] for r in records if 'cpu' in r})) or platform.machine()}, "
         f"{os.cpu_count()} cores, load average at encode start {min(r['load'] for r in records):.1f}–"
         f"{max(r['load'] for r in records):.1f}, torch {torch.__version__}, Pillow {PIL.__version__}). Protocol: see "
         f"the script's docstring. {'' if len(images) == 12 else '**Subset**: '}{len(images)} images "
@@ -322,7 +341,7 @@ def report(args: argparse.Namespace) -> None:
         "reach our bpp on every image: WebP and JPEG cannot go that low on some; see the per-encode table). "
         "BD-rate of the latent codec against each (negative: fewer bits for the same PSNR; per image over the PSNR "
         "range both cover, then averaged): "
-        + ", ".join(f"{c.upper()} {bd[c]:+.1f} %" for c in baselines) + ".",
+        + bd_text(bd) + ".",
         "",
         *(["MS-SSIM (Wang et al. 2003, five scales, RGB channels averaged; `inrkit.metrics.ms_ssim`) in dB, "
            "−10·log10(1 − MS-SSIM), of the decoded 8-bit images; baselines at matched bpp as above"
@@ -330,7 +349,7 @@ def report(args: argparse.Namespace) -> None:
               f" (the {sum('ms_ssim' in r for r in records)} encodes whose records hold it; older records do not)")
            + ":", "",
            *_ms_ssim_rows(records, baselines), "",
-           "BD-rate in MS-SSIM dB: " + ", ".join(f"{c.upper()} {v:+.1f} %" for c, v in mean_bd("ms_ssim").items()) + ".",
+           "BD-rate in MS-SSIM dB: " + bd_text(mean_bd("ms_ssim")) + ".",
            ""] if args.ms_ssim else []),
         "Per encode:",
         "",
@@ -346,7 +365,7 @@ def report(args: argparse.Namespace) -> None:
     lines += [f"![latent codec rate-distortion]({os.path.relpath(args.plot, ROOT)})", ""]
     if args.notes:
         lines += [args.notes.read_text().strip(), ""]
-    write_section("\n".join(lines), "latent-codec")
+    write_section("\n".join(lines), args.section)
     (args.work / "report.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))  # with the matched baselines
     print("\n".join(lines))
 
@@ -363,6 +382,8 @@ def main() -> None:
     summary = commands.add_parser("report", help="baselines, BD-rates, BENCHMARKS.md section and plot")
     summary.add_argument("--plot", default=str(ROOT / "benchmarks" / "codec_rd.png"))
     summary.add_argument("--notes", type=Path, help="a markdown file appended to the section (other measurements)")
+    summary.add_argument("--section", default="latent-codec", help="the BENCHMARKS.md section it writes (its marker)")
+    summary.add_argument("--title", default="Latent image codec (Cool-Chic / C3 class) on Kodak 768×512")
     summary.add_argument("--ms-ssim", action="store_true",
                          help="MS-SSIM too (about 0.15 s per decode on one core: about 10 minutes more for 12 images)")
     for command in (run, summary):

@@ -76,12 +76,11 @@ class ExactArm:
         function, n_layers, table = _library().inrkit_arm_exact, len(self.multipliers), self.pow2_fraction.ctypes.data
 
         def predict(rows: slice) -> tuple[np.ndarray, np.ndarray]:
-            begin, end, _ = rows.indices(len(positions))
+            begin, end, _ = rows.indices(len(arrays[1]))  # (arrays: the pointers' arrays live as long as predict)
             end = max(end, begin)
             mean, scale = np.empty(end - begin), np.empty(end - begin)
             function(*pointers[:4], begin, end, n_layers, *pointers[4:], *self.constants, table, mean.ctypes.data,
                      scale.ctypes.data)
-            _keep = arrays  # the pointers' arrays live as long as this function
             return mean, scale
 
         return predict

@@ -38,8 +38,10 @@ elementwise IEEE operations (each correctly rounded)::
     μ = round(v_L[0]·64)/64,   s = round(clamp(v_L[1], −6, 8)·16)   # location; log2 scale in 1/16 steps
     b = 2^{⌊s/16⌋}·T[s mod 16]                    # T: the 16 float literals 2^{j/16}, so no libm call
 
-The bit-exactness of the decoded latents thus rests on constriction's quantisation of the Laplace for given
-``(μ, b)`` (deterministic on a machine; its float64 ``exp`` is the platform's).
+The coder runs these in a C kernel (:mod:`inrkit.backends.cpu_arm`: the same operations, so the same bits; tested
+against the NumPy code, which runs where no compiler is). The bit-exactness of the decoded latents thus rests on
+constriction's quantisation of the Laplace for given ``(μ, b)`` (deterministic on a machine; its float64 ``exp`` is
+the platform's).
 """
 
 from __future__ import annotations
