@@ -12,6 +12,7 @@ parts that each fit a 10-minute slot of the shared lock, appending one record pe
     flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim03 --rates 0.1 0.2 --seconds 240
     flock /tmp/inrkit-bench.lock python scripts/bench_codec.py encode kodim03 --rates 0.3 0.5 --seconds 240
     python scripts/bench_codec.py report --notes notes.md   # baselines, BD-rates, the BENCHMARKS.md section, the plot
+    python scripts/bench_codec.py decode --threads 2        # decode + render times of the files, on a quiet machine
 
 ``encode``: each rate is one ``inrkit.export.compress(image, out, codec="latent", target_bpp=R, seconds=S)``
 (the default complexity, seed 0); then the file is decoded three times in this process (``inrkit.export.load``:
@@ -25,6 +26,9 @@ per-image bpp (linear interpolation: "matched bpp"); BD-rate (Bjøntegaard: cubi
 integrated over the overlapping PSNR range) of our points against each codec's curve, per image, then averaged;
 the same for MS-SSIM with ``--ms-ssim`` (over the records that hold it: records made before it was measured at encode
 time, 2026-12-02, do not). The records with their baselines' matched values go to ``--work/report.jsonl``.
+``decode``: each ``.inrz`` file of ``--work`` decoded and rendered ``--repeats`` times in one process (after one
+warm-up decode), the median per file and the minimum, median and maximum over the files; ``--reference-arm`` runs
+the latent decoder's NumPy ARM instead of its C kernel (:mod:`inrkit.backends.cpu_arm`).
 """
 
 from __future__ import annotations
@@ -370,6 +374,34 @@ def report(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def decode(args: argparse.Namespace) -> None:
+    import torch
+
+    from inrkit.backends import cpu_arm
+    from inrkit.export import load
+
+    files = sorted(args.work.glob("*.inrz"))
+    if not files:
+        raise SystemExit(f"no .inrz files in {args.work}")
+    torch.set_num_threads(args.threads)
+    if args.reference_arm:
+        cpu_arm.available = lambda: False  # FixedPointArm then keeps to its NumPy code
+    load(files[0])
+    medians = []
+    for path in files:
+        times = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            load(path)
+            times.append(1000 * (time.perf_counter() - started))
+        medians.append(statistics.median(times))
+        print(f"{path.name}: {medians[-1]:.0f} ms", flush=True)
+    print(f"{len(files)} files, {args.threads} thread(s), {'NumPy' if args.reference_arm else 'kernel'} ARM, "
+          f"{cpu_model()}, load {os.getloadavg()[0]:.1f}: decode + render {min(medians):.0f} / "
+          f"{statistics.median(medians):.0f} / {max(medians):.0f} ms (min / median / max of the medians of "
+          f"{args.repeats})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -386,11 +418,15 @@ def main() -> None:
     summary.add_argument("--title", default="Latent image codec (Cool-Chic / C3 class) on Kodak 768×512")
     summary.add_argument("--ms-ssim", action="store_true",
                          help="MS-SSIM too (about 0.15 s per decode on one core: about 10 minutes more for 12 images)")
-    for command in (run, summary):
+    timing = commands.add_parser("decode", help="decode + render times of the .inrz files in --work")
+    timing.add_argument("--threads", type=int, default=2)
+    timing.add_argument("--repeats", type=int, default=5)
+    timing.add_argument("--reference-arm", action="store_true", help="the NumPy ARM instead of the C kernel")
+    for command in (run, summary, timing):
         command.add_argument("--work", type=Path, default=WORK)
         command.add_argument("--results", type=Path, default=RESULTS, help="the encodes' records (JSON lines)")
     args = parser.parse_args()
-    encode(args) if args.command == "encode" else report(args)
+    {"encode": encode, "report": report, "decode": decode}[args.command](args)
 
 
 if __name__ == "__main__":
