@@ -81,13 +81,10 @@ def decoded_pixels(decoded: DecodedImage) -> np.ndarray:
 
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``; the machine type elsewhere): encode speed depends on it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from inrkit.backends.c_kernels import cpuinfo_line
+
+    line = cpuinfo_line(("model name",))
+    return line.split(":", 1)[1].strip() if line else platform.processor() or platform.machine()
 
 
 def _commit() -> str:

@@ -38,16 +38,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("INRKIT_CACHE", Path.home() / ".cache" / "inrkit")) / "kernels"
 
 
-@functools.cache
-def _cpu_features() -> str:
-    """The CPU's feature flags (``/proc/cpuinfo``), part of the cache key of code built for this CPU."""
+def cpuinfo_line(prefixes: tuple[str, ...]) -> str:
+    """The first line of ``/proc/cpuinfo`` that starts with one of ``prefixes`` (``""`` where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
+            if line.startswith(prefixes):
                 return line
     except OSError:
         pass
     return ""
+
+
+@functools.cache
+def _cpu_features() -> str:
+    """The CPU's feature flags (``/proc/cpuinfo``), part of the cache key of code built for this CPU."""
+    return cpuinfo_line(("flags", "Features"))
 
 
 def compile_kernel(name: str, flags: tuple[str, ...] = ()) -> Path:
