@@ -330,7 +330,7 @@ def test_rate_schedule_steers_lambda_only_in_its_window_by_bounded_steps(monkeyp
     field_ = LatentField(lc.latent_config(8, 8, 3))
     signal = RateDistortionImage(image, lmbda=0.01)
     bpp = {"value": 0.6}  # the rate the field "has": twice the target
-    monkeypatch.setattr(field_, "rate_bits", lambda grids: torch.tensor(bpp["value"] * 64 - 64.0))
+    monkeypatch.setattr(field_, "rate_bits", lambda grids, floor: torch.tensor(bpp["value"] * 64 - 64.0))
     schedule = lc.RateSchedule(field_, signal, target_bpp=0.3, overhead_bits=64.0)
     schedule.trainer = clock = _Clock()
     clock.progress = 0.2  # before the window: λ untouched, noise annealed a fifth of the way

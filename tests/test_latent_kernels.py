@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from inrkit.backends import cpu_conv, cpu_mlp, cpu_softround
 from inrkit.encodings.latent_grids import MAX_LATENT, quantise_latent, soft_round, upsample_bilinear
-from inrkit.fields.arm import ARM
+from inrkit.fields.arm import ARM, CODER_PROBABILITY_FLOOR, PROBABILITY_FLOOR
 from inrkit.fields.synthesis import Synthesis
 
 pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None, reason="no C compiler for the kernels")
@@ -56,14 +56,15 @@ def assert_gradients_close(result: list[torch.Tensor], reference: list[torch.Ten
         assert float((got - want).abs().max()) <= tolerance * max(float(want.abs().max()), 1e-6)
 
 
+@pytest.mark.parametrize("floor", [PROBABILITY_FLOOR, CODER_PROBABILITY_FLOOR])
 @pytest.mark.parametrize("config", ARMS)
-def test_arm_bits_and_their_gradients_match_the_reference(config):
+def test_arm_bits_and_their_gradients_match_the_reference(config, floor):
     generator = torch.Generator().manual_seed(len(config) + config["n_context"])
     arm = random_arm(config, generator)
     grids = random_latents(generator)
     tensors = [*grids, *arm.parameters()]
-    reference = arm.reference_bits(grids)
-    result = cpu_mlp.arm_bits(grids, arm.offsets, arm.layers())
+    reference = arm.reference_bits(grids, floor)
+    result = cpu_mlp.arm_bits(grids, arm.offsets, arm.layers(), floor)
     assert float(result.detach()) == pytest.approx(float(reference.detach()), rel=1e-5)
     upstream = 0.37  # the backward scales the gradient of Σ bits
     assert_gradients_close(gradients(upstream * result, tensors), gradients(upstream * reference, tensors))
@@ -78,7 +79,7 @@ def test_arm_bits_do_not_depend_on_the_thread_count_beyond_rounding():
     try:
         for threads in (1, 2, 3):
             torch.set_num_threads(threads)
-            bits = cpu_mlp.arm_bits(grids, arm.offsets, arm.layers())
+            bits = cpu_mlp.arm_bits(grids, arm.offsets, arm.layers(), PROBABILITY_FLOOR)
             results.append((float(bits.detach()), gradients(bits, [*grids, *arm.parameters()])))
     finally:
         torch.set_num_threads(previous)
@@ -92,8 +93,19 @@ def test_arm_bits_without_gradient_equal_the_differentiable_ones():
     arm = random_arm(ARMS[1], generator)
     grids = random_latents(generator)
     with torch.no_grad():
-        plain = cpu_mlp.arm_bits(grids, arm.offsets, arm.layers())
-    assert float(plain) == float(cpu_mlp.arm_bits(grids, arm.offsets, arm.layers()).detach())
+        plain = cpu_mlp.arm_bits(grids, arm.offsets, arm.layers(), PROBABILITY_FLOOR)
+    assert float(plain) == float(cpu_mlp.arm_bits(grids, arm.offsets, arm.layers(), PROBABILITY_FLOOR).detach())
+
+
+def test_the_coder_floor_charges_the_far_tail_up_to_24_bits():
+    """Latents the training floor counts at 16 bits cost more under the coder's floor, and never over 24."""
+    generator = torch.Generator().manual_seed(6)
+    arm = random_arm(ARMS[1], generator)
+    grids = [(40 * torch.randn(30, 30, generator=generator)).round()]
+    with torch.no_grad():
+        trained = float(cpu_mlp.arm_bits(grids, arm.offsets, arm.layers(), PROBABILITY_FLOOR))
+        coded = float(cpu_mlp.arm_bits(grids, arm.offsets, arm.layers(), CODER_PROBABILITY_FLOOR))
+    assert trained <= 16 * 900 and 16 * 900 < coded <= 24 * 900 * (1 + 1e-6)
 
 
 def test_the_arm_uses_the_kernel_only_where_it_applies(monkeypatch):

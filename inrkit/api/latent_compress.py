@@ -44,6 +44,7 @@ from inrkit.api.latent_lambda import webp_slope
 from inrkit.devices import seed_everything
 from inrkit.errors import InrkitError
 from inrkit.export import inrz, latent_codec
+from inrkit.fields.arm import CODER_PROBABILITY_FLOOR
 from inrkit.fields.latent_field import LatentField
 from inrkit.files import atomic_write_bytes, check_output, write_json
 from inrkit.signals.image import ImageSignal, denormalise
@@ -185,7 +186,8 @@ class RateSchedule:
         steering = LAMBDA_WINDOW[0] <= progress < LAMBDA_WINDOW[1]
         if self.target_bpp is not None and steering and step % LAMBDA_EVERY == 0:
             with torch.no_grad():
-                bpp = (float(self.field.rate_bits(encoding.integers())) + self.overhead_bits) / self.signal.n_samples
+                bits = float(self.field.rate_bits(encoding.integers(), CODER_PROBABILITY_FLOOR))
+                bpp = (bits + self.overhead_bits) / self.signal.n_samples
             change = LAMBDA_GAIN * math.log(max(bpp, 1e-6) / self.target_bpp)
             lmbda = self.signal.lmbda * math.exp(min(max(change, -LAMBDA_MAX_STEP), LAMBDA_MAX_STEP))
             self.signal.lmbda = min(max(lmbda, self.lambda_bounds[0]), self.lambda_bounds[1])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 
 import numpy as np
 import torch
@@ -41,8 +42,8 @@ def _library() -> ctypes.CDLL | None:
     pointer, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
     mlp_args = [pointer, i64, i64, i64, i32, i32, i32, i32, pointer]
     return c_kernels.bind("mlp_cpu", FLAGS, {
-        "inrkit_arm_rate": ([pointer, i64, i64, i64, i64, i32, pointer, i32, i32, pointer, pointer, pointer, pointer],
-                            ctypes.c_double),
+        "inrkit_arm_rate": ([pointer, i64, i64, i64, i64, i32, pointer, i32, i32, pointer, ctypes.c_float, pointer,
+                             pointer, pointer], ctypes.c_double),
         "inrkit_mlp_forward": ([*mlp_args, pointer], None),
         "inrkit_mlp_backward": ([*mlp_args, pointer, pointer, pointer, pointer], None),
     }, "the fast MLP kernel")
@@ -82,9 +83,10 @@ def _packed(layers: list[torch.nn.Linear]) -> torch.Tensor:
     return torch.cat([t.detach().float().reshape(-1) for t in _weights(layers)])
 
 
-def _rate(grids: list[torch.Tensor], offsets: np.ndarray, layers: list[torch.nn.Linear], with_grad: bool
-          ) -> tuple[float, list[torch.Tensor] | None, torch.Tensor | None]:
-    """``(bits, grid gradients, packed parameter gradient)`` of ``Σ bits``; gradients only ``with_grad``."""
+def _rate(grids: list[torch.Tensor], offsets: np.ndarray, layers: list[torch.nn.Linear], min_log2_p: float,
+          with_grad: bool) -> tuple[float, list[torch.Tensor] | None, torch.Tensor | None]:
+    """``(bits, grid gradients, packed parameter gradient)`` of ``Σ bits``, each latent's log2 probability
+    clamped below at ``min_log2_p``; gradients only ``with_grad``."""
     library = _library()
     params = _packed(layers)
     width, n_hidden = layers[0].out_features, len(layers) - 1
@@ -105,7 +107,7 @@ def _rate(grids: list[torch.Tensor], offsets: np.ndarray, layers: list[torch.nn.
                     pointers = [grads[index].data_ptr(), param_grads[-1].data_ptr(), workspaces[-1].data_ptr()]
                 calls.append(functools.partial(
                     library.inrkit_arm_rate, grid.data_ptr(), height, grid_width, begin, end, len(offsets),
-                    offsets.ctypes.data, width, n_hidden, params.data_ptr(), *pointers))
+                    offsets.ctypes.data, width, n_hidden, params.data_ptr(), min_log2_p, *pointers))
             results.extend(c_kernels.run_parallel(calls))
     param_grad = torch.stack(param_grads).sum(0).float() if with_grad else None
     return float(sum(results)), grads, param_grad
@@ -118,10 +120,10 @@ def _split_params(packed: torch.Tensor, weights: list[torch.Tensor]) -> list[tor
 
 class _ArmRate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, offsets: np.ndarray, layers: list[torch.nn.Linear], n_grids: int, *tensors: torch.Tensor
-                ) -> torch.Tensor:
+    def forward(ctx, offsets: np.ndarray, layers: list[torch.nn.Linear], min_log2_p: float, n_grids: int,
+                *tensors: torch.Tensor) -> torch.Tensor:
         grids = [t.detach().contiguous() for t in tensors[:n_grids]]
-        bits, grid_grads, param_grad = _rate(grids, offsets, layers, with_grad=True)
+        bits, grid_grads, param_grad = _rate(grids, offsets, layers, min_log2_p, with_grad=True)
         assert grid_grads is not None and param_grad is not None
         ctx.grads = [*grid_grads, *_split_params(param_grad, list(tensors[n_grids:]))]
         return torch.tensor(bits)
@@ -129,20 +131,22 @@ class _ArmRate(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_bits: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grads = [g * grad_bits if needed else None for g, needed in zip(ctx.grads, ctx.needs_input_grad[3:], strict=True)]
-        return (None, None, None, *grads)
+        grads = [g * grad_bits if needed else None for g, needed in zip(ctx.grads, ctx.needs_input_grad[4:], strict=True)]
+        return (None, None, None, None, *grads)
 
 
-def arm_bits(grids: list[torch.Tensor], offsets: tuple[tuple[int, int], ...], layers: list[torch.nn.Linear]
-             ) -> torch.Tensor:
+def arm_bits(grids: list[torch.Tensor], offsets: tuple[tuple[int, int], ...], layers: list[torch.nn.Linear],
+             floor: float) -> torch.Tensor:
     """Total bits of the ``(h_k, w_k)`` grids under an ARM with causal context ``offsets`` and linear
-    ``layers`` (ReLU between them; the last gives μ and the raw log2 scale): a scalar, differentiable in
-    the grids and the layers' parameters. Float32 CPU tensors (:func:`supports`)."""
+    ``layers`` (ReLU between them; the last gives μ and the raw log2 scale), each latent's probability
+    clamped below at ``floor``: a scalar, differentiable in the grids and the layers' parameters. Float32 CPU
+    tensors (:func:`supports`)."""
     table = np.ascontiguousarray(np.array(offsets, dtype=np.int32).reshape(-1, 2))
     weights = _weights(layers)
+    min_log2_p = math.log2(floor)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (*grids, *weights)):
-        return _ArmRate.apply(table, layers, len(grids), *grids, *weights)
-    bits, _, _ = _rate([g.contiguous() for g in grids], table, layers, with_grad=False)
+        return _ArmRate.apply(table, layers, min_log2_p, len(grids), *grids, *weights)
+    bits, _, _ = _rate([g.contiguous() for g in grids], table, layers, min_log2_p, with_grad=False)
     return torch.tensor(bits)
 
 

@@ -60,7 +60,7 @@ from inrkit.export import inrz
 from inrkit.export.codec import QuantisationPlan, check_table, decode_tensors, dtype_name, encode_tensors, plan_steps
 from inrkit.export.inrz import check_numbers, is_int, require
 from inrkit.export.quantize import MAX_BITS, MIN_BITS, dequantise, quantise
-from inrkit.fields.arm import MAX_LOG2_SCALE, MIN_LOG2_SCALE
+from inrkit.fields.arm import CODER_PROBABILITY_FLOOR, MAX_LOG2_SCALE, MIN_LOG2_SCALE
 from inrkit.fields.latent_field import LatentField, is_latent_config
 from inrkit.version import __version__
 
@@ -294,7 +294,7 @@ def choose_network_bits(field: LatentField, target: torch.Tensor, lmbda: float) 
         quantised, _, plan = quantise_networks(field, bits)
         _, payload = encode_tensors(_Networks(quantised), plan)
         image = quantised.image(grids).clamp(0.0, 1.0)
-        rate = (float(quantised.rate_bits(grids)) + 8.0 * len(payload)) / pixels
+        rate = (float(quantised.rate_bits(grids, CODER_PROBABILITY_FLOOR)) + 8.0 * len(payload)) / pixels
         cost = float(torch.mean((image - target) ** 2)) + lmbda * rate
         if cost < best_cost:
             best, best_cost = bits, cost

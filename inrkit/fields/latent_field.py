@@ -28,7 +28,7 @@ from torch import nn
 
 from inrkit.encodings.latent_grids import LatentGrids
 from inrkit.errors import ConfigError, Rule, check_section
-from inrkit.fields.arm import ARM
+from inrkit.fields.arm import ARM, PROBABILITY_FLOOR
 from inrkit.fields.synthesis import Synthesis
 
 LATENT_FIELD_SCHEMA = {"n_input_dims": Rule("int", 2, 2), "n_output_dims": Rule("int", 1, 4)}
@@ -71,9 +71,10 @@ class LatentField(nn.Module):
         grids = self.encoding.quantised() if grids is None else grids
         return self.network.dense(self.encoding.upsample(grids, height, width))
 
-    def rate_bits(self, grids: list[torch.Tensor]) -> torch.Tensor:
-        """Bits of all ``grids`` under the ARM (a scalar)."""
-        return self.arm.bits(grids)
+    def rate_bits(self, grids: list[torch.Tensor], floor: float = PROBABILITY_FLOOR) -> torch.Tensor:
+        """Bits of all ``grids`` under the ARM (a scalar), probabilities clamped below at ``floor``: the training
+        loss's by default, :data:`~inrkit.fields.arm.CODER_PROBABILITY_FLOOR` for the rate a file will have."""
+        return self.arm.bits(grids, floor)
 
     def rate_distortion(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(image (H, W, C), rate in bits)`` of one draw of the grids as ``encoding.mode`` reads them."""

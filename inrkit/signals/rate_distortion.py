@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from inrkit import metrics
+from inrkit.fields.arm import CODER_PROBABILITY_FLOOR
 from inrkit.io.images import write_image
 from inrkit.signals.base import Batch, Signal
 from inrkit.signals.image import ImageSignal
@@ -77,7 +78,7 @@ class RateDistortionImage(Signal):
         try:
             grids = field.encoding.quantised()
             image = field.image(grids)
-            bpp = float(field.rate_bits(grids)) / self.n_samples
+            bpp = float(field.rate_bits(grids, CODER_PROBABILITY_FLOOR)) / self.n_samples
         finally:
             field.encoding.mode = mode
         return {"psnr": quantised_psnr(image, self.image.pixels), "latent_bpp": bpp, "lambda": self.lmbda}

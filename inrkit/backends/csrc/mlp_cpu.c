@@ -9,7 +9,7 @@
  * The ARM (the reference and specification is inrkit/fields/arm.py): for every latent y of an (h, w) grid,
  * its context (n_context latents of the rows above, zero outside the grid) goes through the MLP (2 outputs:
  * mu and a raw log2 scale clamped to [MIN_LOG2_SCALE, MAX_LOG2_SCALE]); its bits are -log2 P(y) under the
- * quantised Laplace, the log2 probability clamped below at -16. With a gradient wanted, the gradient of
+ * quantised Laplace, the log2 probability clamped below at min_log2_p (no gradient below it). With a gradient wanted, the gradient of
  * the loss "sum of bits" is accumulated in the same pass: into the grid (the latent's own value and,
  * through the first layer, its context's values) and into the parameters (per-lane float sums, added to
  * double sums after every row). A call works on a range of rows of one grid; a latent's context gradient
@@ -30,7 +30,6 @@
 #define MAX_HIDDEN 8
 #define MIN_LOG2_SCALE (-6.0f)
 #define MAX_LOG2_SCALE 8.0f
-#define MIN_LOG2_P (-16.0f)
 #define LN2 0.69314718055994530942f
 
 typedef struct {
@@ -131,8 +130,8 @@ static void dense_backward(const float *restrict weight, int n_in, int n_out, co
  *              d/du = -(A - C)/(2 b P ln 2),  d/ds = -(A (1/2 - u) + C (1/2 + u))/(2 b P) */
 /* noinline: inlined, gcc does not vectorise the loop (vector exp/log need a loop of their own). */
 __attribute__((noinline)) static void laplace_block(const float *y, const float *mu, const float *raw_scale,
-                                                    const float *valid, float *bits, float *grad_y, float *grad_mu,
-                                                    float *grad_scale) {
+                                                    const float *valid, float min_log2_p, float *bits, float *grad_y,
+                                                    float *grad_mu, float *grad_scale) {
 #pragma omp simd
     for (int b = 0; b < LANES; ++b) {
         const float inside = (float)((raw_scale[b] >= MIN_LOG2_SCALE) & (raw_scale[b] <= MAX_LOG2_SCALE));
@@ -155,8 +154,8 @@ __attribute__((noinline)) static void laplace_block(const float *y, const float 
         const float log2_p = tail ? tail_log2_p : centre_log2_p;
         const float d_u = tail ? tail_d_u : centre_d_u;
         const float d_s = tail ? tail_d_s : centre_d_s;
-        const float live = (float)(log2_p >= MIN_LOG2_P) * valid[b];
-        bits[b] = -fmaxf(log2_p, MIN_LOG2_P) * valid[b];
+        const float live = (float)(log2_p >= min_log2_p) * valid[b];
+        bits[b] = -fmaxf(log2_p, min_log2_p) * valid[b];
         grad_y[b] = -d_u * sign * live;
         grad_mu[b] = d_u * sign * live;
         grad_scale[b] = -d_s * inside * live;
@@ -209,7 +208,8 @@ static void flush(float *acc, int64_t n_params, double *grad_params) {
  * of their sum; workspace holds LANES floats per parameter. */
 double inrkit_arm_rate(const float *grid, int64_t h, int64_t w, int64_t row_begin, int64_t row_end,
                        int32_t n_context, const int32_t *offsets, int32_t width, int32_t n_hidden,
-                       const float *params, float *grad_grid, double *grad_params, float *workspace) {
+                       const float *params, float min_log2_p, float *grad_grid, double *grad_params,
+                       float *workspace) {
     const Mlp mlp = {n_context, width, n_hidden, 2, params};
     Block act[MAX_HIDDEN + 2], scratch[2];
     float valid[LANES], y[LANES], bits[LANES], grad_y[LANES], grad_out[2][LANES];
@@ -231,8 +231,8 @@ double inrkit_arm_rate(const float *grid, int64_t h, int64_t w, int64_t row_begi
                 }
             }
             forward_block(&mlp, act);
-            laplace_block(y, act[n_hidden + 1][0], act[n_hidden + 1][1], valid, bits, grad_y, grad_out[0],
-                          grad_out[1]);
+            laplace_block(y, act[n_hidden + 1][0], act[n_hidden + 1][1], valid, min_log2_p, bits, grad_y,
+                          grad_out[0], grad_out[1]);
             for (int b = 0; b < LANES; ++b) total += bits[b];
             if (!grad_grid) continue;
             for (int b = 0; b < LANES && j0 + b < w; ++b) grad_grid[i * w + j0 + b] += grad_y[b];
