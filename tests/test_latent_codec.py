@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import math
 import subprocess
 import sys
@@ -145,6 +146,12 @@ def test_the_arm_kernel_is_the_fixed_point_reference_bit_for_bit(n_context, widt
     assert np.array_equal(np.concatenate([b for _, b in rows]), scale)
     assert len(offsets) == n_context
     assert np.isin([2.0**-6, 2.0**8], scale).all()  # both clamps of log2 b were hit
+    with exact.ahead(buffer, order, background=True) as start:  # on the kernel's thread, in uneven pieces
+        bounds = [0, 1, 7, 300, order.size // 3, len(order.positions)]
+        waits = [start(slice(a, b)) for a, b in itertools.pairwise(bounds)]
+        pieces = [wait() for wait in waits]
+    assert np.array_equal(np.concatenate([m for m, _ in pieces]), mean)
+    assert np.array_equal(np.concatenate([b for _, b in pieces]), scale)
 
 
 @pytest.mark.skipif(not cpu_arm.available(), reason="no C compiler for the ARM kernel")
@@ -160,6 +167,50 @@ def test_files_coded_with_the_kernel_decode_without_it_and_back():
         stream, max_abs = latent_codec.encode_latents(grids, coder, offsets)
         decoded = latent_codec.decode_latents(stream, shapes, decoder, offsets, max_abs)
         assert all(np.array_equal(a, b) for a, b in zip(decoded, grids, strict=True))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("height", "width", "n_context"), [(37, 53, 21), (23, 9, 12), (11, 3, 21), (1, 1, 8)])
+def test_latents_round_trip_with_the_arm_ahead_of_the_range_decoder(height, width, n_context, threads):
+    """The decoder's three runs per row (head, neck, rest; the ARM of the next one on the kernel's thread with
+    more than one thread) decode what the encoder coded, also where grid 0 is narrower than the context's reach."""
+    arm, steps = quantised_arm(n_context=n_context)
+    exact = latent_codec.FixedPointArm(arm, steps)
+    shapes = grid_shapes(height, width, 5)
+    rng = np.random.default_rng(height)
+    grids = [np.clip(np.round(rng.laplace(0, 2.0, size=shape)), -40, 40) for shape in shapes]
+    stream, max_abs = latent_codec.encode_latents(grids, exact, arm.offsets)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        decoded = latent_codec.decode_latents(stream, shapes, exact, arm.offsets, max_abs)
+    finally:
+        torch.set_num_threads(previous)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, grids, strict=True))
+
+
+def spy(function, calls: list):
+    """``function``, recording each call's arguments in ``calls``."""
+    def recorded(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+    return recorded
+
+
+@pytest.mark.skipif(not (cpu_arm.available() and Path("/proc/self/task").is_dir()), reason="needs the kernel, Linux")
+def test_a_failing_decode_ends_the_arm_thread(monkeypatch):
+    arm, steps = quantised_arm()
+    exact = latent_codec.FixedPointArm(arm, steps)
+    shapes = grid_shapes(40, 40, 3)
+    stream, max_abs = latent_codec.encode_latents([np.zeros(shape) for shape in shapes], exact, arm.offsets)
+    threads = len(list(Path("/proc/self/task").iterdir()))
+    monkeypatch.setattr(latent_codec, "_family", lambda max_abs: "not a distribution")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the ARM on its thread
+    started = []
+    monkeypatch.setattr(cpu_arm.ExactArm, "ahead", spy(cpu_arm.ExactArm.ahead, started))
+    with pytest.raises(TypeError):
+        latent_codec.decode_latents(stream, shapes, exact, arm.offsets, max_abs)
+    assert started and len(list(Path("/proc/self/task").iterdir())) == threads
 
 
 def test_coordinate_path_equals_the_dense_decoder_at_pixel_centres():

@@ -13,10 +13,17 @@
  * reference's order, and the file is compiled with -ffp-contract=off so that v * m + beta is never fused. rint
  * rounds half to even in the default rounding mode, as NumPy's rint does.
  *
+ * A worker thread (inrkit_arm_worker_*) runs one call at a time in the background, so that a decoder can range-decode
+ * one part of a row while the ARM predicts the next part: the caller must not write the buffer cells the running
+ * call reads (its latents' contexts) nor read its outputs before inrkit_arm_worker_wait returns.
+ *
  * No OpenMP (see grid_cpu.c). Compiled on first use by inrkit/backends/c_kernels.py.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define MAX_WIDTH 64 /* ARM_SCHEMA's largest n_context and n_neurons */
 #define BLOCK 8      /* latents per pass: the products run across them, BLOCK wide */
@@ -75,4 +82,102 @@ void inrkit_arm_exact(const double *buffer, const int64_t *positions, const int6
             scale[first - begin + b] = ldexp(pow2_fraction[s - whole * steps], (int)whole);
         }
     }
+}
+
+/* The arguments of one inrkit_arm_exact call. */
+typedef struct {
+    const double *buffer;
+    const int64_t *positions, *strides, *deltas;
+    int64_t begin, end, n_layers;
+    const int64_t *widths;
+    const double *codes, *multipliers, *biases;
+    double fraction_scale, limit, mean_steps, scale_steps, min_log2, max_log2;
+    const double *pow2_fraction;
+    double *mean, *scale;
+} ArmCall;
+
+typedef struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    ArmCall call;
+    int pending, quit; /* a call submitted and not finished; the thread is to end */
+} ArmWorker;
+
+static void run_call(const ArmCall *c) {
+    inrkit_arm_exact(c->buffer, c->positions, c->strides, c->deltas, c->begin, c->end, c->n_layers, c->widths, c->codes,
+                     c->multipliers, c->biases, c->fraction_scale, c->limit, c->mean_steps, c->scale_steps, c->min_log2,
+                     c->max_log2, c->pow2_fraction, c->mean, c->scale);
+}
+
+static void *serve(void *argument) {
+    ArmWorker *worker = argument;
+    pthread_mutex_lock(&worker->lock);
+    for (;;) {
+        while (!worker->pending && !worker->quit) pthread_cond_wait(&worker->changed, &worker->lock);
+        if (worker->quit) break;
+        const ArmCall call = worker->call;
+        pthread_mutex_unlock(&worker->lock);
+        run_call(&call);
+        pthread_mutex_lock(&worker->lock);
+        worker->pending = 0;
+        pthread_cond_broadcast(&worker->changed);
+    }
+    pthread_mutex_unlock(&worker->lock);
+    return NULL;
+}
+
+/* A started worker, or NULL when no thread could be made (the caller then calls inrkit_arm_exact itself). */
+void *inrkit_arm_worker_start(void) {
+    ArmWorker *worker = calloc(1, sizeof(ArmWorker));
+    if (!worker) return NULL;
+    pthread_mutex_init(&worker->lock, NULL);
+    pthread_cond_init(&worker->changed, NULL);
+    if (pthread_create(&worker->thread, NULL, serve, worker) != 0) {
+        pthread_cond_destroy(&worker->changed);
+        pthread_mutex_destroy(&worker->lock);
+        free(worker);
+        return NULL;
+    }
+    return worker;
+}
+
+/* Waits for the running call, if any, to finish. */
+void inrkit_arm_worker_wait(void *handle) {
+    ArmWorker *worker = handle;
+    pthread_mutex_lock(&worker->lock);
+    while (worker->pending) pthread_cond_wait(&worker->changed, &worker->lock);
+    pthread_mutex_unlock(&worker->lock);
+}
+
+/* Starts inrkit_arm_exact with these arguments on the worker (after the running call, if any) and returns. */
+void inrkit_arm_worker_submit(void *handle, const double *buffer, const int64_t *positions, const int64_t *strides,
+                              const int64_t *deltas, int64_t begin, int64_t end, int64_t n_layers, const int64_t *widths,
+                              const double *codes, const double *multipliers, const double *biases,
+                              double fraction_scale, double limit, double mean_steps, double scale_steps,
+                              double min_log2, double max_log2, const double *pow2_fraction, double *mean,
+                              double *scale) {
+    ArmWorker *worker = handle;
+    inrkit_arm_worker_wait(worker);
+    pthread_mutex_lock(&worker->lock);
+    worker->call = (ArmCall){buffer, positions, strides, deltas, begin, end, n_layers, widths, codes, multipliers,
+                             biases, fraction_scale, limit, mean_steps, scale_steps, min_log2, max_log2, pow2_fraction,
+                             mean, scale};
+    worker->pending = 1;
+    pthread_cond_broadcast(&worker->changed);
+    pthread_mutex_unlock(&worker->lock);
+}
+
+/* Ends the worker's thread (after its running call) and frees it. */
+void inrkit_arm_worker_stop(void *handle) {
+    ArmWorker *worker = handle;
+    inrkit_arm_worker_wait(worker);
+    pthread_mutex_lock(&worker->lock);
+    worker->quit = 1;
+    pthread_cond_broadcast(&worker->changed);
+    pthread_mutex_unlock(&worker->lock);
+    pthread_join(worker->thread, NULL);
+    pthread_cond_destroy(&worker->changed);
+    pthread_mutex_destroy(&worker->lock);
+    free(worker);
 }
