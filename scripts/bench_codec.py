@@ -83,8 +83,15 @@ def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo``; the machine type elsewhere): encode speed depends on it."""
     from inrkit.backends.c_kernels import cpuinfo_line
 
-    line = cpuinfo_line(("model name",))
-    return line.split(":", 1)[1].strip() if line else platform.processor() or platform.machine()
+    def value(prefix: str) -> str:
+        line = cpuinfo_line((prefix,))
+        return line.split(":", 1)[1].strip() if line else ""
+
+    name = value("model name") or platform.processor() or platform.machine()
+    family, model, megahertz = value("cpu family"), value("model\t"), value("cpu MHz")
+    if family and not any(character.isdigit() for character in name):  # a hypervisor's generic name
+        name += f" (family {family} model {model}, {float(megahertz or 0):.0f} MHz)"
+    return name
 
 
 def _commit() -> str:
