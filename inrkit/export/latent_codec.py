@@ -22,8 +22,8 @@ dictionary (:data:`inrkit.export.inrz.LATENT_HEADER_DICTIONARY`) and steps of :d
 *decoding order*: row ``r`` of every grid that has one (grids 0 … K−1, columns left to right), for
 r = 0, 1, …; each with a quantised Laplace over ``−L … L`` (constriction's ``QuantizedLaplace``, a queue range
 coder of 32-bit words) whose location and scale the ARM computes from the latent's context in the rows
-above (:mod:`inrkit.fields.arm`). A row of all grids is decoded in one vectorised step (512 steps for a
-768×512 image), never latent by latent. The stream is padded with zero words to at least one word per
+above (:mod:`inrkit.fields.arm`). A row of all grids is decoded in three vectorised runs (512 rows for a
+768×512 image; :func:`decode_latents`), never latent by latent. The stream is padded with zero words to at least one word per
 :data:`LATENTS_PER_WORD` latents, so a decoder's work is bounded by the bytes a file holds.
 
 **Bit-exact ARM.** Encoder and decoder must compute identical distributions although they evaluate the ARM
