@@ -522,8 +522,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     latent = latent_compress.LatentOptions(**_collect(args, latent_compress.LatentOptions))
     latent_only = set(_collect(args, latent_compress.LatentOptions, given_only=True)) - set(dataclasses.asdict(options))
     if options.codec != "latent" and (args.resume or latent_only):
-        raise InrkitError("--resume, --lambda, --complexity, --steps, --seconds, --lr, --seed, --threads and --quiet "
-                          "are options of --codec latent")
+        raise InrkitError("--resume, --lambda, --complexity, --steps, --seconds, --lr, --seed, --threads, --device and "
+                          "--quiet are options of --codec latent")
     if not args.resume:
         _output(args.out, args, "the output")
     source = api.load_run(args.run) if split_item(args.run) else args.run  # one item of a dataset: its Run

@@ -112,7 +112,7 @@ def encode(args: argparse.Namespace) -> None:
     for rate in args.rates:
         out = encode_path(args.work, args.image, rate, args.seconds)
         report = compress(KODAK / f"{args.image}.png", out, codec="latent", target_bpp=rate, seconds=args.seconds,
-                          complexity=args.complexity, quiet=True, threads=args.threads)
+                          complexity=args.complexity, quiet=True, threads=args.threads, device=args.device)
         times = []
         for _ in range(3):
             started = time.perf_counter()
@@ -124,7 +124,9 @@ def encode(args: argparse.Namespace) -> None:
                   "encode_s": report.encode_seconds,
                   "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
                   "macs_per_pixel": report.macs_per_pixel, "threads": args.threads or torch.get_num_threads(),
-                  "load": os.getloadavg()[0], "cpu": cpu_model(), "commit": _commit()}
+                  "load": os.getloadavg()[0], "cpu": cpu_model(), "commit": _commit(),
+                  **({"device": torch.cuda.get_device_name(), "device_kind": "cuda"} if args.device.startswith("cuda")
+                     else {})}
         with open(args.results, "a") as handle:
             handle.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
@@ -415,6 +417,7 @@ def main() -> None:
     run.add_argument("--seconds", type=float, default=100.0)
     run.add_argument("--complexity", default="medium")
     run.add_argument("--threads", type=int, help="CPU threads of the encode (default: the Trainer's tuner)")
+    run.add_argument("--device", default="cpu", help="where to train (cpu, cuda, ...; the file is coded on the CPU)")
     summary = commands.add_parser("report", help="baselines, BD-rates, BENCHMARKS.md section and plot")
     summary.add_argument("--plot", default=str(ROOT / "benchmarks" / "codec_rd.png"))
     summary.add_argument("--notes", type=Path, help="a markdown file appended to the section (other measurements)")

@@ -19,6 +19,8 @@ Parts, run in this order, each guarded (a failure is recorded as one line and th
 4. ``amp``: ``hashgrid`` (ReLU MLP) image fit with and without ``amp=True`` (bfloat16), same steps: PSNR.
 5. ``speed``: training steps/s of the ``hashgrid`` preset at 2^18 pixels per step, each backend.
 6. ``nerf``: a 2-minute ``instant-ngp`` NeRF on the lego train views (every 8th view held out), PSNR/steps/wall.
+7. ``codec``: the latent image codec trained on the GPU (``compress(..., codec="latent", device="cuda")``, 0.3 bpp,
+   60 s; the file is coded and decoded on the CPU): steps/s against about 11 on one core of a fast CPU, bpp, PSNR.
 
 Images: ``<shared>/data/image/kodak/kodim01.png`` when present, else a generated 768x512 image.
 Data folder ``<shared>``: ``--shared``, else ``$INRKIT_SHARED``, else ``../shared`` or ``./shared`` of the checkout.
@@ -53,11 +55,14 @@ SCRIPTS = Path(__file__).resolve().parent
 ROOT = SCRIPTS.parent
 sys.path[:0] = [str(SCRIPTS), str(ROOT)]  # bench_common & co., and this checkout's inrkit
 
-PARTS = ("info", "tests", "compare", "amp", "speed", "nerf")
+PARTS = ("info", "tests", "compare", "amp", "speed", "nerf", "codec")
 SECTION = "gpu-check"
 # per part: (seconds needed to start it, hard limit in seconds), full run / --quick
-NEEDS = {"info": (0, 60), "tests": (30, 150), "compare": (30, 120), "amp": (20, 90), "speed": (30, 150), "nerf": (60, 240)}
-QUICK_NEEDS = {"info": (0, 60), "tests": (30, 120), "compare": (20, 60), "amp": (10, 40), "speed": (15, 60), "nerf": (45, 100)}
+NEEDS = {"info": (0, 60), "tests": (30, 150), "compare": (30, 120), "amp": (20, 90), "speed": (30, 150), "nerf": (60, 240),
+         "codec": (80, 150)}
+QUICK_NEEDS = {"info": (0, 60), "tests": (30, 120), "compare": (20, 60), "amp": (10, 40), "speed": (15, 60), "nerf": (45, 100),
+               "codec": (30, 60)}
+CPU_CODEC_STEPS_PER_S = 11.0  # BENCHMARKS.md's latent-codec table: about 6,600 steps in 600 s on one core
 
 
 class PartTimeout(BaseException):
@@ -440,9 +445,27 @@ def part_nerf(check: Check) -> dict[str, Any]:
     return record
 
 
+def part_codec(check: Check) -> dict[str, Any]:
+    from inrkit.export import compress, load
+
+    image, name = test_image(check)
+    seconds = (20.0 if check.args.quick else 60.0) if check.device.type == "cuda" else 5.0
+    out = check.work / "codec.inrz"
+    report = compress(image, out, codec="latent", target_bpp=0.3, seconds=seconds, device=check.device.type, quiet=True)
+    decoded = load(out)  # on the CPU, as every reader
+    record = {"image": name, "seconds": seconds, "steps": report.steps, "steps_per_s": round(report.steps / seconds, 1),
+              "bpp": round(report.bpp, 4), "psnr": round(report.psnr, 2), "lambda": report.lmbda,
+              "encode_s": round(report.encode_seconds, 1), "decoded_psnr": decoded.metrics["psnr"]}
+    record["summary"] = (f"latent codec on {name}, 0.3 bpp target, {seconds:.0f} s on {check.device.type}: "
+                         f"{report.steps} steps ({record['steps_per_s']:.0f}/s, one fast CPU core about "
+                         f"{CPU_CODEC_STEPS_PER_S:.0f}/s), {report.bpp:.3f} bpp at {report.psnr:.2f} dB, "
+                         f"{report.encode_seconds:.0f} s in all")
+    return record
+
+
 PART_FUNCTIONS: dict[str, Callable[[Check], dict[str, Any]]] = {
     "info": part_info, "tests": part_tests, "compare": part_compare, "amp": part_amp, "speed": part_speed,
-    "nerf": part_nerf}
+    "nerf": part_nerf, "codec": part_codec}
 
 
 # -- report ----------------------------------------------------------------------------------------------------------

@@ -351,6 +351,11 @@ def test_compress_an_image_file_end_to_end(tmp_path, monkeypatch):
     assert decoded.metrics["psnr"] == round(report.psnr, 2) and decoded.image.shape == (16, 20, 3)
     assert main(["info", str(tmp_path / "p.inrz")]) == 0
     assert main(["compress", str(tmp_path / "p.png"), str(tmp_path / "q.inrz"), "--lambda", "1", "--bits", "4"]) == 2
+    absent = ["tpu"] + ([] if torch.cuda.is_available() else ["cuda"])
+    for device in absent:  # refused in one line before anything is written
+        assert main(["compress", str(tmp_path / "p.png"), str(tmp_path / "q.inrz"), "--codec", "latent",
+                     "--device", device, "--steps", "2"]) == 2
+        assert not (tmp_path / "q.inrz").exists() and not (tmp_path / "q.inrz.run").exists()
     decoded_pairs = []
     for name in ("again", "first"):  # the same seed: the same networks and latents
         compress(tmp_path / "p.png", tmp_path / f"{name}.inrz", codec="latent", target_bpp=2.0, steps=12,

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from inrkit.api.latent_lambda import webp_slope
-from inrkit.devices import seed_everything
+from inrkit.devices import resolve_device, seed_everything
 from inrkit.errors import InrkitError
 from inrkit.export import inrz, latent_codec
 from inrkit.fields.arm import CODER_PROBABILITY_FLOOR
@@ -99,6 +99,9 @@ class LatentOptions:
                                                            "(Adam), cosine decay to zero"})
     seed: int = field(default=0, metadata={"help": "random seed of the networks' start and the quantisation noise"})
     threads: int | None = field(default=None, metadata={"help": "CPU threads (default: the trainer's tuner)"})
+    # cpu by default until a GPU encode has been measured (BENCHMARKS.md); the file is coded on the CPU either way
+    device: str = field(default="cpu", metadata={"help": "where to train: cpu | cuda | cuda:N | mps | auto (the file is "
+                                                         "coded on the CPU; default cpu)"})
     quiet: bool = field(default=False, metadata={"help": "no progress bar"})
 
     def validate(self) -> None:
@@ -114,6 +117,7 @@ class LatentOptions:
             raise InrkitError(f"--steps must be positive, got {self.steps}")
         if self.lmbda is not None and self.target_bpp is not None:
             raise InrkitError("give --lambda or --target-bpp, not both")
+        resolve_device(self.device)  # an unknown or absent device is refused before anything is written
 
     def budget(self) -> tuple[int | None, float | None]:
         """``(steps, seconds)`` of training."""
@@ -229,11 +233,11 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
     lmbda = options.lmbda if options.lmbda is not None else initial_lambda(image, options.target_bpp)
     signal = RateDistortionImage(image, lmbda)
     steps, seconds = options.budget()
+    device = resolve_device(options.device)
     train = TrainOptions(steps=steps, seconds=seconds, schedule=LR_SCHEDULE, eval_every=EVAL_EVERY, seed=options.seed,
-                         quiet=options.quiet, threads=options.threads, device="cpu")
+                         quiet=options.quiet, threads=options.threads, device=str(device))
     overhead = 8.0 * (latent_codec.HEADER_ESTIMATE_BYTES + latent_codec.NETWORK_BYTES_PER_PARAMETER * field_.n_params)
     schedule = RateSchedule(field_, signal, options.target_bpp, overhead)
-    device = torch.device("cpu")
     with restored_threads():
         trainer = Trainer(field_, signal, train, run_dir, options.lr, device,
                           step_hooks=[schedule, *cpu_thread_hooks(device, options.threads)])
@@ -243,7 +247,8 @@ def train_latent_field(image: ImageSignal, options: LatentOptions, run_dir: Path
             trainer.resume()  # λ too (RateSchedule.state)
         trainer.fit()
     field_.encoding.mode = "exact"
-    return field_.eval(), signal.lmbda, trainer.step
+    signal.to(torch.device("cpu"))  # the image too: the file is coded on the CPU
+    return field_.cpu().eval(), signal.lmbda, trainer.step
 
 
 def compress_image(source: str | Path | ImageSignal, out: str | Path, options: LatentOptions | None = None, *,

@@ -86,7 +86,7 @@ class RateDistortionImage(Signal):
     def write_outputs(self, field: torch.nn.Module, out_dir: Path) -> list[Path]:
         with torch.no_grad():
             mode, field.encoding.mode = field.encoding.mode, "exact"
-            image = field.image().numpy()
+            image = field.image().cpu().numpy()
             field.encoding.mode = mode
         return [write_image(Path(out_dir) / "reconstruction.png", self.image.denormalise(np.asarray(image)))]
 
