@@ -109,6 +109,7 @@ def encode(args: argparse.Namespace) -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     target = load_uint8(args.image)
+    commit = _commit()  # the code imported now (the checkout may move on during a long encode)
     for rate in args.rates:
         out = encode_path(args.work, args.image, rate, args.seconds)
         report = compress(KODAK / f"{args.image}.png", out, codec="latent", target_bpp=rate, seconds=args.seconds,
@@ -124,7 +125,7 @@ def encode(args: argparse.Namespace) -> None:
                   "encode_s": report.encode_seconds,
                   "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
                   "macs_per_pixel": report.macs_per_pixel, "threads": args.threads or torch.get_num_threads(),
-                  "load": os.getloadavg()[0], "cpu": cpu_model(), "commit": _commit(),
+                  "load": os.getloadavg()[0], "cpu": cpu_model(), "commit": commit,
                   **({"device": torch.cuda.get_device_name(), "device_kind": "cuda"} if args.device.startswith("cuda")
                      else {})}
         with open(args.results, "a") as handle:
