@@ -295,6 +295,19 @@ def _image_rows(records: list[dict], baselines: list[str]) -> list[str]:
     return rows
 
 
+def provenance(records: list[dict]) -> str:
+    """Which code and CPU made which records (rounds measured on different machines are combined)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for record in records:
+        groups.setdefault((record.get("commit", "?"), record.get("cpu", "a CPU not recorded")), []).append(record)
+    parts = []
+    for (commit, cpu), group in sorted(groups.items(), key=lambda item: min(r["target_bpp"] for r in item[1])):
+        steps = [r["steps"] for r in group]
+        parts.append(f"{len(group)} at {', '.join(f'{t:g}' for t in sorted({r['target_bpp'] for r in group}))} bpp: "
+                     f"commit {commit} on {cpu}, {min(steps):,}–{max(steps):,} steps")
+    return "Encodes: " + "; ".join(parts) + "."
+
+
 def available_baselines() -> list[str]:
     """The codecs of :data:`QUALITIES` this machine can run: AVIF if Pillow was built with it, HEVC if
     ``pillow-heif`` is installed (the ``bench`` extra)."""
@@ -344,7 +357,7 @@ def report(args: argparse.Namespace) -> None:
         f"{' / '.join(map(str, threads))} thread(s), complexity `{records[0]['complexity']}`. "
         f"Means and the plotted curve are over the images encoded at "
         f"{' and '.join(f'{t:g}' for t in sorted(core_rates(records)))} bpp "
-        f"({', '.join(core_images(records))}); every encode is in the per-encode table.",
+        f"({', '.join(core_images(records))}); every encode is in the per-encode table. {provenance(records)}",
         "",
         *rows,
         "",
