@@ -19,9 +19,11 @@
  *
  * No OpenMP (see grid_cpu.c). Compiled on first use by inrkit/backends/c_kernels.py.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_yield */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -96,13 +98,24 @@ typedef struct {
     double *mean, *scale;
 } ArmCall;
 
+/* The worker's state: IDLE (waiting for a call), PENDING (a call submitted, not finished), QUIT. Both sides spin
+ * on it (yielding the core now and then) instead of sleeping on a condition variable: a call takes tens of
+ * microseconds, and waking a sleeping thread costs about as much on a virtual machine. */
+enum { IDLE, PENDING, QUIT };
+
 typedef struct {
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t changed;
     ArmCall call;
-    int pending, quit; /* a call submitted and not finished; the thread is to end */
+    atomic_int state;
 } ArmWorker;
+
+/* One round of a wait loop: every 256th round gives the core away. */
+static void relax(unsigned *rounds) {
+    if (++*rounds % 256 == 0) sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void run_call(const ArmCall *c) {
     inrkit_arm_exact(c->buffer, c->positions, c->strides, c->deltas, c->begin, c->end, c->n_layers, c->widths, c->codes,
@@ -112,30 +125,22 @@ static void run_call(const ArmCall *c) {
 
 static void *serve(void *argument) {
     ArmWorker *worker = argument;
-    pthread_mutex_lock(&worker->lock);
     for (;;) {
-        while (!worker->pending && !worker->quit) pthread_cond_wait(&worker->changed, &worker->lock);
-        if (worker->quit) break;
-        const ArmCall call = worker->call;
-        pthread_mutex_unlock(&worker->lock);
-        run_call(&call);
-        pthread_mutex_lock(&worker->lock);
-        worker->pending = 0;
-        pthread_cond_broadcast(&worker->changed);
+        unsigned rounds = 0;
+        int state;
+        while ((state = atomic_load_explicit(&worker->state, memory_order_acquire)) == IDLE) relax(&rounds);
+        if (state == QUIT) return NULL;
+        run_call(&worker->call);
+        atomic_store_explicit(&worker->state, IDLE, memory_order_release);
     }
-    pthread_mutex_unlock(&worker->lock);
-    return NULL;
 }
 
 /* A started worker, or NULL when no thread could be made (the caller then calls inrkit_arm_exact itself). */
 void *inrkit_arm_worker_start(void) {
     ArmWorker *worker = calloc(1, sizeof(ArmWorker));
     if (!worker) return NULL;
-    pthread_mutex_init(&worker->lock, NULL);
-    pthread_cond_init(&worker->changed, NULL);
+    atomic_init(&worker->state, IDLE);
     if (pthread_create(&worker->thread, NULL, serve, worker) != 0) {
-        pthread_cond_destroy(&worker->changed);
-        pthread_mutex_destroy(&worker->lock);
         free(worker);
         return NULL;
     }
@@ -145,9 +150,8 @@ void *inrkit_arm_worker_start(void) {
 /* Waits for the running call, if any, to finish. */
 void inrkit_arm_worker_wait(void *handle) {
     ArmWorker *worker = handle;
-    pthread_mutex_lock(&worker->lock);
-    while (worker->pending) pthread_cond_wait(&worker->changed, &worker->lock);
-    pthread_mutex_unlock(&worker->lock);
+    unsigned rounds = 0;
+    while (atomic_load_explicit(&worker->state, memory_order_acquire) == PENDING) relax(&rounds);
 }
 
 /* Starts inrkit_arm_exact with these arguments on the worker (after the running call, if any) and returns. */
@@ -159,25 +163,17 @@ void inrkit_arm_worker_submit(void *handle, const double *buffer, const int64_t 
                               double *scale) {
     ArmWorker *worker = handle;
     inrkit_arm_worker_wait(worker);
-    pthread_mutex_lock(&worker->lock);
     worker->call = (ArmCall){buffer, positions, strides, deltas, begin, end, n_layers, widths, codes, multipliers,
                              biases, fraction_scale, limit, mean_steps, scale_steps, min_log2, max_log2, pow2_fraction,
                              mean, scale};
-    worker->pending = 1;
-    pthread_cond_broadcast(&worker->changed);
-    pthread_mutex_unlock(&worker->lock);
+    atomic_store_explicit(&worker->state, PENDING, memory_order_release);
 }
 
 /* Ends the worker's thread (after its running call) and frees it. */
 void inrkit_arm_worker_stop(void *handle) {
     ArmWorker *worker = handle;
     inrkit_arm_worker_wait(worker);
-    pthread_mutex_lock(&worker->lock);
-    worker->quit = 1;
-    pthread_cond_broadcast(&worker->changed);
-    pthread_mutex_unlock(&worker->lock);
+    atomic_store_explicit(&worker->state, QUIT, memory_order_release);
     pthread_join(worker->thread, NULL);
-    pthread_cond_destroy(&worker->changed);
-    pthread_mutex_destroy(&worker->lock);
     free(worker);
 }
