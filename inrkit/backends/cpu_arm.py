@@ -45,9 +45,14 @@ def available() -> bool:
     return _library() is not None
 
 
-def ready(result: tuple[np.ndarray, np.ndarray]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
-    """A prediction made at once, in the form :meth:`ExactArm.ahead` starts them: the function that returns it."""
-    return lambda: result
+def at_once(predict: Callable[[slice], tuple[np.ndarray, np.ndarray]]
+            ) -> Callable[[slice], Callable[[], tuple[np.ndarray, np.ndarray]]]:
+    """``predict`` in the form of :meth:`ExactArm.ahead`'s ``start``, predicting at once (no thread)."""
+    def start(rows: slice) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        result = predict(rows)
+        return lambda: result
+
+    return start
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,7 @@ class ExactArm:
         arguments = self._arguments(buffer, positions, strides, deltas)
         worker = library.inrkit_arm_worker_start()
         if not worker:
-            predict = self.over(buffer, positions, strides, deltas)
-            yield lambda rows: ready(predict(rows))
+            yield at_once(self.over(buffer, positions, strides, deltas))
             return
 
         def start(rows: slice) -> Callable[[], tuple[np.ndarray, np.ndarray]]:

@@ -153,8 +153,7 @@ class FixedPointArm:
             with self.kernel.ahead(buffer, order.positions, order.strides, order.deltas) as start:
                 yield start
             return
-        predict = self.over(buffer, order)
-        yield lambda rows: cpu_arm.ready(predict(rows))
+        yield cpu_arm.at_once(self.over(buffer, order))
 
 
 # -- decoding order ---------------------------------------------------------------------------------
