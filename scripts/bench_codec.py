@@ -15,10 +15,10 @@ parts that each fit a 10-minute slot of the shared lock, appending one record pe
     python scripts/bench_codec.py decode --threads 2        # decode + render times of the files, on a quiet machine
 
 ``encode``: each rate is one ``inrkit.export.compress(image, out, codec="latent", target_bpp=R, seconds=S)``
-(the default complexity, seed 0); then the file is decoded three times in this process (``inrkit.export.load``:
-read, check, decode latents, synthesise the image) and the median time kept. Rate = 8 × file bytes / pixels
-(every byte: container, header, networks, latents); PSNR and MS-SSIM (:func:`inrkit.metrics.ms_ssim`, in dB) of the
-decoded 8-bit image against the 8-bit original.
+(the codec's preset for the rate unless ``--complexity``, seed 0); then the file is decoded three times in this
+process (``inrkit.export.load``: read, check, decode latents, synthesise the image) and the median time kept.
+Rate = 8 × file bytes / pixels (every byte: container, header, networks, latents); PSNR and MS-SSIM
+(:func:`inrkit.metrics.ms_ssim`, in dB) of the decoded 8-bit image against the 8-bit original.
 ``report``: JPEG (``optimize=True``, 4:2:0), WebP (``method=6``), AVIF (Pillow's default speed; if Pillow has
 it) and HEVC intra (x265 4:4:4 tuned for PSNR through ``pillow-heif``, BPG's coding tool in a HEIF file; if
 installed) swept over quality on the same images; a codec's PSNR at each of our points is read off its per-image curve at our
@@ -120,7 +120,7 @@ def encode(args: argparse.Namespace) -> None:
             decoded = load(out)
             times.append(time.perf_counter() - started)
         pixels = decoded_pixels(decoded)
-        record = {"image": args.image, "target_bpp": rate, "seconds_budget": args.seconds, "complexity": args.complexity,
+        record = {"image": args.image, "target_bpp": rate, "seconds_budget": args.seconds, "complexity": report.complexity,
                   "bpp": report.bpp, "psnr": psnr8(pixels, target), "ms_ssim": ms_ssim8(pixels, target),
                   "encode_s": report.encode_seconds,
                   "steps": report.steps, "lambda": report.lmbda, "decode_ms": 1000 * statistics.median(times),
@@ -308,6 +308,16 @@ def provenance(records: list[dict]) -> str:
     return "Encodes: " + "; ".join(parts) + "."
 
 
+def presets(records: list[dict]) -> str:
+    """``complexity `low` at 0.1 bpp, `medium` at 0.2–0.6 bpp``: the decoder presets the records used, by rate."""
+    rates: dict[str, list[float]] = {}
+    for record in records:
+        rates.setdefault(record["complexity"], []).append(record["target_bpp"])
+    parts = [f"`{name}` at {min(r):g}{f'–{max(r):g}' if max(r) > min(r) else ''} bpp"
+             for name, r in sorted(rates.items(), key=lambda item: min(item[1]))]
+    return "complexity " + ", ".join(parts)
+
+
 def available_baselines() -> list[str]:
     """The codecs of :data:`QUALITIES` this machine can run: AVIF if Pillow was built with it, HEVC if
     ``pillow-heif`` is installed (the ``bench`` extra)."""
@@ -354,7 +364,7 @@ def report(args: argparse.Namespace) -> None:
         f"({', '.join(images)}) at {len({r['target_bpp'] for r in records})} target rates "
         f"({', '.join(f'{t:g}' for t in sorted({r['target_bpp'] for r in records}))} bpp; {len(records)} encodes), "
         f"a {' / '.join(f'{b:g}' for b in budgets)} s training budget per encode on "
-        f"{' / '.join(map(str, threads))} thread(s), complexity `{records[0]['complexity']}`. "
+        f"{' / '.join(map(str, threads))} thread(s), {presets(records)}. "
         f"Means and the plotted curve are over the images encoded at "
         f"{' and '.join(f'{t:g}' for t in sorted(core_rates(records)))} bpp "
         f"({', '.join(core_images(records))}); every encode is in the per-encode table. {provenance(records)}",
@@ -429,7 +439,7 @@ def main() -> None:
     run.add_argument("image", help="kodimNN")
     run.add_argument("--rates", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5])
     run.add_argument("--seconds", type=float, default=100.0)
-    run.add_argument("--complexity", default="medium")
+    run.add_argument("--complexity", default="auto", help="decoder preset (default: the codec's own choice by rate)")
     run.add_argument("--threads", type=int, help="CPU threads of the encode (default: the Trainer's tuner)")
     run.add_argument("--device", default="cpu", help="where to train (cpu, cuda, ...; the file is coded on the CPU)")
     summary = commands.add_parser("report", help="baselines, BD-rates, BENCHMARKS.md section and plot")
