@@ -366,6 +366,29 @@ def test_compress_an_image_file_end_to_end(tmp_path, monkeypatch):
     assert decoded_pairs[0] == decoded_pairs[1]
 
 
+def test_auto_complexity_builds_the_low_preset_for_low_target_rates(tmp_path):
+    from PIL import Image
+
+    from inrkit.api.latent_compress import LOW_PRESET_BELOW, LatentOptions
+    from inrkit.cli import main
+    from inrkit.export import compress
+
+    assert LatentOptions(target_bpp=LOW_PRESET_BELOW / 2).preset() == "low"
+    assert LatentOptions(target_bpp=LOW_PRESET_BELOW).preset() == "medium"
+    assert LatentOptions(lmbda=0.1).preset() == "medium" and LatentOptions().preset() == "medium"
+    assert LatentOptions(target_bpp=0.05, complexity="high").preset() == "high"  # a chosen preset is kept
+    Image.fromarray(np.round(image_signal(16, 20).pixels.numpy() * 255).astype(np.uint8)).save(tmp_path / "p.png")
+    sizes = {}
+    for target in (LOW_PRESET_BELOW / 2, 2.0):
+        report = compress(tmp_path / "p.png", tmp_path / "p.inrz", codec="latent", target_bpp=target, steps=2,
+                          quiet=True, threads=1)
+        sizes[report.complexity] = report.macs_per_pixel
+    assert sizes.keys() == {"low", "medium"} and sizes["low"] < sizes["medium"]
+    assert main(["compress", str(tmp_path / "p.png"), str(tmp_path / "q.inrz"), "--codec", "latent",
+                 "--complexity", "huge"]) == 2
+    assert not (tmp_path / "q.inrz").exists()
+
+
 class _Clock:
     """A stand-in Trainer: the schedule reads only its progress."""
 
