@@ -400,6 +400,7 @@ def report(args: argparse.Namespace) -> None:
     if args.notes:
         lines += [args.notes.read_text().strip(), ""]
     write_section("\n".join(lines), args.section)
+    args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "report.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))  # with the matched baselines
     print("\n".join(lines))
 
