@@ -64,10 +64,10 @@ COMPLEXITY: dict[str, dict[str, Any]] = {
     "high": {"n_levels": 7, "synthesis": (48, 1, 2), "arm": (21, 24, 2)},
 }
 # ``--complexity auto`` (the default) builds the low preset for target rates under this (bpp), medium otherwise. At
-# 0.1 bpp on the 12 Kodak images (600 s each on one thread) low codes as well as medium for half the decoder's
-# multiplications (373 against 762 per pixel; decode + render 121 against 133 ms median): mean PSNR 26.07 against
-# 26.08 dB on 3 % fewer bits (0.099 against 0.102 bpp); at matched rate −0.09 dB by the images' HEVC curves, +0.15
-# by medium's own, from −0.9 to +1.2 dB per image. At 0.2 bpp and above only medium has been measured.
+# 0.1 bpp on the 12 Kodak images (600 s each on one thread) low codes a little better than medium for half the
+# decoder's multiplications (373 against 762 per pixel; decode + render 121 against 133 ms median): mean PSNR 26.07
+# against 26.08 dB on 3 % fewer bits (0.099 against 0.102 bpp); at matched rate +0.14 dB by the images' HEVC curves,
+# +0.15 by medium's own, from −0.9 to +1.2 dB per image. At 0.2 bpp and above only medium has been measured.
 LOW_PRESET_BELOW = 0.15
 # The networks train with SOAP (Cool-Chic 5's optimiser and settings), the latents with Adam
 # (LatentGrids.optimizer_group): 600 steps on three 256×384 Kodak crops gave a 4–17 % lower D + λ·R than Adam.
