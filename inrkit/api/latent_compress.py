@@ -98,7 +98,7 @@ class LatentOptions:
                                                                      "the file has about this many bits per pixel"})
     complexity: str = field(default="auto", metadata={"help": "decoder size: low | medium | high (373, 762, "
                                                               "2,170 multiplications per pixel) | auto (low for a "
-                                                              "--target-bpp under 0.15, else medium)"})
+                                                              f"--target-bpp under {LOW_PRESET_BELOW:g}, else medium)"})
     steps: int | None = field(default=None, metadata={"help": "training steps (default: the --seconds budget)"})
     seconds: float | None = field(default=None, metadata={"help": "training budget in seconds (default 300 without "
                                                                   "--steps)"})
